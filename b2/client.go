@@ -1,0 +1,174 @@
+package b2
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// API names and the versions the Client uses for them.
+//
+// b2_authorize_account is called on v4 first: it is the only version that accepts every kind of
+// key (v4 multi-bucket keys are refused by v1–v3), and it answers v3-era keys too. If the server
+// has no v4 (404, as older B2-compatible servers may), the Client falls back to v3, then v2, and
+// remembers the version that worked. b2_list_file_names and b2_list_buckets use v2: their
+// parameters and answers are unchanged from v2 to v4 (v1 reported "size" instead of
+// "contentLength"), and v2 is what every B2-compatible server implements.
+const (
+	opAuthorize     = "b2_authorize_account"
+	opListBuckets   = "b2_list_buckets"
+	opListFileNames = "b2_list_file_names"
+
+	listAPIVersion = "v2"
+)
+
+var authorizeVersions = []string{"v4", "v3", "v2"}
+
+// Client is a B2 native API client for one application key. It caches the session, re-authorizes
+// once (single-flight) when B2 reports an expired or bad token, shares B2's Retry-After pause
+// among all callers, and never sleeps to retry otherwise: retries belong to the caller.
+//
+// A Client is safe for concurrent use by many goroutines.
+type Client struct {
+	cfg     Config
+	limiter *limiter
+
+	mu          sync.Mutex
+	session     *Session
+	authVersion int   // index into authorizeVersions that last worked
+	authErr     error // last authorize failure, shared during the cooldown
+	authErrAt   int64 // unix nanos of authErr
+	authFlight  singleflight.Group
+
+	buckets bucketCache
+}
+
+// New returns a Client for cfg. It makes no B2 call.
+func New(cfg Config) (*Client, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg}
+	c.limiter = newLimiter(cfg.RequestsPerSecond, cfg.Burst, cfg.Now)
+	c.buckets.init()
+	return c, nil
+}
+
+// String describes the client without secrets.
+func (c *Client) String() string {
+	return fmt.Sprintf("b2.Client{keyId=%s realm=%s}", c.cfg.KeyID, c.cfg.RealmURL)
+}
+
+// Format prints String for every verb, so that no fmt verb (%#v included) reaches the
+// unexported configuration and its key.
+func (c *Client) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())) }
+
+// request is one HTTP call to B2.
+type request struct {
+	op      string
+	method  string
+	url     string
+	auth    string // Authorization header value
+	body    any    // JSON body for POST; nil for GET
+	limited bool   // subject to the account's pause and rate limit
+}
+
+// do sends r, decodes a 200 body into out (when out is non-nil) and turns anything else into an
+// *APIError or *TransportError. The caller's ctx bounds the whole call, CallTimeout each call.
+func (c *Client) do(ctx context.Context, r request, out any) error {
+	if r.limited {
+		if err := c.limiter.wait(ctx, r.op); err != nil {
+			return err
+		}
+	}
+	callCtx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+	defer cancel()
+
+	var body io.Reader
+	if r.body != nil {
+		buf, err := json.Marshal(r.body)
+		if err != nil {
+			return fmt.Errorf("b2: %s: encoding request: %w", r.op, err)
+		}
+		body = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequestWithContext(callCtx, r.method, r.url, body)
+	if err != nil {
+		return fmt.Errorf("b2: %s: %w", r.op, err)
+	}
+	req.Header.Set("User-Agent", c.cfg.UserAgent)
+	req.Header.Set("Accept", "application/json")
+	if r.auth != "" {
+		req.Header.Set("Authorization", r.auth)
+	}
+	if r.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return c.transportError(ctx, r.op, err)
+	}
+	defer func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+		_ = resp.Body.Close()
+	}()
+	if resp.StatusCode != http.StatusOK {
+		apiErr := decodeError(r.op, resp, c.cfg.Now())
+		if r.limited && apiErr.RetryAfter > 0 &&
+			(apiErr.Status == http.StatusTooManyRequests || apiErr.Status == http.StatusServiceUnavailable) {
+			c.limiter.pause(apiErr.RetryAfter)
+		}
+		return apiErr
+	}
+	if out == nil {
+		return nil
+	}
+	return c.decodeBody(ctx, r.op, resp.Body, out)
+}
+
+func (c *Client) decodeBody(ctx context.Context, op string, body io.Reader, out any) error {
+	lr := &io.LimitedReader{R: body, N: c.cfg.MaxResponseBytes + 1}
+	raw, err := io.ReadAll(lr)
+	if err != nil {
+		return c.transportError(ctx, op, err)
+	}
+	if int64(len(raw)) > c.cfg.MaxResponseBytes {
+		return fmt.Errorf("%w: %s answered more than %d bytes", ErrResponseTooLarge, op, c.cfg.MaxResponseBytes)
+	}
+	switch v := out.(type) {
+	case *[]byte:
+		*v = raw
+		return nil
+	default:
+		if err := json.Unmarshal(raw, out); err != nil {
+			// A 200 with a body we cannot read is most likely a truncated or mangled answer.
+			return &TransportError{Op: op, Err: fmt.Errorf("decoding response: %w", err)}
+		}
+	}
+	return nil
+}
+
+// transportError wraps a failure to get an answer. The caller's own cancellation is returned
+// as the context's error so that it classifies as Canceled, not as a B2 failure.
+func (c *Client) transportError(ctx context.Context, op string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("b2: %s: %w", op, ctxErr)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("no answer within %s: %w", c.cfg.CallTimeout, err)
+	}
+	return &TransportError{Op: op, Err: err}
+}
+
+func apiURL(base, version, op string) string {
+	return strings.TrimRight(base, "/") + "/b2api/" + version + "/" + op
+}

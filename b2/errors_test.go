@@ -1,0 +1,152 @@
+package b2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestClassifyAPIErrors(t *testing.T) {
+	t.Parallel()
+	const (
+		auth = opAuthorize
+		list = opListFileNames
+		bkts = opListBuckets
+	)
+	tests := []struct {
+		op     string
+		status int
+		code   string
+		want   Kind
+	}{
+		// b2_authorize_account: a 401 is never cured by re-authorizing.
+		{auth, 400, "bad_request", Permanent},
+		{auth, 401, "unauthorized", Permanent},
+		{auth, 401, "unsupported", Permanent},
+		{auth, 401, "expired_auth_token", Permanent},
+		{auth, 401, "bad_auth_token", Permanent},
+		{auth, 403, "transaction_cap_exceeded", Permanent},
+		{auth, 404, "not_found", Permanent},
+		{auth, 408, "request_timeout", Retryable},
+		{auth, 429, "too_many_requests", Retryable},
+		{auth, 500, "internal_error", Retryable},
+		{auth, 502, "unknown", Retryable},
+		{auth, 503, "service_unavailable", Retryable},
+		{auth, 504, "unknown", Retryable},
+		// b2_list_file_names
+		{list, 400, "bad_request", Permanent},
+		{list, 400, "bad_json", Permanent},
+		{list, 400, "out_of_range", Permanent},
+		{list, 400, "invalid_bucket_id", Permanent},
+		{list, 400, "bad_bucket_id", Permanent},
+		{list, 401, "unauthorized", Permanent},
+		{list, 401, "email_not_verified", Permanent},
+		{list, 401, "expired_auth_token", Reauthenticate},
+		{list, 401, "bad_auth_token", Reauthenticate},
+		{list, 403, "transaction_cap_exceeded", Permanent},
+		{list, 403, "access_denied", Permanent},
+		{list, 404, "not_found", Permanent},
+		{list, 405, "method_not_allowed", Permanent},
+		{list, 408, "request_timeout", Retryable},
+		{list, 409, "conflict", Permanent},
+		{list, 429, "too_many_requests", Retryable},
+		{list, 500, "internal_error", Retryable},
+		{list, 502, "unknown", Retryable},
+		{list, 503, "service_unavailable", Retryable},
+		{list, 504, "unknown", Retryable},
+		// b2_list_buckets
+		{bkts, 400, "bad_request", Permanent},
+		{bkts, 401, "unauthorized", Permanent},
+		{bkts, 401, "expired_auth_token", Reauthenticate},
+		{bkts, 401, "bad_auth_token", Reauthenticate},
+		{bkts, 403, "transaction_cap_exceeded", Permanent},
+		{bkts, 429, "too_many_requests", Retryable},
+		{bkts, 500, "internal_error", Retryable},
+		{bkts, 503, "service_unavailable", Retryable},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s/%d/%s", tt.op, tt.status, tt.code), func(t *testing.T) {
+			body := fmt.Sprintf(`{"status":%d,"code":%q,"message":"m"}`, tt.status, tt.code)
+			err := parseError(tt.op, tt.status, "", []byte(body), time.Now())
+			assert.Equal(t, tt.code, err.Code)
+			assert.Equal(t, tt.status, err.Status)
+			assert.Equal(t, tt.want, Classify(err), "kind")
+			// Classification survives wrapping.
+			assert.Equal(t, tt.want, Classify(fmt.Errorf("outer: %w", err)))
+		})
+	}
+}
+
+func TestClassifyOtherErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		err  error
+		want Kind
+	}{
+		{"transport", &TransportError{Op: opListFileNames, Err: errors.New("connection reset")}, Retryable},
+		{"paused", &PausedError{Op: opListFileNames, RetryAfter: time.Second}, Retryable},
+		{"canceled", fmt.Errorf("b2: x: %w", context.Canceled), Canceled},
+		{"deadline", fmt.Errorf("b2: x: %w", context.DeadlineExceeded), Canceled},
+		{"bucket not found", fmt.Errorf("%w: %q", ErrBucketNotFound, "x"), Permanent},
+		{"not allowed", ErrNotAllowed, Permanent},
+		{"invalid argument", ErrInvalidArgument, Permanent},
+		{"too large", ErrResponseTooLarge, Permanent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, Classify(tt.err))
+		})
+	}
+}
+
+func TestParseErrorBodies(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name       string
+		status     int
+		retryAfter string
+		body       string
+		wantCode   string
+		wantMsg    string
+		wantAfter  time.Duration
+	}{
+		{"json", 503, "7", `{"status":503,"code":"service_unavailable","message":"busy"}`, "service_unavailable", "busy", 7 * time.Second},
+		{"empty body", 502, "", ``, "unknown", "bad gateway", 0},
+		{"html from a proxy", 504, "", `<html>gateway timeout</html>`, "unknown", "gateway timeout (non-JSON error body)", 0},
+		{"json without code", 500, "", `{"message":"x"}`, "unknown", "x", 0},
+		{"truncated json", 500, "", `{"status":500,"co`, "unknown", "internal server error (non-JSON error body)", 0},
+		{"http date", 429, now.Add(3 * time.Second).Format(http.TimeFormat), `{"code":"too_many_requests"}`, "too_many_requests", "too many requests", 3 * time.Second},
+		{"bad retry-after", 429, "soon", `{"code":"too_many_requests","message":"slow down"}`, "too_many_requests", "slow down", 0},
+		{"negative retry-after", 429, "-5", `{"code":"too_many_requests","message":"m"}`, "too_many_requests", "m", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := parseError(opListFileNames, tt.status, tt.retryAfter, []byte(tt.body), now)
+			assert.Equal(t, tt.wantCode, e.Code)
+			assert.Equal(t, tt.wantMsg, e.Message)
+			assert.Equal(t, tt.wantAfter, e.RetryAfter)
+			d, ok := RetryAfterOf(e)
+			assert.Equal(t, tt.wantAfter > 0, ok)
+			assert.Equal(t, tt.wantAfter, d)
+		})
+	}
+}
+
+func TestAPIErrorMessage(t *testing.T) {
+	t.Parallel()
+	e := &APIError{Op: opListFileNames, Status: 429, Code: "too_many_requests", Message: "slow down", RetryAfter: 2 * time.Second}
+	assert.Equal(t, "b2: b2_list_file_names: 429 too_many_requests: slow down (retry after 2s)", e.Error())
+	assert.True(t, IsRateLimit(e))
+	assert.True(t, IsRateLimit(&PausedError{}))
+	assert.False(t, IsRateLimit(&APIError{Status: 503}))
+	require.Equal(t, "permanent", Permanent.String())
+	require.Equal(t, "reauthenticate", Reauthenticate.String())
+}

@@ -1,0 +1,86 @@
+package b2
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// FuzzParseSession feeds arbitrary authorize bodies to the decoder: it must never panic, and a
+// session it accepts must have the fields every later call depends on.
+func FuzzParseSession(f *testing.F) {
+	for _, body := range []string{v2Body, v2MasterBody, v2DeletedBucketBody, v3Body, v4Body, v4MasterBody,
+		`{}`, `null`, `[]`, `{"apiInfo":null}`, `{"apiInfo":{"storageApi":{"allowed":{"buckets":[null,{"id":null}]}}}}`} {
+		f.Add([]byte(body))
+	}
+	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		s, err := parseSession(body, "v4", now, 24*time.Hour, time.Hour)
+		if err != nil {
+			return
+		}
+		if s.AccountID == "" || s.AuthorizationToken == "" || s.APIURL == "" {
+			t.Fatalf("accepted a session without its essentials: %v", s)
+		}
+		if s.RefreshAt.After(now.Add(23 * time.Hour)) {
+			t.Fatalf("refresh at %v is past the margin", s.RefreshAt)
+		}
+		for _, b := range s.Allowed.Buckets {
+			if b.ID == "" {
+				t.Fatalf("allowed bucket without id: %+v", s.Allowed)
+			}
+		}
+		if strings.Contains(s.String(), s.AuthorizationToken.Reveal()) && len(s.AuthorizationToken) > 8 {
+			t.Fatalf("String shows the token")
+		}
+	})
+}
+
+// FuzzParseError feeds arbitrary error bodies and Retry-After values: never a panic, always a
+// code, a message and a sane delay.
+func FuzzParseError(f *testing.F) {
+	f.Add(503, "5", []byte(`{"status":503,"code":"service_unavailable","message":"busy"}`))
+	f.Add(502, "", []byte(`<html>bad gateway</html>`))
+	f.Add(429, "Wed, 21 Oct 2015 07:28:00 GMT", []byte(``))
+	f.Add(401, "-1", []byte(`{"code":12,"message":null}`))
+	f.Add(400, "99999999999999999999", []byte(`{"status":"x"}`))
+	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, status int, retryAfter string, body []byte) {
+		e := parseError(opListFileNames, status, retryAfter, body, now)
+		if e.Code == "" || e.Status != status {
+			t.Fatalf("bad error: %+v", e)
+		}
+		if e.RetryAfter < 0 || e.RetryAfter > 24*time.Hour {
+			t.Fatalf("retry after out of range: %v", e.RetryAfter)
+		}
+		_ = e.Error()
+		_ = Classify(e)
+	})
+}
+
+// FuzzListAnswer decodes arbitrary list bodies as the client does and re-encodes what it
+// accepted: the round trip must keep every file.
+func FuzzListAnswer(f *testing.F) {
+	f.Add([]byte(`{"files":[{"fileName":"a","action":"upload","contentLength":1,"fileInfo":{"k":"v"}}],"nextFileName":"a "}`))
+	f.Add([]byte(`{"files":[{"fileName":"d/","action":"folder","fileId":null,"contentType":null}],"nextFileName":null}`))
+	f.Add([]byte(`{"files":null}`))
+	f.Add([]byte(`{"files":[{"fileName":"x","uploadTimestamp":1.5}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var ans listAnswer
+		if json.Unmarshal(body, &ans) != nil {
+			return
+		}
+		again, err := json.Marshal(ans)
+		if err != nil {
+			t.Fatalf("re-encoding: %v", err)
+		}
+		var back listAnswer
+		if err := json.Unmarshal(again, &back); err != nil {
+			t.Fatalf("decoding own encoding: %v", err)
+		}
+		if len(back.Files) != len(ans.Files) || (ans.NextFileName == nil) != (back.NextFileName == nil) {
+			t.Fatalf("round trip changed the page")
+		}
+	})
+}

@@ -1,0 +1,77 @@
+package b2
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// limiter holds one account's shared pause (set by a 429 or 503 with Retry-After) and its
+// optional requests-per-second limit. Every B2 call of the account waits here first, so the
+// first caller to see a Retry-After pauses all the others: they need not each discover it.
+type limiter struct {
+	now   func() time.Time
+	rps   *rate.Limiter // nil: no limit
+	mu    sync.Mutex
+	until time.Time // no call before this instant
+}
+
+func newLimiter(rps float64, burst int, now func() time.Time) *limiter {
+	l := &limiter{now: now}
+	if rps > 0 {
+		l.rps = rate.NewLimiter(rate.Limit(rps), burst)
+	}
+	return l
+}
+
+// pause stops the account's calls for d, measured from now (when the answer was received).
+// Pauses never shorten one already in force.
+func (l *limiter) pause(d time.Duration) {
+	until := l.now().Add(d)
+	l.mu.Lock()
+	if until.After(l.until) {
+		l.until = until
+	}
+	l.mu.Unlock()
+}
+
+// remaining is how long the pause still lasts.
+func (l *limiter) remaining() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.until.Sub(l.now())
+}
+
+// wait blocks until the pause is over and the rate limit admits a call. If the pause outlasts
+// ctx's deadline it returns a *PausedError at once instead of waiting in vain.
+func (l *limiter) wait(ctx context.Context, op string) error {
+	for d := l.remaining(); d > 0; d = l.remaining() {
+		if deadline, ok := ctx.Deadline(); ok && deadline.Sub(l.now()) < d {
+			return &PausedError{Op: op, RetryAfter: d}
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("b2: %s: waiting for the Retry-After pause: %w", op, ctx.Err())
+		case <-t.C:
+		}
+	}
+	if l.rps != nil {
+		if err := l.rps.Wait(ctx); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("b2: %s: waiting for the rate limit: %w", op, ctx.Err())
+			}
+			// The limiter knows the wait would outlast ctx's deadline.
+			return &PausedError{Op: op, RetryAfter: time.Duration(float64(time.Second) / float64(l.rps.Limit()))}
+		}
+	}
+	return nil
+}
+
+// PauseRemaining reports how long the account's shared Retry-After pause still lasts (zero or
+// negative when there is none).
+func (c *Client) PauseRemaining() time.Duration { return c.limiter.remaining() }

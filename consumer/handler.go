@@ -1,0 +1,118 @@
+package consumer
+
+import (
+	"context"
+	"time"
+)
+
+// Header holds message headers. Keys are case-sensitive, as in NATS.
+type Header map[string][]string
+
+// Get returns the first value of key, or "".
+func (h Header) Get(key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// Set replaces the values of key with value.
+func (h Header) Set(key, value string) { h[key] = []string{value} }
+
+// Clone returns a deep copy of h (nil stays nil).
+func (h Header) Clone() Header {
+	if h == nil {
+		return nil
+	}
+	out := make(Header, len(h))
+	for k, v := range h {
+		out[k] = append([]string(nil), v...)
+	}
+	return out
+}
+
+// Message is one delivery of a request, owned by the consumer. Handlers must not keep it after
+// Handle returns.
+type Message struct {
+	// Subject is the subject the request was published to, e.g. "b2.req.list_file_names.acme".
+	Subject string
+	// Op is the operation token of the subject ("authorize", "list_file_names").
+	Op string
+	// Account is the account token of the subject, or "default" when the subject has none.
+	Account string
+	// Data is the payload exactly as published.
+	Data []byte
+	// Header is a copy of the request's headers.
+	Header Header
+	// Attempt is this delivery's number, from 1 (JetStream's NumDelivered).
+	Attempt int
+	// MaxAttempts is the worker's attempt limit; Attempt == MaxAttempts is the last try.
+	MaxAttempts int
+	// Stream and Sequence identify the stored request (stable across redeliveries).
+	Stream   string
+	Sequence uint64
+	// Published is when the request was stored in the stream.
+	Published time.Time
+}
+
+// Reply is one reply message built by a handler. The consumer chooses the subject (the request's
+// Reply-To header, else the default reply subject) and copies traceparent; the handler sets every
+// other header (Content-Type, B2-Status, B2-Part, B2-Final).
+type Reply struct {
+	Header Header
+	Data   []byte
+}
+
+// ReplyWriter sends replies for one message. It is not safe for concurrent use.
+type ReplyWriter interface {
+	// Send publishes one reply and waits until the server has it (a flush). Each Send also counts as
+	// progress. An error means the reply may not have been delivered; the handler should return it.
+	Send(ctx context.Context, r Reply) error
+	// MaxPayload is the largest message, headers included, that the connection accepts.
+	MaxPayload() int
+	// Progress tells JetStream the message is still being worked on (InProgress) and restarts the
+	// handler's watchdog deadline.
+	Progress()
+}
+
+// Handler processes requests. Implementations must be safe for concurrent use: the consumer calls
+// them from up to Config.Concurrency goroutines.
+//
+// Handle returns nil on success (the consumer then acks). Any error is classified by the consumer:
+// errors wrapped with Permanent are never retried; errors wrapped with RetryAfter are retried no
+// sooner than the given delay; any other error is retried with exponential backoff until the
+// attempts run out.
+//
+// Reject is called once when the consumer gives up on a message (a permanent error, or the last
+// attempt failed). It writes the error reply through w, if a reply can be built, and returns the
+// facts the consumer needs for the dead letter. A Reject error (usually a failed Send) makes the
+// consumer retry the rejection on a later delivery while spare deliveries remain.
+type Handler interface {
+	Handle(ctx context.Context, m *Message, w ReplyWriter) error
+	Reject(ctx context.Context, m *Message, f Failure, w ReplyWriter) (Rejection, error)
+}
+
+// Failure tells Reject why the consumer gave up.
+type Failure struct {
+	// Err is the final error; nil when the message came back after its last attempt without a
+	// result (the worker that had it stopped or timed out).
+	Err error
+	// Exhausted is true when retries ran out (as opposed to a permanent error).
+	Exhausted bool
+}
+
+// Rejection is what Reject reports back for the dead letter.
+type Rejection struct {
+	// RequestID is the resolved request id (B2-Request-Id on the dead letter).
+	RequestID string
+	// Code is the contract error code (B2-Error-Code).
+	Code string
+	// Message is a human-readable error without secrets (B2-Error).
+	Message string
+}
+
+// Gate lets the consumer stop pulling an operation's messages. Wait returns nil when pulling may
+// proceed, or ctx's error. Implementations may run cheap probes inside Wait.
+type Gate interface {
+	Wait(ctx context.Context) error
+}

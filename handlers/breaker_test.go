@@ -1,0 +1,153 @@
+package handlers_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/b2jet/b2jet/b2/b2test"
+	"github.com/b2jet/b2jet/consumer"
+	"github.com/b2jet/b2jet/handlers"
+	"github.com/b2jet/b2jet/schema"
+)
+
+var fastBreaker = handlers.BreakerSettings{Failures: 3, OpenFor: 300 * time.Millisecond, PollInterval: 20 * time.Millisecond}
+
+func listOnce(t *testing.T, f *fixture, ctx context.Context, w *recorder, body map[string]any) error {
+	t.Helper()
+	return f.set.ListFileNames.Handle(ctx, message(t, schema.OpListFileNames, "", schema.JSON, body), w)
+}
+
+func TestBreakerOpensOnRetryableFailuresOnly(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fastBreaker)
+	f.fake.CreateBucket("cb-bucket")
+	body := map[string]any{"bucketName": "cb-bucket"}
+	ctx := context.Background()
+	require.NoError(t, listOnce(t, f, ctx, newRecorder(), body))
+
+	// Permanent answers and 429s are not dependency failures.
+	f.fake.Inject(b2test.EndpointListFileNames, b2test.Fault{Status: 400, Code: "bad_request", Times: 5})
+	for range 5 {
+		require.Error(t, listOnce(t, f, ctx, newRecorder(), body))
+	}
+	f.fake.Inject(b2test.EndpointListFileNames, b2test.Fault{Status: 429, Times: 5})
+	for range 5 {
+		require.Error(t, listOnce(t, f, ctx, newRecorder(), body))
+	}
+	assert.Equal(t, gobreaker.StateClosed, f.set.Breakers.State("default", schema.OpListFileNames))
+
+	// A success between failures keeps it closed.
+	f.fake.Inject(b2test.EndpointListFileNames, b2test.Fault{Status: 503, Times: 2})
+	for range 2 {
+		require.Error(t, listOnce(t, f, ctx, newRecorder(), body))
+	}
+	require.NoError(t, listOnce(t, f, ctx, newRecorder(), body))
+	f.fake.Inject(b2test.EndpointListFileNames, b2test.Fault{Status: 503, Times: 2})
+	for range 2 {
+		require.Error(t, listOnce(t, f, ctx, newRecorder(), body))
+	}
+	assert.Equal(t, gobreaker.StateClosed, f.set.Breakers.State("default", schema.OpListFileNames))
+
+	// Three in a row open it.
+	f.fake.Inject(b2test.EndpointListFileNames, b2test.Fault{Status: 503, Times: 1})
+	err := listOnce(t, f, ctx, newRecorder(), body)
+	require.Error(t, err)
+	assert.False(t, consumer.IsPermanent(err))
+	assert.Equal(t, gobreaker.StateOpen, f.set.Breakers.State("default", schema.OpListFileNames))
+	assert.Equal(t, gobreaker.StateClosed, f.set.Breakers.State("default", schema.OpAuthorize), "per operation")
+}
+
+func TestOpenBreakerHoldsRequestsAndProbes(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fastBreaker)
+	f.fake.CreateBucket("hold-bucket")
+	f.fake.AddFiles("hold-bucket", "x", "y")
+	body := map[string]any{"bucketName": "hold-bucket", "prefix": "x"}
+	ctx := context.Background()
+	require.NoError(t, listOnce(t, f, ctx, newRecorder(), body))
+
+	f.fake.Inject(b2test.EndpointListFileNames, b2test.Fault{Status: 500})
+	for range 3 {
+		require.Error(t, listOnce(t, f, ctx, newRecorder(), body))
+	}
+	require.Equal(t, gobreaker.StateOpen, f.set.Breakers.State("default", schema.OpListFileNames))
+	calls := f.fake.Calls(b2test.EndpointListFileNames)
+
+	// While open, a request is held: no B2 call, progress signalled, until its context ends.
+	w := newRecorder()
+	short, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
+	defer cancel()
+	err := listOnce(t, f, short, w, body)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Equal(t, calls, f.fake.Calls(b2test.EndpointListFileNames))
+	assert.Positive(t, w.progress)
+
+	// Held requests wait through failed probes (one probe per open period) and complete once
+	// a probe succeeds.
+	var done atomic.Bool
+	result := make(chan error, 1)
+	hw := newRecorder()
+	go func() {
+		result <- listOnce(t, f, ctx, hw, body)
+		done.Store(true)
+	}()
+	require.Eventually(t, func() bool { return f.fake.Calls(b2test.EndpointListFileNames) >= calls+2 }, 5*time.Second, 10*time.Millisecond, "probes ran")
+	assert.False(t, done.Load(), "still held while the probes fail")
+	f.fake.ClearFaults()
+	select {
+	case err := <-result:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("held request never completed")
+	}
+	assert.Equal(t, []string{"x"}, listNames(t, hw))
+	assert.Equal(t, gobreaker.StateClosed, f.set.Breakers.State("default", schema.OpListFileNames))
+}
+
+func listNames(t *testing.T, w *recorder) []string {
+	var names []string
+	for _, env := range decodeReplies[schema.ListResult](t, w) {
+		for _, f := range env.Result.Files {
+			names = append(names, f.FileName)
+		}
+	}
+	return names
+}
+
+func TestGateClosesWhileEveryAccountIsOpen(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fastBreaker)
+	f.addAccount(t, "second", b2test.Key{ID: "k2", Secret: "s2"}, fastBreaker)
+	f.fake.CreateBucket("gate-bucket")
+	ctx := context.Background()
+	gate := f.set.Breakers.Gate(schema.OpListFileNames)
+	require.NoError(t, gate.Wait(ctx), "open while breakers are closed")
+
+	fail := func(account string) {
+		for range 3 {
+			err := f.set.ListFileNames.Handle(ctx, message(t, schema.OpListFileNames, account, schema.JSON, map[string]any{"bucketName": "gate-bucket"}), newRecorder())
+			require.Error(t, err)
+		}
+	}
+	f.fake.Inject(b2test.EndpointListFileNames, b2test.Fault{Status: 503})
+	fail("")
+	require.NoError(t, gate.Wait(ctx), "still open: the second account is healthy")
+	fail("second")
+
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, gate.Wait(short), context.DeadlineExceeded, "closed while every account's breaker is open")
+
+	// Once B2 recovers, the gate's own probe closes a breaker and the gate opens.
+	f.fake.ClearFaults()
+	waitCtx, cancel2 := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel2()
+	require.NoError(t, gate.Wait(waitCtx))
+	require.NoError(t, f.set.Breakers.Gate(schema.OpAuthorize).Wait(ctx), "other operations were never gated")
+}

@@ -1,0 +1,14 @@
+// Package handlers serves b2jet's operations, authorize and list_file_names. It joins the wire
+// types of schema, the handler contract of consumer and the B2 client of b2, each through small
+// interfaces, and owns the two decisions between them: how a b2 error becomes a contract error
+// code and a consumer disposition (errors.go, one function each), and the circuit breakers, one
+// per account and operation, that keep requests away from B2 while it is down (breaker.go,
+// gate.go).
+//
+// Breakers count only retryable B2 failures; a permanent answer counts as a success because B2
+// did answer, and 429s and cancellations are not counted at all (a 429 starts the account's
+// shared Retry-After pause in b2 instead). While a breaker is open, requests already pulled for
+// that account and operation are held, with progress signals to JetStream, instead of being put
+// back: they spend no deliveries. The consumer's gate stops pulling an operation while its
+// breaker is open for every served account, and runs the half-open probe itself.
+package handlers

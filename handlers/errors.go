@@ -1,0 +1,137 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/b2jet/b2jet/b2"
+	"github.com/b2jet/b2jet/consumer"
+	"github.com/b2jet/b2jet/schema"
+)
+
+// Errors the handlers raise themselves.
+var (
+	errUnknownAccount = errors.New("unknown account")
+	errDeadline       = errors.New("the request's deadline passed before B2 work could start")
+)
+
+// Failure is an error with its contract error (code, retryability, B2 status and code).
+type Failure struct {
+	Code      string
+	Message   string
+	Retryable bool
+	B2Status  int
+	B2Code    string
+	Err       error
+}
+
+// Wire is the reply's error object.
+func (f *Failure) Wire() *schema.Error {
+	return &schema.Error{Code: f.Code, Message: f.Message, Retryable: f.Retryable, B2Status: f.B2Status, B2Code: f.B2Code}
+}
+
+func (f *Failure) Error() string { return f.Err.Error() }
+func (f *Failure) Unwrap() error { return f.Err }
+
+// Classify maps any error met while serving a request to its contract error. It is the one place
+// where b2, schema and handler errors become contract codes.
+func Classify(err error) *Failure {
+	var f *Failure
+	if errors.As(err, &f) {
+		return f
+	}
+	f = &Failure{Err: err, Message: publicMessage(err)}
+	var apiErr *b2.APIError
+	switch {
+	case errors.Is(err, schema.ErrInvalidRequest), errors.Is(err, b2.ErrInvalidArgument):
+		f.Code = schema.CodeInvalidRequest
+	case errors.Is(err, errUnknownAccount):
+		f.Code = schema.CodeUnknownAccount
+	case errors.Is(err, errDeadline):
+		f.Code = schema.CodeDeadlineExceeded
+	case errors.Is(err, b2.ErrBucketNotFound):
+		f.Code = schema.CodeBucketNotFound
+	case errors.Is(err, b2.ErrNotAllowed):
+		f.Code = schema.CodeUnauthorized
+	case errors.As(err, &apiErr):
+		f.B2Status, f.B2Code = apiErr.Status, apiErr.Code
+		f.Code, f.Retryable = classifyAPI(apiErr)
+	case b2.Classify(err) == b2.Retryable:
+		f.Code, f.Retryable = schema.CodeUnavailable, true
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		// The worker's own shutdown or watchdog: the consumer decides what that means.
+		f.Code, f.Retryable = schema.CodeUnavailable, true
+	default:
+		// Anything else (a reply that could not be published, say) is the worker's own
+		// trouble: retried through redelivery, reported as internal if it persists.
+		f.Code, f.Retryable = schema.CodeInternal, true
+	}
+	return f
+}
+
+func classifyAPI(e *b2.APIError) (code string, retryable bool) {
+	switch kind := b2.Classify(e); {
+	case kind == b2.Retryable:
+		return schema.CodeUnavailable, true
+	case kind == b2.Reauthenticate:
+		// Still refused after a fresh token: unusual, and worth another try later.
+		return schema.CodeUnavailable, true
+	}
+	switch {
+	case e.Status == http.StatusBadRequest && (e.Code == "invalid_bucket_id" || e.Code == "bad_bucket_id"):
+		return schema.CodeBucketNotFound, false
+	case e.Status == http.StatusBadRequest:
+		return schema.CodeInvalidRequest, false
+	case e.Status == http.StatusUnauthorized:
+		return schema.CodeUnauthorized, false
+	case e.Status == http.StatusForbidden && strings.HasSuffix(e.Code, "_cap_exceeded"):
+		return schema.CodeCapExceeded, false
+	case e.Status == http.StatusForbidden:
+		return schema.CodeUnauthorized, false
+	}
+	return schema.CodeInternal, false
+}
+
+var packagePrefixes = strings.NewReplacer("b2: ", "", "schema: ", "")
+
+// publicMessage is the error text for replies and dead letters: b2 and schema errors carry no
+// secrets, and the "b2: "/"schema: " package prefixes are noise to a publisher.
+func publicMessage(err error) string {
+	return packagePrefixes.Replace(err.Error())
+}
+
+// disposition tells the consumer what to do about err: permanent contract errors are never
+// retried, retryable ones are retried no sooner than B2's Retry-After when it gave one.
+func disposition(err error) error {
+	if err == nil {
+		return nil
+	}
+	if b2.Classify(err) == b2.Canceled {
+		return err // shutdown or watchdog: the consumer tells them apart
+	}
+	f := Classify(err)
+	if !f.Retryable {
+		return consumer.Permanent(f)
+	}
+	if d, ok := b2.RetryAfterOf(err); ok {
+		return consumer.RetryAfter(f, d)
+	}
+	return f
+}
+
+// exhaustedFailure is the contract error of a message whose attempts ran out.
+func exhaustedFailure(f consumer.Failure, maxAttempts int) *Failure {
+	if f.Err == nil {
+		err := fmt.Errorf("no result after %d attempts: the worker handling the last one stopped or timed out", maxAttempts)
+		return &Failure{Err: err, Code: schema.CodeUnavailable, Retryable: true, Message: err.Error()}
+	}
+	out := *Classify(f.Err)
+	if f.Exhausted && out.Retryable && out.Code != schema.CodeInternal {
+		out.Code = schema.CodeUnavailable
+		out.Message = fmt.Sprintf("B2 kept failing for %d attempts: %s", maxAttempts, out.Message)
+	}
+	return &out
+}

@@ -1,0 +1,83 @@
+package handlers
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/b2jet/b2jet/consumer"
+)
+
+// Breakers holds one circuit breaker per served account and operation.
+type Breakers struct {
+	settings BreakerSettings
+	accounts []string
+
+	mu sync.Mutex
+	m  map[breakerKey]*breaker
+}
+
+type breakerKey struct{ account, op string }
+
+// NewBreakers makes the breakers of every account and operation the worker serves.
+func NewBreakers(s BreakerSettings, accounts []string, ops []string) *Breakers {
+	bs := &Breakers{settings: s.withDefaults(), accounts: slices.Sorted(slices.Values(accounts)), m: make(map[breakerKey]*breaker)}
+	for _, a := range bs.accounts {
+		for _, op := range ops {
+			bs.m[breakerKey{a, op}] = newBreaker(a, op, bs.settings)
+		}
+	}
+	return bs
+}
+
+func (bs *Breakers) get(account, op string) *breaker {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	k := breakerKey{account, op}
+	b, ok := bs.m[k]
+	if !ok {
+		b = newBreaker(account, op, bs.settings)
+		bs.m[k] = b
+	}
+	return b
+}
+
+// State reports the breaker state of an account and operation.
+func (bs *Breakers) State(account, op string) gobreaker.State { return bs.get(account, op).State() }
+
+// Gate returns the consumer gate of op: it is open while at least one served account's breaker
+// for op is closed. While every one is open it blocks, and when a breaker half-opens it runs that
+// breaker's probe itself, so the consumer pulls nothing until B2 answers again.
+func (bs *Breakers) Gate(op string) consumer.Gate { return gate{bs: bs, op: op} }
+
+type gate struct {
+	bs *Breakers
+	op string
+}
+
+func (g gate) Wait(ctx context.Context) error {
+	for {
+		for _, a := range g.bs.accounts {
+			b := g.bs.get(a, g.op)
+			if b.State() == gobreaker.StateHalfOpen {
+				b.runProbe(ctx)
+			}
+			if b.State() == gobreaker.StateClosed {
+				return nil
+			}
+		}
+		if len(g.bs.accounts) == 0 {
+			return nil
+		}
+		t := time.NewTimer(g.bs.settings.PollInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,162 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/b2jet/b2jet/b2"
+	"github.com/b2jet/b2jet/consumer"
+	"github.com/b2jet/b2jet/schema"
+)
+
+// Account is what the handlers need of one B2 account; *b2.Client implements it.
+type Account interface {
+	// Cached returns the fresh cached session, or nil, without calling B2.
+	Cached() *b2.Session
+	Authorize(ctx context.Context, force bool) (*b2.Session, bool, error)
+	ListFileNames(ctx context.Context, req b2.ListRequest) (*b2.Page, error)
+}
+
+// Config configures the handlers.
+type Config struct {
+	// Accounts maps account names (the subject's account token; "default" without one) to B2
+	// accounts. Required: at least one.
+	Accounts map[string]Account
+	// Breakers configures the per-account, per-operation circuit breakers.
+	Breakers BreakerSettings
+	// Logger receives one line per failed B2 call (default: discard).
+	Logger *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Set is the handler of each operation, sharing accounts and breakers.
+type Set struct {
+	Authorize     *Authorize
+	ListFileNames *ListFileNames
+	Breakers      *Breakers
+}
+
+// New builds the handlers of both operations.
+func New(cfg Config) (*Set, error) {
+	if len(cfg.Accounts) == 0 {
+		return nil, errors.New("handlers: at least one account is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	names := slices.Sorted(maps.Keys(cfg.Accounts))
+	bs := NewBreakers(cfg.Breakers, names, []string{schema.OpAuthorize, schema.OpListFileNames})
+	for name, acct := range cfg.Accounts {
+		bs.get(name, schema.OpAuthorize).setProbe(func(ctx context.Context) error {
+			_, _, err := acct.Authorize(ctx, true)
+			return err
+		})
+	}
+	b := base{accounts: cfg.Accounts, breakers: bs, log: cfg.Logger, now: cfg.Now}
+	return &Set{
+		Authorize:     &Authorize{base: b},
+		ListFileNames: &ListFileNames{base: b},
+		Breakers:      bs,
+	}, nil
+}
+
+// base holds what both handlers share.
+type base struct {
+	accounts map[string]Account
+	breakers *Breakers
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// request is a decoded request with what every reply needs.
+type request struct {
+	codec   schema.Codec
+	id      string
+	account Account
+	started time.Time
+}
+
+// decode reads m's payload into v (a request type with Validate), resolves the request id and
+// looks up the account. Every failure is permanent.
+func (b base) decode(m *consumer.Message, v interface{ Validate() error }, bodyID func() string) (request, error) {
+	r := request{started: b.now(), id: requestID(m, "")}
+	codec, err := schema.CodecFor(m.Header.Get(schema.HeaderContentType))
+	if err != nil {
+		r.codec = schema.JSON
+		return r, err
+	}
+	r.codec = codec
+	if err := schema.DecodeRequest(codec, m.Data, v); err != nil {
+		return r, err
+	}
+	r.id = requestID(m, bodyID())
+	if err := v.Validate(); err != nil {
+		return r, err
+	}
+	acct, ok := b.accounts[m.Account]
+	if !ok {
+		return r, fmt.Errorf("%w %q: no B2 credentials are configured for it on this worker", errUnknownAccount, m.Account)
+	}
+	r.account = acct
+	return r, nil
+}
+
+// requestID resolves the request id per the contract: body, B2-Request-Id, Nats-Msg-Id, and
+// else one derived from the stored message, stable across redeliveries.
+func requestID(m *consumer.Message, bodyID string) string {
+	return schema.ResolveRequestID(bodyID, m.Header, fmt.Sprintf("%s-%d", m.Stream, m.Sequence))
+}
+
+// checkDeadline fails when the request's deadline has passed.
+func (b base) checkDeadline(deadline time.Time, ok bool) error {
+	if ok && !b.now().Before(deadline) {
+		return fmt.Errorf("%w (deadline %s)", errDeadline, schema.FormatTime(deadline))
+	}
+	return nil
+}
+
+// send encodes one reply and sends it.
+func send[T any](ctx context.Context, w consumer.ReplyWriter, codec schema.Codec, env schema.Reply[T], h consumer.Header) error {
+	data, err := codec.Marshal(env)
+	if err != nil {
+		return fmt.Errorf("encoding reply: %w", err)
+	}
+	if h == nil {
+		h = consumer.Header{}
+	}
+	h.Set(schema.HeaderContentType, codec.ContentType())
+	if env.OK {
+		h.Set(schema.HeaderStatus, schema.StatusOK)
+	} else {
+		h.Set(schema.HeaderStatus, schema.StatusError)
+	}
+	return w.Send(ctx, consumer.Reply{Header: h, Data: data})
+}
+
+// reject writes the error reply of a message the consumer gave up on and describes the dead
+// letter. A payload that cannot be decoded still gets a reply (in JSON when its Content-Type is
+// unsupported) with the id from its headers.
+func (b base) reject(ctx context.Context, m *consumer.Message, f consumer.Failure, w consumer.ReplyWriter, bodyID func(schema.Codec, []byte) string) (consumer.Rejection, error) {
+	codec, err := schema.CodecFor(m.Header.Get(schema.HeaderContentType))
+	if err != nil {
+		codec = schema.JSON
+	}
+	id := requestID(m, bodyID(codec, m.Data))
+	fail := exhaustedFailure(f, m.MaxAttempts)
+	env := schema.Reply[struct{}]{ID: id, Op: m.Op, Error: fail.Wire(), Attempt: min(m.Attempt, m.MaxAttempts)}
+	var h consumer.Header
+	if m.Op == schema.OpListFileNames {
+		h = partHeader(1, true)
+	}
+	rej := consumer.Rejection{RequestID: id, Code: fail.Code, Message: fail.Message}
+	return rej, send(ctx, w, codec, env, h)
+}

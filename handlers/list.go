@@ -1,0 +1,122 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/b2jet/b2jet/b2"
+	"github.com/b2jet/b2jet/consumer"
+	"github.com/b2jet/b2jet/schema"
+	"github.com/b2jet/b2jet/schema/glob"
+)
+
+// ListFileNames serves list_file_names requests: one page, or with allPages every page streamed
+// as reply parts as it arrives (memory bounded by a page), filtered by the match glob and cut at
+// limit. Safe for concurrent use.
+type ListFileNames struct{ base }
+
+var _ consumer.Handler = (*ListFileNames)(nil)
+
+// Handle implements consumer.Handler.
+func (h *ListFileNames) Handle(ctx context.Context, m *consumer.Message, w consumer.ReplyWriter) error {
+	var req schema.ListFileNamesRequest
+	r, err := h.decode(m, &req, func() string { return req.ID })
+	if err != nil {
+		return disposition(err)
+	}
+	match, err := req.Glob() // already compiled once by Validate
+	if err != nil {
+		return disposition(fmt.Errorf("%w: match: %w", schema.ErrInvalidRequest, err))
+	}
+	// An empty prefix becomes the glob's literal leading part, so that
+	// "exports/2026-05/**.csv" lists only under "exports/2026-05/".
+	lr := b2.ListRequest{
+		BucketID: req.BucketID, BucketName: req.BucketName, Prefix: req.EffectivePrefix(),
+		Delimiter: req.Delimiter, StartFileName: req.StartFileName, MaxFileCount: req.PageSize(),
+	}
+	parts, err := newPartWriter(w, r, m, req.AllPages)
+	if err != nil {
+		return disposition(err)
+	}
+	br := h.breakers.get(m.Account, schema.OpListFileNames)
+	count, pages := 0, 0
+	for {
+		if err := h.checkDeadline(req.DeadlineTime()); err != nil {
+			return disposition(err)
+		}
+		var page *b2.Page
+		err := br.call(ctx, w.Progress, func() error {
+			var err error
+			page, err = r.account.ListFileNames(ctx, lr)
+			if b2.Classify(err) == b2.Retryable {
+				br.setProbe(listProbe(r.account, lr))
+			}
+			return err
+		})
+		if err != nil {
+			h.log.WarnContext(ctx, "b2 list_file_names failed", "account", m.Account, "request_id", r.id, "pages", pages, "error", err)
+			return disposition(err)
+		}
+		pages++
+		files, next, limited := selectFiles(page, match, req.Limit-count, req.Delimiter)
+		count += len(files)
+		final := !req.AllPages || next == nil || limited
+		if err := parts.add(ctx, page.BucketID, files, final, next, count, pages); err != nil {
+			return disposition(err)
+		}
+		if final {
+			return nil
+		}
+		w.Progress()
+		lr.StartFileName, lr.BucketID = *next, page.BucketID
+	}
+}
+
+// Reject implements consumer.Handler.
+func (h *ListFileNames) Reject(ctx context.Context, m *consumer.Message, f consumer.Failure, w consumer.ReplyWriter) (consumer.Rejection, error) {
+	return h.reject(ctx, m, f, w, func(c schema.Codec, data []byte) string {
+		var req schema.ListFileNamesRequest
+		_ = schema.DecodeRequest(c, data, &req)
+		return req.ID
+	})
+}
+
+// listProbe is the cheapest form of a failing listing: one name of the same bucket.
+func listProbe(acct Account, lr b2.ListRequest) func(context.Context) error {
+	probe := b2.ListRequest{BucketID: lr.BucketID, BucketName: lr.BucketName, MaxFileCount: 1}
+	return func(ctx context.Context) error {
+		_, err := acct.ListFileNames(ctx, probe)
+		return err
+	}
+}
+
+// selectFiles keeps the page's names that match, at most room of them when room > 0 (the
+// remaining limit). When the limit cuts the page, next is where a listing would resume after the
+// last kept name, and limited is true.
+func selectFiles(page *b2.Page, match *glob.Glob, room int, delimiter string) (files []b2.File, next *string, limited bool) {
+	limitSet := room > 0
+	for i, f := range page.Files {
+		if match != nil && !match.Match(f.FileName) {
+			continue
+		}
+		files = append(files, f)
+		if limitSet && len(files) == room {
+			if i == len(page.Files)-1 {
+				return files, page.NextFileName, true
+			}
+			after := successor(f, delimiter)
+			return files, &after, true
+		}
+	}
+	return files, page.NextFileName, false
+}
+
+// successor is the smallest start name that lists everything after f: past a file, its name
+// plus " " (the smallest legal character, as B2 itself does); past a folder, every name under it.
+func successor(f b2.File, delimiter string) string {
+	if f.Action == "folder" && delimiter != "" {
+		n := len(f.FileName)
+		return f.FileName[:n-1] + string([]byte{f.FileName[n-1] + 1})
+	}
+	return f.FileName + " "
+}

@@ -1,0 +1,205 @@
+package handlers_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/b2jet/b2jet/b2/b2test"
+	"github.com/b2jet/b2jet/consumer"
+	"github.com/b2jet/b2jet/handlers"
+	"github.com/b2jet/b2jet/schema"
+)
+
+type listOutcome struct {
+	names   []string
+	replies []schema.Reply[schema.ListResult]
+}
+
+// runList handles one list request and checks the part protocol on the way.
+func runList(t *testing.T, f *fixture, w *recorder, account string, codec schema.Codec, body map[string]any) listOutcome {
+	t.Helper()
+	require.NoError(t, f.set.ListFileNames.Handle(context.Background(), message(t, schema.OpListFileNames, account, codec, body), w))
+	out := listOutcome{replies: decodeReplies[schema.ListResult](t, w)}
+	raw := w.all()
+	require.NotEmpty(t, raw)
+	for i, env := range out.replies {
+		last := i == len(out.replies)-1
+		assert.True(t, env.OK)
+		assert.Equal(t, fmt.Sprint(i+1), raw[i].Header.Get(schema.HeaderPart))
+		assert.Equal(t, fmt.Sprint(last), raw[i].Header.Get(schema.HeaderFinal))
+		assert.Equal(t, i+1, env.Result.Part)
+		assert.Equal(t, last, env.Result.Final)
+		for _, file := range env.Result.Files {
+			out.names = append(out.names, file.FileName)
+		}
+	}
+	return out
+}
+
+func TestListSinglePage(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, handlers.BreakerSettings{})
+	id := f.fake.CreateBucket("list-bucket")
+	f.fake.AddFiles("list-bucket", "a.txt", "b.txt", "c/d.txt", "c/e.txt", "f.txt")
+	for _, codec := range []schema.Codec{schema.JSON, schema.Msgpack} {
+		t.Run(codec.ContentType(), func(t *testing.T) {
+			out := runList(t, f, newRecorder(), "", codec, map[string]any{"bucketName": "list-bucket", "maxFileCount": 3})
+			require.Len(t, out.replies, 1)
+			assert.Equal(t, []string{"a.txt", "b.txt", "c/d.txt"}, out.names)
+			res := out.replies[0].Result
+			assert.Equal(t, id, res.BucketID)
+			require.NotNil(t, res.NextFileName)
+			assert.Nil(t, res.Count, "count and pages are for allPages")
+			file := res.Files[0]
+			assert.Equal(t, "upload", file.Action)
+			assert.NotEmpty(t, file.FileID)
+			assert.NotEmpty(t, file.ContentSha1)
+
+			out = runList(t, f, newRecorder(), "", codec, map[string]any{"bucketId": id, "startFileName": *res.NextFileName, "delimiter": "/"})
+			assert.Equal(t, []string{"c/", "f.txt"}, out.names)
+			assert.Nil(t, out.replies[0].Result.NextFileName)
+		})
+	}
+}
+
+func TestListAllPagesMatchAndLimit(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, handlers.BreakerSettings{})
+	f.fake.CreateBucket("export-bucket")
+	var all []string
+	for m := 4; m <= 6; m++ {
+		for i := range 30 {
+			all = append(all, fmt.Sprintf("exports/2026-%02d/f%02d.csv", m, i), fmt.Sprintf("exports/2026-%02d/sub/g%02d.csv", m, i),
+				fmt.Sprintf("exports/2026-%02d/f%02d.txt", m, i))
+		}
+	}
+	f.fake.AddFiles("export-bucket", all...)
+	var want []string
+	for _, n := range all {
+		if strings.HasPrefix(n, "exports/2026-05/") && strings.HasSuffix(n, ".csv") {
+			want = append(want, n)
+		}
+	}
+	slices.Sort(want)
+
+	before := f.fake.Calls(b2test.EndpointListFileNames)
+	out := runList(t, f, newRecorder(), "", schema.JSON, map[string]any{"bucketName": "export-bucket", "match": "exports/2026-05/**.csv", "allPages": true, "maxFileCount": 20})
+	assert.Equal(t, want, out.names, "every match exactly once, in order")
+	final := out.replies[len(out.replies)-1].Result
+	assert.Equal(t, len(want), *final.Count)
+	assert.Nil(t, final.NextFileName)
+	assert.Equal(t, 5, *final.Pages, "only exports/2026-05/ was listed (90 names in pages of 20)")
+	assert.Equal(t, before+5, f.fake.Calls(b2test.EndpointListFileNames))
+
+	// A single segment glob does not cross "/".
+	out = runList(t, f, newRecorder(), "", schema.JSON, map[string]any{"bucketName": "export-bucket", "match": "exports/2026-05/*.csv", "allPages": true})
+	assert.Len(t, out.names, 30)
+
+	// limit stops mid-page and says where to resume.
+	out = runList(t, f, newRecorder(), "", schema.Msgpack, map[string]any{"bucketName": "export-bucket", "match": "exports/2026-05/**.csv", "allPages": true, "maxFileCount": 20, "limit": 25})
+	assert.Equal(t, want[:25], out.names)
+	final = out.replies[len(out.replies)-1].Result
+	assert.Equal(t, 25, *final.Count)
+	require.NotNil(t, final.NextFileName)
+	resumed := runList(t, f, newRecorder(), "", schema.JSON, map[string]any{"bucketName": "export-bucket", "match": "exports/2026-05/**.csv", "allPages": true, "startFileName": *final.NextFileName})
+	assert.Equal(t, want[25:], resumed.names, "resuming at nextFileName gives the rest, nothing twice")
+}
+
+func TestListPartsStayUnderMaxPayload(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, handlers.BreakerSettings{})
+	f.fake.CreateBucket("wide-bucket")
+	var names []string
+	for i := range 3000 {
+		names = append(names, fmt.Sprintf("deep/%s/%05d-%s.bin", strings.Repeat("x", 60), i, strings.Repeat("é", 20)))
+	}
+	f.fake.AddFiles("wide-bucket", names...)
+	for _, codec := range []schema.Codec{schema.JSON, schema.Msgpack} {
+		for _, allPages := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/allPages=%v", codec.ContentType(), allPages), func(t *testing.T) {
+				w := newRecorder()
+				w.maxPayload = 32 << 10 // the recorder refuses anything larger
+				out := runList(t, f, w, "", codec, map[string]any{"bucketName": "wide-bucket", "maxFileCount": 10000, "allPages": allPages})
+				assert.Equal(t, names, out.names)
+				assert.Greater(t, len(out.replies), 10, "split into many parts")
+			})
+		}
+	}
+}
+
+func TestListRestrictedKeys(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, handlers.BreakerSettings{})
+	f.fake.CreateBucket("team-bucket")
+	f.fake.CreateBucket("else-bucket")
+	f.fake.AddFiles("team-bucket", "alpha/1", "alpha/2", "beta/1")
+	f.addAccount(t, "team", b2test.Key{ID: "tk", Secret: "ts", Buckets: []string{"team-bucket"}, NamePrefix: "alpha/"}, handlers.BreakerSettings{})
+	out := runList(t, f, newRecorder(), "team", schema.JSON, map[string]any{"bucketName": "team-bucket"})
+	assert.Equal(t, []string{"alpha/1", "alpha/2"}, out.names)
+
+	for name, body := range map[string]map[string]any{
+		"other bucket":   {"bucketName": "else-bucket"},
+		"outside prefix": {"bucketName": "team-bucket", "prefix": "beta/"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := f.set.ListFileNames.Handle(context.Background(), message(t, schema.OpListFileNames, "team", schema.JSON, body), newRecorder())
+			require.Error(t, err)
+			assert.True(t, consumer.IsPermanent(err))
+			assert.Equal(t, schema.CodeUnauthorized, handlers.Classify(err).Code)
+		})
+	}
+}
+
+func TestListPermanentErrors(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, handlers.BreakerSettings{})
+	f.fake.CreateBucket("real-bucket")
+	tests := map[string]struct {
+		body any
+		data []byte
+		ct   string
+		code string
+	}{
+		"missing bucket":      {body: map[string]any{}, code: schema.CodeInvalidRequest},
+		"bucket not found":    {body: map[string]any{"bucketName": "nope-bucket"}, code: schema.CodeBucketNotFound},
+		"invalid bucket id":   {body: map[string]any{"bucketId": "0000deadbeef"}, code: schema.CodeBucketNotFound},
+		"page too large":      {body: map[string]any{"bucketName": "real-bucket", "maxFileCount": 10001}, code: schema.CodeInvalidRequest},
+		"undecodable":         {data: []byte("{not json"), ct: schema.ContentTypeJSON, code: schema.CodeInvalidRequest},
+		"unknown encoding":    {data: []byte("x"), ct: "text/csv", code: schema.CodeInvalidRequest},
+		"bad glob":            {body: map[string]any{"bucketName": "real-bucket", "match": "a[b"}, code: schema.CodeInvalidRequest},
+		"past deadline":       {body: map[string]any{"bucketName": "real-bucket", "deadline": "2020-01-01T00:00:00Z"}, code: schema.CodeDeadlineExceeded},
+		"limit without pages": {body: map[string]any{"bucketName": "real-bucket", "limit": 3}, code: schema.CodeInvalidRequest},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			m := message(t, schema.OpListFileNames, "", schema.JSON, tt.body)
+			if tt.data != nil {
+				m.Data = tt.data
+				m.Header.Set(schema.HeaderContentType, tt.ct)
+			}
+			err := f.set.ListFileNames.Handle(context.Background(), m, newRecorder())
+			require.Error(t, err)
+			assert.True(t, consumer.IsPermanent(err), "%v", err)
+			assert.Equal(t, tt.code, handlers.Classify(err).Code, "%v", err)
+
+			// Reject answers even an undecodable request, in JSON when its encoding is unknown.
+			w := newRecorder()
+			rej, err := f.set.ListFileNames.Reject(context.Background(), m, consumer.Failure{Err: err}, w)
+			require.NoError(t, err)
+			assert.Equal(t, tt.code, rej.Code)
+			assert.Equal(t, m.Header.Get(schema.HeaderMsgID), rej.RequestID, "id falls back to Nats-Msg-Id")
+			replies := decodeReplies[schema.ListResult](t, w)
+			require.Len(t, replies, 1)
+			assert.False(t, replies[0].OK)
+			assert.Equal(t, tt.code, replies[0].Error.Code)
+			assert.Equal(t, "true", w.all()[0].Header.Get(schema.HeaderFinal))
+			assert.Equal(t, schema.StatusError, w.all()[0].Header.Get(schema.HeaderStatus))
+		})
+	}
+}

@@ -1,0 +1,116 @@
+package schema
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+)
+
+// DecodeRequest decodes a request body into v, a non-nil pointer to a request struct.
+//
+// An empty payload (no bytes, or only whitespace in JSON) and a top-level nil/null are the empty
+// request {}: v is left as it is. Unknown fields are ignored. Every other failure is a
+// *DecodeError (matching ErrInvalidRequest): a payload that is not a single map/object, a field
+// of the wrong type ("maxFileCount: expected integer, got string"), or malformed bytes.
+//
+// JSON is decoded by encoding/json, so keys also match case-insensitively ("BucketName");
+// msgpack keys must match exactly. Msgpack fields accept nil, strings accept str and bin, and
+// integers accept every msgpack int and uint width whose value fits; floats are refused.
+func DecodeRequest(c Codec, data []byte, v any) error {
+	if c == nil {
+		return errors.New("schema: DecodeRequest: nil codec")
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return fmt.Errorf("schema: DecodeRequest: need a non-nil pointer, got %T", v)
+	}
+	switch c.(type) {
+	case jsonCodec:
+		return decodeJSONRequest(data, v)
+	case msgpackCodec:
+		if rv.Elem().Kind() == reflect.Struct {
+			return decodeMsgpackRequest(data, rv.Elem())
+		}
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	if err := c.Unmarshal(data, v); err != nil {
+		return &DecodeError{ContentType: c.ContentType(), Err: err}
+	}
+	return nil
+}
+
+func decodeJSONRequest(data []byte, v any) error {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
+		return nil
+	}
+	derr := func(field string, err error) error {
+		return &DecodeError{ContentType: ContentTypeJSON, Field: field, Err: err}
+	}
+	if trimmed[0] != '{' && trimmed[0] != 'n' && json.Valid(trimmed) {
+		return derr("", fmt.Errorf("top level is %s, expected an object", jsonKind(trimmed[0])))
+	}
+	err := json.Unmarshal(trimmed, v)
+	if err == nil {
+		return nil
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		got := te.Value
+		if got == "bool" {
+			got = "boolean"
+		}
+		if te.Field == "" {
+			return derr("", fmt.Errorf("top level is %s, expected an object", got))
+		}
+		return derr(te.Field, fmt.Errorf("expected %s, got %s", wireKind(te.Type), got))
+	}
+	return derr("", err)
+}
+
+func jsonKind(first byte) string {
+	switch first {
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	default:
+		return "a number"
+	}
+}
+
+// wireKind names a Go type as the contract's field types are named.
+func wireKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "integer"
+	case reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Map, reflect.Struct:
+		return "object"
+	case reflect.Pointer:
+		return wireKind(t.Elem())
+	}
+	return t.String()
+}
+
+func withArticle(kind string) string {
+	if strings.ContainsRune("aeiou", rune(kind[0])) {
+		return "an " + kind
+	}
+	return "a " + kind
+}

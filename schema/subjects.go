@@ -1,0 +1,99 @@
+package schema
+
+import (
+	"fmt"
+	"strings"
+)
+
+// DefaultPrefix is the default subject prefix.
+const DefaultPrefix = "b2"
+
+// Subjects builds and parses the contract's subjects under one prefix. The zero value uses
+// DefaultPrefix.
+type Subjects struct {
+	Prefix string
+}
+
+func (s Subjects) prefix() string {
+	if s.Prefix == "" {
+		return DefaultPrefix
+	}
+	return s.Prefix
+}
+
+func (s Subjects) build(kind, op, account string) string {
+	subj := s.prefix() + "." + kind + "." + op
+	if account != "" {
+		subj += "." + account
+	}
+	return subj
+}
+
+// Request is the request subject of op; account "" gives the subject without an account token.
+func (s Subjects) Request(op, account string) string { return s.build("req", op, account) }
+
+// Reply is the default reply subject of op.
+func (s Subjects) Reply(op, account string) string { return s.build("res", op, account) }
+
+// DeadLetter is the dead-letter subject of op.
+func (s Subjects) DeadLetter(op, account string) string { return s.build("dlq", op, account) }
+
+// RequestWildcard captures every request subject ("b2.req.>").
+func (s Subjects) RequestWildcard() string { return s.prefix() + ".req.>" }
+
+// DeadLetterWildcard captures every dead-letter subject ("b2.dlq.>").
+func (s Subjects) DeadLetterWildcard() string { return s.prefix() + ".dlq.>" }
+
+// RequestFilters are the consumer filter subjects of op: with and without the account token.
+func (s Subjects) RequestFilters(op string) []string {
+	return []string{s.Request(op, ""), s.Request(op, "*")}
+}
+
+// ConsumerName is the durable consumer name of op, e.g. "b2-list-file-names". Dots of a
+// multi-token prefix become hyphens, since consumer names cannot contain them
+// ("acme.b2" gives "acme-b2-authorize").
+func (s Subjects) ConsumerName(op string) string {
+	return strings.ReplaceAll(s.prefix(), ".", "-") + "-" + strings.ReplaceAll(op, "_", "-")
+}
+
+// Parsed is a request, reply or dead-letter subject taken apart.
+type Parsed struct {
+	Kind    string // "req", "res" or "dlq"
+	Op      string
+	Account string // "" when the subject has no account token
+}
+
+// AccountOrDefault returns Account, or DefaultAccount when the subject named none.
+func (p Parsed) AccountOrDefault() string {
+	if p.Account == "" {
+		return DefaultAccount
+	}
+	return p.Account
+}
+
+// Parse takes a subject under the prefix apart. It accepts any op token; callers check the op.
+func (s Subjects) Parse(subject string) (Parsed, error) {
+	rest, ok := strings.CutPrefix(subject, s.prefix()+".")
+	if !ok {
+		return Parsed{}, fmt.Errorf("schema: subject %q is not under prefix %q", subject, s.prefix())
+	}
+	tokens := strings.Split(rest, ".")
+	if len(tokens) < 2 || len(tokens) > 3 {
+		return Parsed{}, fmt.Errorf("schema: subject %q is not <prefix>.<kind>.<op>[.<account>]", subject)
+	}
+	for _, t := range tokens {
+		if t == "" {
+			return Parsed{}, fmt.Errorf("schema: subject %q has an empty token", subject)
+		}
+	}
+	p := Parsed{Kind: tokens[0], Op: tokens[1]}
+	switch p.Kind {
+	case "req", "res", "dlq":
+	default:
+		return Parsed{}, fmt.Errorf("schema: subject %q has unknown kind %q", subject, p.Kind)
+	}
+	if len(tokens) == 3 {
+		p.Account = tokens[2]
+	}
+	return p, nil
+}
