@@ -8,21 +8,21 @@ import (
 // B2 error codes the fake answers with (b2-api.md 3.2). They are exported so
 // tests can compare against them without retyping strings.
 const (
-	CodeBadRequest         = "bad_request"
-	CodeBadJSON            = "bad_json"
-	CodeOutOfRange         = "out_of_range"
-	CodeInvalidBucketID    = "invalid_bucket_id"
-	CodeUnauthorized       = "unauthorized"
-	CodeUnsupported        = "unsupported"
-	CodeBadAuthToken       = "bad_auth_token"
-	CodeExpiredAuthToken   = "expired_auth_token"
-	CodeNotFound           = "not_found"
-	CodeMethodNotAllowed   = "method_not_allowed"
-	CodeRequestTimeout     = "request_timeout"
-	CodeTooManyRequests    = "too_many_requests"
-	CodeInternalError      = "internal_error"
-	CodeServiceUnavailable = "service_unavailable"
-	CodeTransactionCap     = "transaction_cap_exceeded"
+	CodeBadRequest             = "bad_request"
+	CodeBadJSON                = "bad_json"
+	CodeOutOfRange             = "out_of_range"
+	CodeInvalidBucketID        = "invalid_bucket_id"
+	CodeUnauthorized           = "unauthorized"
+	CodeUnsupported            = "unsupported"
+	CodeBadAuthToken           = "bad_auth_token"
+	CodeExpiredAuthToken       = "expired_auth_token"
+	CodeNotFound               = "not_found"
+	CodeMethodNotAllowed       = "method_not_allowed"
+	CodeRequestTimeout         = "request_timeout"
+	CodeTooManyRequests        = "too_many_requests"
+	CodeInternalError          = "internal_error"
+	CodeServiceUnavailable     = "service_unavailable"
+	CodeTransactionCapExceeded = "transaction_cap_exceeded"
 )
 
 // apiError is an error answer the handlers return instead of writing it
@@ -70,7 +70,7 @@ func defaultCode(status int) string {
 	case http.StatusUnauthorized:
 		return CodeUnauthorized
 	case http.StatusForbidden:
-		return CodeTransactionCap
+		return CodeTransactionCapExceeded
 	case http.StatusNotFound:
 		return CodeNotFound
 	case http.StatusMethodNotAllowed:

@@ -48,7 +48,9 @@ func (s *Server) appendPage(out []byte, b *bucket, req *listRequest) []byte {
 
 	start := max(req.startFileName, req.prefix) // every name with the prefix is >= it
 	i, n := b.search(start), len(b.files)
-	count, next, canContinue := 0, "", false
+	// last is the continuation key: the successor of the last folder, or
+	// the last file name (" " is appended only when it is needed).
+	count, last, lastIsFile, canContinue := 0, "", false, false
 	for i < n && count < req.maxFileCount {
 		f := &b.files[i]
 		if !strings.HasPrefix(f.name, req.prefix) {
@@ -62,9 +64,10 @@ func (s *Server) appendPage(out []byte, b *bucket, req *listRequest) []byte {
 			if j := strings.Index(f.name[len(req.prefix):], req.delimiter); j >= 0 {
 				folder := f.name[:len(req.prefix)+j+len(req.delimiter)]
 				out = appendFolder(out, folderHead, folder)
-				next, canContinue = prefixSuccessor(folder)
+				last, canContinue = prefixSuccessor(folder)
+				lastIsFile = false
 				if canContinue {
-					i = b.search(next)
+					i = b.search(last)
 				} else {
 					i = n
 				}
@@ -72,14 +75,17 @@ func (s *Server) appendPage(out []byte, b *bucket, req *listRequest) []byte {
 			}
 		}
 		out = appendFile(out, fileHead, b.id, f)
-		next, canContinue = f.name+" ", true // the smallest legal name after it
+		last, lastIsFile, canContinue = f.name, true, true
 		i++
 	}
 
 	out = append(out, `],"nextFileName":`...)
 	more := i < n && strings.HasPrefix(b.files[i].name, req.prefix)
 	if count == req.maxFileCount && canContinue && (more || s.fullPageContinuation.Load()) {
-		out = appendString(out, next)
+		if lastIsFile {
+			last += " " // the smallest legal name after it
+		}
+		out = appendString(out, last)
 	} else {
 		out = append(out, "null"...)
 	}
@@ -88,7 +94,9 @@ func (s *Server) appendPage(out []byte, b *bucket, req *listRequest) []byte {
 
 // prefixSuccessor returns the smallest string greater than every string
 // that starts with p: for a folder "a/b/" and delimiter "/" that is "a/b0".
-// It reports false if there is none (p is all 0xff bytes).
+// It reports false if there is none (p is all 0xff bytes). For a delimiter
+// whose last byte is 0xbf the result is not valid UTF-8 and would reach the
+// client as U+FFFD; ASCII delimiters such as "/" are not affected.
 func prefixSuccessor(p string) (string, bool) {
 	for i := len(p) - 1; i >= 0; i-- {
 		if p[i] != 0xff {

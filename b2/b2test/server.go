@@ -123,7 +123,8 @@ func (s *Server) AccountID() string { return s.accountID }
 func (s *Server) SetFullPageContinuation(on bool) { s.fullPageContinuation.Store(on) }
 
 // Calls returns how many requests for ep the fake has received since it
-// started or since ResetCalls, faulted ones included.
+// started or since ResetCalls, faulted and refused ones included. Requests
+// for API names the fake does not serve (404) are not counted.
 func (s *Server) Calls(ep Endpoint) int {
 	s.callMu.Lock()
 	defer s.callMu.Unlock()

@@ -1,0 +1,192 @@
+package consumer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/b2jet/b2jet/schema"
+)
+
+// Defaults applied by New to zero fields of Config.
+const (
+	DefaultReplicas        = 1
+	DefaultRequestsMaxAge  = 7 * 24 * time.Hour
+	DefaultDLQMaxAge       = 30 * 24 * time.Hour
+	DefaultDuplicateWindow = 2 * time.Minute
+	DefaultMaxAttempts     = 5
+	DefaultAckWait         = 30 * time.Second
+	DefaultMaxAckPending   = 1000
+	DefaultConcurrency     = 16
+	DefaultBackoffBase     = time.Second
+	DefaultBackoffMax      = 2 * time.Minute
+	DefaultFetchMaxWait    = 2 * time.Second
+	DefaultDrainTimeout    = 20 * time.Second
+)
+
+// Lower bounds checked by New.
+const (
+	// MinAckWait keeps the watchdog deadline (AckWait minus its margin) meaningful.
+	MinAckWait = 500 * time.Millisecond
+	// MinFetchMaxWait keeps pull requests from expiring before the server can answer them.
+	MinFetchMaxWait = 100 * time.Millisecond
+)
+
+// Config configures a Worker. The zero value of every field means its documented default, so
+// Config{} is a working configuration for the contract's defaults.
+type Config struct {
+	// Subjects is the subject prefix; the zero value uses "b2".
+	Subjects schema.Subjects
+	// RequestsStream is the name of the request stream; default schema.StreamRequests.
+	RequestsStream string
+	// DLQStream is the name of the dead-letter stream; default schema.StreamDLQ.
+	DLQStream string
+	// Replicas of both streams; default 1 (use 3 on a cluster).
+	Replicas int
+	// RequestsMaxAge is how long requests stay in the request stream; default 7 days.
+	RequestsMaxAge time.Duration
+	// DLQMaxAge is how long dead letters stay in the dead-letter stream; default 30 days.
+	DLQMaxAge time.Duration
+	// DuplicateWindow is both streams' Nats-Msg-Id de-duplication window; default 2 minutes.
+	DuplicateWindow time.Duration
+	// MaxAttempts is how many times a request is handled before it is dead-lettered; default 5
+	// (the first try plus four retries). The consumers' server-side MaxDeliver is MaxAttempts+2: the
+	// two spare deliveries let a request whose last attempt crashed, timed out or could not be
+	// rejected come back once more to be dead-lettered.
+	MaxAttempts int
+	// AckWait is how long the server waits for an ack before redelivering; default 30s, minimum
+	// 500ms. Handlers get a watchdog deadline shorter than it (see ReplyWriter.Progress).
+	AckWait time.Duration
+	// MaxAckPending caps unacknowledged messages per consumer across all workers; default 1000,
+	// -1 for no limit. Delayed naks hold a slot for their whole delay.
+	MaxAckPending int
+	// Concurrency is the number of handler goroutines per operation; default 16.
+	Concurrency int
+	// BackoffBase and BackoffMax shape the retry delay: full jitter over
+	// min(BackoffMax, BackoffBase·2^(attempt−1)); defaults 1s and 2 minutes.
+	BackoffBase time.Duration
+	BackoffMax  time.Duration
+	// FetchMaxWait is how long one pull waits for messages; default 2s, minimum 100ms.
+	FetchMaxWait time.Duration
+	// DrainTimeout is how long Run waits for in-flight handlers after its context is cancelled
+	// before it cancels their contexts; default 20s.
+	DrainTimeout time.Duration
+	// Logger receives the worker's logs; default discards them.
+	Logger *slog.Logger
+	// Jitter returns a duration in [0, max]; nil means uniformly random (full jitter). Test seam.
+	Jitter func(max time.Duration) time.Duration
+	// OnEvent, if set, is called synchronously for every observable event (see Event). It must be
+	// fast and safe for concurrent use.
+	OnEvent func(Event)
+}
+
+// withDefaults returns c with every zero field replaced by its default.
+func (c Config) withDefaults() Config {
+	setDefault(&c.RequestsStream, schema.StreamRequests)
+	setDefault(&c.DLQStream, schema.StreamDLQ)
+	setDefault(&c.Replicas, DefaultReplicas)
+	setDefault(&c.RequestsMaxAge, DefaultRequestsMaxAge)
+	setDefault(&c.DLQMaxAge, DefaultDLQMaxAge)
+	setDefault(&c.DuplicateWindow, DefaultDuplicateWindow)
+	setDefault(&c.MaxAttempts, DefaultMaxAttempts)
+	setDefault(&c.AckWait, DefaultAckWait)
+	setDefault(&c.MaxAckPending, DefaultMaxAckPending)
+	setDefault(&c.Concurrency, DefaultConcurrency)
+	setDefault(&c.BackoffBase, DefaultBackoffBase)
+	setDefault(&c.BackoffMax, DefaultBackoffMax)
+	setDefault(&c.FetchMaxWait, DefaultFetchMaxWait)
+	setDefault(&c.DrainTimeout, DefaultDrainTimeout)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Jitter == nil {
+		c.Jitter = fullJitter
+	}
+	return c
+}
+
+func setDefault[T comparable](field *T, def T) {
+	var zero T
+	if *field == zero {
+		*field = def
+	}
+}
+
+// validate checks a configuration that already has its defaults. It reports every problem at once.
+func (c Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+	if c.Subjects.Prefix != "" && !validName(c.Subjects.Prefix) {
+		bad("subject prefix %q must be one token without whitespace, '.', '*', '>', '/' or '\\'", c.Subjects.Prefix)
+	}
+	for _, s := range []struct{ field, name string }{
+		{"RequestsStream", c.RequestsStream}, {"DLQStream", c.DLQStream},
+	} {
+		if !validName(s.name) {
+			bad("%s %q is not a valid stream name", s.field, s.name)
+		}
+	}
+	if c.RequestsStream == c.DLQStream {
+		bad("RequestsStream and DLQStream are both %q", c.RequestsStream)
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		bad("Replicas %d is not within 1..5", c.Replicas)
+	}
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{
+		{"RequestsMaxAge", c.RequestsMaxAge}, {"DLQMaxAge", c.DLQMaxAge},
+		{"DuplicateWindow", c.DuplicateWindow}, {"AckWait", c.AckWait},
+		{"BackoffBase", c.BackoffBase}, {"BackoffMax", c.BackoffMax},
+		{"FetchMaxWait", c.FetchMaxWait}, {"DrainTimeout", c.DrainTimeout},
+	} {
+		if d.v < 0 {
+			bad("%s %v is negative", d.field, d.v)
+		}
+	}
+	if c.DuplicateWindow > c.RequestsMaxAge || c.DuplicateWindow > c.DLQMaxAge {
+		bad("DuplicateWindow %v exceeds a stream max age", c.DuplicateWindow)
+	}
+	if c.MaxAttempts < 1 {
+		bad("MaxAttempts %d is below 1", c.MaxAttempts)
+	}
+	if c.AckWait > 0 && c.AckWait < MinAckWait {
+		bad("AckWait %v is below the minimum %v", c.AckWait, MinAckWait)
+	}
+	if c.MaxAckPending < -1 {
+		bad("MaxAckPending %d is neither -1 (unlimited) nor positive", c.MaxAckPending)
+	}
+	if c.Concurrency < 1 {
+		bad("Concurrency %d is below 1", c.Concurrency)
+	}
+	if c.BackoffBase > c.BackoffMax {
+		bad("BackoffBase %v exceeds BackoffMax %v", c.BackoffBase, c.BackoffMax)
+	}
+	if c.FetchMaxWait > 0 && c.FetchMaxWait < MinFetchMaxWait {
+		bad("FetchMaxWait %v is below the minimum %v", c.FetchMaxWait, MinFetchMaxWait)
+	}
+	return errors.Join(errs...)
+}
+
+// maxDeliver is the server-side delivery limit: the attempts plus two spare deliveries.
+func (c Config) maxDeliver() int { return c.MaxAttempts + 2 }
+
+// validName reports whether s is usable as a stream or consumer name, and hence as a subject
+// token: non-empty, without whitespace, '.', '*', '>', '/' or '\'.
+func validName(s string) bool {
+	return s != "" && !strings.ContainsAny(s, " \t\r\n.*>/\\")
+}
+
+// fullJitter returns a uniformly random duration in [0, max].
+func fullJitter(max time.Duration) time.Duration {
+	if max <= 0 {
+		return 0
+	}
+	return rand.N(max + 1)
+}

@@ -1,0 +1,90 @@
+package consumer
+
+import (
+	"fmt"
+	"time"
+)
+
+// actionKind is what the consumer does with a delivery once its outcome is known.
+type actionKind uint8
+
+const (
+	// actAck acknowledges the message: the handler succeeded and its replies were flushed.
+	actAck actionKind = iota + 1
+	// actNak naks the message with a delay (never zero: a bare Nak redelivers at once).
+	actNak
+	// actReject calls Handler.Reject, publishes the dead letter and terminates the message.
+	actReject
+)
+
+// action is the result of decide.
+type action struct {
+	Kind actionKind
+	// Delay is the nak delay (actNak only).
+	Delay time.Duration
+	// Exhausted tells Reject whether the attempts ran out (true) or the error was permanent.
+	Exhausted bool
+}
+
+func (a action) String() string {
+	switch a.Kind {
+	case actAck:
+		return "ack"
+	case actNak:
+		return fmt.Sprintf("nak(%v)", a.Delay)
+	case actReject:
+		return fmt.Sprintf("reject(exhausted=%t)", a.Exhausted)
+	}
+	return "invalid"
+}
+
+// outcome is everything decide needs to know about one delivery.
+type outcome struct {
+	// Err is the handler's error; nil on success. When the handler was not called because the
+	// worker is stopping, Err is ErrShutdown and Shutdown is true.
+	Err error
+	// Attempt is the delivery number (NumDelivered, from 1).
+	Attempt int
+	// MaxAttempts is the worker's attempt limit; MaxDeliver the server's delivery limit.
+	MaxAttempts int
+	MaxDeliver  int
+	// Shutdown is true when the handler's context was cancelled by the drain hard stop, or the
+	// message arrived after the worker stopped fetching.
+	Shutdown bool
+	// Watchdog is true when the handler's context was cancelled by the watchdog.
+	Watchdog bool
+}
+
+// decide maps the outcome of one delivery to the action taken on it. Rules, in order:
+//
+//  1. Attempt > MaxAttempts: the request came back after its last attempt (that worker stopped,
+//     timed out, or could not reject it); the handler was not called → reject(exhausted).
+//  2. Err == nil → ack, even if the worker is stopping (the work is done).
+//  3. Shutdown → nak with shutdownNakDelay, no dead letter; unless this is the server's last
+//     delivery (Attempt ≥ MaxDeliver), where a nak would strand the request → reject(exhausted).
+//  4. Permanent error → reject(not exhausted).
+//  5. Any other error, including a watchdog expiry: on the last attempt → reject(exhausted);
+//     otherwise nak with the backoff delay (never shorter than a RetryAfter in Err).
+func decide(o outcome, p retryPolicy) action {
+	switch {
+	case o.Attempt > o.MaxAttempts:
+		return action{Kind: actReject, Exhausted: true}
+	case o.Err == nil:
+		return action{Kind: actAck}
+	case o.Shutdown && o.Attempt >= o.MaxDeliver:
+		return action{Kind: actReject, Exhausted: true}
+	case o.Shutdown:
+		return action{Kind: actNak, Delay: shutdownNakDelay}
+	case IsPermanent(o.Err):
+		return action{Kind: actReject, Exhausted: false}
+	case o.Attempt >= o.MaxAttempts:
+		return action{Kind: actReject, Exhausted: true}
+	default:
+		return action{Kind: actNak, Delay: p.delay(o.Err, o.Attempt)}
+	}
+}
+
+// retryRejection reports whether a rejection that failed (Reject returned an error, or the dead
+// letter could not be published) should be retried on a spare delivery (nak with delay), rather
+// than finished now because this delivery is the server's last.
+func retryRejection(attempt, maxDeliver int) bool { return attempt < maxDeliver }

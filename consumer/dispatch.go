@@ -1,0 +1,153 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Pauses after a failed pull: the first, doubling up to the last, reset by a successful pull.
+const (
+	minErrorPause = 100 * time.Millisecond
+	maxErrorPause = 5 * time.Second
+)
+
+// opRunner is one registered operation: its handler, gate, consumer and handler slots.
+type opRunner struct {
+	w    *Worker
+	op   string
+	h    Handler
+	gate Gate
+	// slots holds one token per running handler goroutine; its capacity is Config.Concurrency.
+	slots chan struct{}
+
+	mu   sync.Mutex
+	cons jetstream.Consumer
+	// ackFloor is the consumer's last known ack floor (every stream sequence up to it is acked or
+	// terminated) and floorAt when it was read.
+	ackFloor uint64
+	floorAt  time.Time
+}
+
+func (r *opRunner) consumerName() string { return r.w.cfg.Subjects.ConsumerName(r.op) }
+
+// setConsumer replaces the consumer handle and remembers the ack floor of its info.
+func (r *opRunner) setConsumer(c jetstream.Consumer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cons = c
+	if info := c.CachedInfo(); info != nil {
+		r.ackFloor, r.floorAt = info.AckFloor.Stream, time.Now()
+	}
+}
+
+func (r *opRunner) consumer() jetstream.Consumer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cons
+}
+
+// dispatch is the operation's dispatcher loop: wait for the gate, wait for at least one free slot,
+// reserve every free slot, pull that many messages and hand each one, as it arrives, to a goroutine
+// holding a slot. No message is ever pulled without a slot waiting for it, so none ages toward its
+// ack wait in a client buffer. dispatch returns nil when rs.pull is cancelled, or a fatal error.
+func (r *opRunner) dispatch(rs *runState) error {
+	pause := minErrorPause
+	for rs.pull.Err() == nil {
+		if err := r.refreshAckFloor(rs.pull); err != nil {
+			if !r.recoverPull(rs.pull, err) {
+				sleepCtx(rs.pull, pause)
+				pause = min(2*pause, maxErrorPause)
+			}
+			continue
+		}
+		if r.gate != nil {
+			if err := r.gate.Wait(rs.pull); err != nil {
+				if rs.pull.Err() != nil {
+					return nil
+				}
+				r.w.log.Warn("gate failed", "op", r.op, "error", err)
+				r.w.emit(Event{Kind: EventConsumerError, Op: r.op, Err: err})
+				sleepCtx(rs.pull, pause)
+				pause = min(2*pause, maxErrorPause)
+				continue
+			}
+		}
+		n := r.acquire(rs.pull)
+		if n == 0 {
+			return nil
+		}
+		err := r.fetch(rs, n)
+		if err == nil {
+			pause = minErrorPause
+			continue
+		}
+		if isFatal(err) {
+			return fmt.Errorf("consumer: %s: %w", r.op, err)
+		}
+		if r.recoverPull(rs.pull, err) {
+			continue
+		}
+		sleepCtx(rs.pull, pause)
+		pause = min(2*pause, maxErrorPause)
+	}
+	return nil
+}
+
+// acquire waits for one free slot, then takes every other free slot without waiting. It returns
+// the number taken, 0 when ctx is done first.
+func (r *opRunner) acquire(ctx context.Context) int {
+	select {
+	case r.slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0
+	}
+	n := 1
+	for n < cap(r.slots) {
+		select {
+		case r.slots <- struct{}{}:
+			n++
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+func (r *opRunner) release(n int) {
+	for range n {
+		<-r.slots
+	}
+}
+
+// fetch pulls up to n messages (n slots are reserved) and starts a delivery goroutine for each as
+// it arrives; unused slots are released when the pull ends. A pull cut short by its own deadline
+// or by the worker stopping is not an error.
+func (r *opRunner) fetch(rs *runState, n int) error {
+	fctx, cancel := context.WithTimeout(rs.pull, r.w.cfg.FetchMaxWait)
+	defer cancel()
+	batch, err := r.consumer().Fetch(n, jetstream.FetchContext(fctx))
+	if err != nil {
+		r.release(n)
+		return err
+	}
+	for msg := range batch.Messages() {
+		received := time.Now()
+		stopping := rs.pull.Err() != nil
+		n--
+		rs.inflight.Go(func() {
+			defer r.release(1)
+			r.process(rs, msg, received, stopping)
+		})
+	}
+	r.release(n)
+	err = batch.Error()
+	if fctx.Err() != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		return nil
+	}
+	return err
+}

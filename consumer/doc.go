@@ -1,0 +1,25 @@
+// Package consumer is the JetStream side of b2jet. It owns everything that knows NATS:
+//
+//   - the streams (B2_REQUESTS, B2_DLQ) and the durable pull consumer of every operation, created or
+//     updated at start without touching settings an operator changed by hand (setup.go), and
+//     created again when one vanishes under a running worker (recover.go);
+//   - dispatch: per operation one dispatcher that pulls exactly as many messages as it has free
+//     handler slots, behind the operation's Gate (worker.go, dispatch.go);
+//   - the life of one delivery: building the Message, running the Handler under a watchdog deadline
+//     shorter than the ack wait, and turning the outcome into an ack, a delayed nak or a rejection
+//     (process.go, watchdog.go, decide.go, backoff.go, reject.go);
+//   - replies (replywriter.go) and dead letters (deadletter.go), as the wire contract defines them;
+//   - graceful shutdown, shaped like http.Server.Shutdown (worker.go).
+//
+// Handlers never ack and never see NATS: they get a *Message and a ReplyWriter and return an error,
+// optionally wrapped with Permanent or RetryAfter (disposition.go). The consumer is the only retry
+// layer: a failed delivery is naked with a delay (never a bare Nak), and after the last attempt, or
+// on a permanent error, Handler.Reject writes the error reply and the request is dead-lettered.
+//
+// A handler's context has no deadline. It is cancelled with cause ErrNoProgress by the watchdog,
+// AckWait − max(AckWait/5, 200ms) after the last progress signal (ReplyWriter.Progress or a
+// successful Send), and with cause ErrShutdown when the drain timeout expires; context.Cause tells
+// them apart. Handlers that call out (B2) should use their own per-call timeouts as well.
+//
+// The package knows nothing of Backblaze B2: it never imports b2/ or handlers/.
+package consumer

@@ -1,0 +1,33 @@
+package consumer
+
+import "errors"
+
+var (
+	// ErrInvalidConfig is wrapped by every configuration error New returns.
+	ErrInvalidConfig = errors.New("consumer: invalid config")
+	// ErrNoConnection is returned by New for a nil connection.
+	ErrNoConnection = errors.New("consumer: nil NATS connection")
+	// ErrNoHandlers is returned by Run when no operation was registered with Handle.
+	ErrNoHandlers = errors.New("consumer: no handlers registered")
+	// ErrRunning is returned by Run when the worker is already running or has run.
+	ErrRunning = errors.New("consumer: worker already started")
+
+	// ErrShutdown is the cause (context.Cause) of a handler context cancelled because the drain
+	// timeout expired. The message is naked with a short delay and not dead-lettered.
+	ErrShutdown = errors.New("consumer: worker shutting down")
+	// ErrNoProgress is the cause of a handler context cancelled by the watchdog: the handler made
+	// no progress (ReplyWriter.Progress or Send) within the ack wait minus its margin. The attempt
+	// counts as a retryable failure.
+	ErrNoProgress = errors.New("consumer: handler made no progress within the ack wait")
+	// ErrHandlerPanic wraps a panic recovered from Handle or Reject; it is retryable.
+	ErrHandlerPanic = errors.New("consumer: handler panicked")
+
+	// ErrInvalidReplyTo is returned (wrapped with Permanent) by ReplyWriter.Send when the request's
+	// Reply-To header is not a subject the worker may publish to: it contains whitespace or
+	// wildcards, starts with '$', or is a request or dead-letter subject of this worker. Such a
+	// request has no reply subject; the consumer still dead-letters it when it is rejected.
+	ErrInvalidReplyTo = errors.New("consumer: invalid Reply-To subject")
+	// ErrReplyTooLarge is returned (wrapped with Permanent) by ReplyWriter.Send for a reply whose
+	// data and headers exceed the connection's max payload.
+	ErrReplyTooLarge = errors.New("consumer: reply exceeds max payload")
+)

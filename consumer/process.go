@@ -1,0 +1,196 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/b2jet/b2jet/schema"
+)
+
+// delivery is one message being processed.
+type delivery struct {
+	r            *opRunner
+	msg          jetstream.Msg
+	m            *Message
+	accountToken string // the subject's account token, "" when it has none
+	received     time.Time
+	log          *slog.Logger
+	tracker      *tracker
+	rw           *replyWriter
+}
+
+// process runs one delivery to its end: build the Message, run the handler (unless the attempts
+// are over or the worker is stopping), decide, and act. It never returns an error: every path ends
+// in ack, a delayed nak, or a rejection, and is logged.
+func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time, stopping bool) {
+	w := r.w
+	md, err := msg.Metadata()
+	if err != nil {
+		// Cannot happen for a pulled message; without metadata there is no attempt number.
+		w.log.Error("message without JetStream metadata", "op", r.op, "subject", msg.Subject(), "error", err)
+		if nerr := msg.NakWithDelay(w.policy.delay(err, 1)); nerr != nil {
+			w.emit(Event{Kind: EventAckFailed, Op: r.op, Target: "nak", Err: nerr})
+		}
+		return
+	}
+	m := &Message{
+		Subject:     msg.Subject(),
+		Op:          r.op,
+		Account:     schema.DefaultAccount,
+		Data:        msg.Data(),
+		Header:      Header(msg.Headers()).Clone(),
+		Attempt:     int(md.NumDelivered),
+		MaxAttempts: w.cfg.MaxAttempts,
+		Stream:      md.Stream,
+		Sequence:    md.Sequence.Stream,
+		Published:   md.Timestamp,
+	}
+	parsed, perr := w.cfg.Subjects.Parse(m.Subject)
+	if perr == nil && (parsed.Kind != "req" || parsed.Op != r.op) {
+		perr = fmt.Errorf("consumer: subject %q is not a %s request", m.Subject, r.op)
+	}
+	if perr == nil {
+		m.Account = parsed.AccountOrDefault()
+	}
+	d := &delivery{
+		r:            r,
+		msg:          msg,
+		m:            m,
+		accountToken: parsed.Account,
+		received:     received,
+		log: w.log.With("subject", m.Subject, "op", m.Op, "account", m.Account,
+			"attempt", m.Attempt, "stream_seq", m.Sequence),
+	}
+	d.tracker = newTracker(msg, w.cfg.AckWait, received, func(err error) {
+		d.log.Warn("in-progress signal failed", "error", err)
+		w.emit(d.event(EventAckFailed, func(e *Event) { e.Target = "in_progress"; e.Err = err }))
+	})
+	d.rw = w.newReplyWriter(m.Header, r.op, parsed.Account, d.tracker, func(err error) {
+		w.emit(d.event(EventPublishFailed, func(e *Event) { e.Target = "reply"; e.Err = err }))
+	})
+	w.emit(d.event(EventDelivered, nil))
+
+	out := outcome{Attempt: m.Attempt, MaxAttempts: w.cfg.MaxAttempts, MaxDeliver: w.cfg.maxDeliver()}
+	switch {
+	case m.Attempt > w.cfg.MaxAttempts:
+		// Back after its last attempt: rejected below without calling the handler.
+	case stopping:
+		out.Err, out.Shutdown = ErrShutdown, true
+	case perr != nil:
+		out.Err = Permanent(perr)
+	default:
+		d.handle(rs, &out)
+	}
+
+	act := decide(out, w.policy)
+	switch act.Kind {
+	case actAck:
+		d.ack()
+	case actNak:
+		outcome := nakRetry
+		if out.Shutdown {
+			outcome = nakShutdown
+		}
+		d.nak(act.Delay, outcome, out.Err)
+	case actReject:
+		failure := Failure{Err: out.Err, Exhausted: act.Exhausted}
+		if m.Attempt > w.cfg.MaxAttempts {
+			failure.Err = nil
+		}
+		d.reject(rs, failure)
+	}
+}
+
+// handle runs Handle under the watchdog and records its result in out.
+func (d *delivery) handle(rs *runState, out *outcome) {
+	ctx, end := d.tracker.phase(rs.hard)
+	err := d.safeHandle(func() error { return d.r.h.Handle(ctx, d.m, d.rw) })
+	var cause error
+	if ctx.Err() != nil {
+		cause = context.Cause(ctx)
+	}
+	end()
+	out.Err = err
+	if err == nil {
+		return
+	}
+	switch {
+	case errors.Is(cause, ErrShutdown):
+		out.Shutdown = true
+	case errors.Is(cause, ErrNoProgress):
+		out.Watchdog = true
+		if !errors.Is(err, ErrNoProgress) {
+			out.Err = fmt.Errorf("%w: %w", ErrNoProgress, err)
+		}
+	}
+}
+
+// safeHandle runs f, turning a panic into an error wrapping ErrHandlerPanic (retryable); the stack
+// is logged.
+func (d *delivery) safeHandle(f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			d.log.Error("Handle panicked", "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("%w: %v", ErrHandlerPanic, p)
+		}
+	}()
+	return f()
+}
+
+func (d *delivery) ack() {
+	if err := d.msg.Ack(); err != nil {
+		d.log.Warn("ack failed", "outcome", "ack_failed", "error", err)
+		d.r.w.emit(d.event(EventAckFailed, func(e *Event) { e.Target = "ack"; e.Err = err }))
+		return
+	}
+	d.log.Debug("message handled", "outcome", "acked", "duration", time.Since(d.received))
+	d.r.w.emit(d.event(EventAcked, nil))
+}
+
+// Outcomes of a nak, as logged.
+const (
+	nakRetry    = "retry"        // a retry of the handler or of the rejection
+	nakShutdown = "shutdown_nak" // given back because the worker is stopping
+	nakLost     = "lost"         // the last delivery could not be dead-lettered
+)
+
+// nak naks with delay (always > 0: the package never sends a bare Nak).
+func (d *delivery) nak(delay time.Duration, outcome string, cause error) {
+	delay = max(delay, minNakDelay)
+	if err := d.msg.NakWithDelay(delay); err != nil {
+		d.log.Warn("nak failed", "outcome", "nak_failed", "error", err)
+		d.r.w.emit(d.event(EventAckFailed, func(e *Event) { e.Target = "nak"; e.Err = err }))
+		return
+	}
+	shutdown := outcome == nakShutdown
+	if outcome != nakLost { // already logged at error level
+		level := slog.LevelInfo
+		if shutdown {
+			level = slog.LevelDebug
+		}
+		d.log.Log(context.Background(), level, "message naked", "outcome", outcome, "delay", delay, "error", cause)
+	}
+	d.r.w.emit(d.event(EventNaked, func(e *Event) { e.Delay, e.Shutdown, e.Err = delay, shutdown, cause }))
+}
+
+// event returns an Event about this delivery; set, if not nil, fills in the kind's own fields.
+func (d *delivery) event(kind EventKind, set func(*Event)) Event {
+	e := Event{
+		Kind:     kind,
+		Op:       d.m.Op,
+		Account:  d.m.Account,
+		Attempt:  d.m.Attempt,
+		Sequence: d.m.Sequence,
+		Duration: time.Since(d.received),
+	}
+	if set != nil {
+		set(&e)
+	}
+	return e
+}

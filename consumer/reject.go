@@ -1,0 +1,141 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/b2jet/b2jet/schema"
+)
+
+// deadLetterTriesLast is how many times the dead letter is published on the server's last
+// delivery, where no later delivery can retry it.
+const deadLetterTriesLast = 3
+
+// reject gives up on the message: Handler.Reject writes the error reply, the dead letter is
+// published (waiting for its PubAck), then the message is terminated with the error code as reason.
+//
+// When Reject fails or the dead letter cannot be published, the message is naked with a backoff
+// delay so that a spare delivery retries the rejection; on the server's last delivery there is
+// none, so the dead letter is published anyway (Reject's error reply is then missing) with a few
+// tries, and if even that fails the loss is logged at error level and reported as EventLost.
+func (d *delivery) reject(rs *runState, f Failure) {
+	w := d.r.w
+	last := !retryRejection(d.m.Attempt, w.cfg.maxDeliver())
+
+	ctx, end := d.tracker.phase(rs.hard)
+	rej, err := d.safeReject(func() (Rejection, error) { return d.r.h.Reject(ctx, d.m, f, d.rw) })
+	end()
+	if errors.Is(err, ErrInvalidReplyTo) {
+		err = nil // the request has no usable reply subject: there is no error reply to send
+	}
+	if err != nil {
+		d.log.Warn("reject failed", "last_delivery", last, "error", err)
+		w.emit(d.event(EventPublishFailed, func(e *Event) { e.Target = "reject"; e.Err = err }))
+		if !last {
+			d.nakForRetry(rs, err)
+			return
+		}
+	}
+	rej = completeRejection(rej, f, d.m.Header)
+
+	dl := deadLetter{
+		Subject:      d.m.Subject,
+		Op:           d.m.Op,
+		AccountToken: d.accountToken,
+		Data:         d.m.Data,
+		Header:       d.m.Header,
+		Stream:       d.m.Stream,
+		Seq:          d.m.Sequence,
+		Attempts:     min(d.m.Attempt, w.cfg.MaxAttempts),
+		Rejection:    rej,
+		FailedAt:     time.Now(),
+	}
+	tries := 1
+	if last {
+		tries = deadLetterTriesLast
+	}
+	// The error reply is out: finish the rejection even if the drain timeout has just expired
+	// (Reject again on a later delivery would send a second error reply). The phase's watchdog
+	// still bounds it.
+	ctx, end = d.tracker.phase(context.WithoutCancel(rs.hard))
+	defer end()
+	if perr := w.publishDeadLetterTries(ctx, buildDeadLetter(w.cfg.Subjects, dl), dl.msgID(), tries); perr != nil {
+		w.emit(d.event(EventPublishFailed, func(e *Event) { e.Target = "dead_letter"; e.Err = perr }))
+		if !last {
+			d.log.Warn("dead letter publish failed", "error", perr)
+			d.nakForRetry(rs, perr)
+			return
+		}
+		// The server will not deliver it again. It stays in the request stream (limits retention)
+		// and the server emits its MAX_DELIVERIES advisory for this nak; make the loss loud.
+		d.log.Error("request lost: dead letter not published on the last delivery",
+			"outcome", "lost", "code", rej.Code, "error", perr)
+		w.emit(d.event(EventLost, func(e *Event) { e.Code = rej.Code; e.Err = perr }))
+		d.nak(w.policy.delay(perr, d.m.Attempt), nakLost, perr)
+		return
+	}
+	if terr := d.msg.TermWithReason(rej.Code); terr != nil {
+		// The dead letter is stored; the message comes back after the ack wait and its second dead
+		// letter is dropped as a duplicate.
+		d.log.Warn("term failed", "error", terr)
+		w.emit(d.event(EventAckFailed, func(e *Event) { e.Target = "term"; e.Err = terr }))
+		return
+	}
+	d.log.Warn("message dead-lettered", "outcome", "dead_lettered", "code", rej.Code,
+		"exhausted", f.Exhausted, "error", f.Err)
+	w.emit(d.event(EventDeadLettered, func(e *Event) {
+		e.Code, e.Exhausted, e.Err = rej.Code, f.Exhausted, f.Err
+	}))
+}
+
+// nakForRetry naks so that a later delivery retries the rejection: with the shutdown delay when
+// the worker is being stopped, else with the backoff delay.
+func (d *delivery) nakForRetry(rs *runState, err error) {
+	if rs.hard.Err() != nil {
+		d.nak(shutdownNakDelay, nakShutdown, err)
+		return
+	}
+	d.nak(d.r.w.policy.delay(err, d.m.Attempt), nakRetry, err)
+}
+
+// safeReject runs f, turning a panic into an error wrapping ErrHandlerPanic; the stack is logged.
+func (d *delivery) safeReject(f func() (Rejection, error)) (rej Rejection, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			d.log.Error("Reject panicked", "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("%w: Reject: %v", ErrHandlerPanic, p)
+		}
+	}()
+	return f()
+}
+
+// completeRejection fills what Reject left empty, so a dead letter always carries a code, a
+// message and, when the headers have one, a request id.
+func completeRejection(rej Rejection, f Failure, h Header) Rejection {
+	if rej.Code == "" {
+		rej.Code = schema.CodeInternal
+		if f.Exhausted {
+			rej.Code = schema.CodeUnavailable
+		}
+	}
+	if rej.Message == "" {
+		switch {
+		case f.Err != nil:
+			rej.Message = f.Err.Error()
+		case f.Exhausted:
+			rej.Message = "attempts exhausted"
+		default:
+			rej.Message = "rejected"
+		}
+	}
+	if rej.RequestID == "" {
+		rej.RequestID = h.Get(schema.HeaderRequestID)
+	}
+	if rej.RequestID == "" {
+		rej.RequestID = h.Get(schema.HeaderMsgID)
+	}
+	return rej
+}

@@ -1,0 +1,114 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/b2jet/b2jet/schema"
+)
+
+// replyWriter is the ReplyWriter of one delivery.
+type replyWriter struct {
+	nc      *nats.Conn
+	subject string
+	// subjectErr is set when the request's Reply-To cannot be used; Send then always fails with it.
+	subjectErr   error
+	traceparent  []string
+	tracker      *tracker
+	flushTimeout time.Duration
+	onFail       func(error)
+}
+
+// newReplyWriter picks the reply subject: the request's Reply-To header when present and not empty
+// (validated by replyToError), else the default reply subject of op with the request subject's own account token
+// ("" when it had none). The JetStream reply subject is the ack subject and is never used.
+func (w *Worker) newReplyWriter(h Header, op, accountToken string, t *tracker, onFail func(error)) *replyWriter {
+	rw := &replyWriter{
+		nc:           w.nc,
+		tracker:      t,
+		flushTimeout: w.cfg.AckWait,
+		onFail:       onFail,
+	}
+	if tp := h[schema.HeaderTraceParent]; len(tp) > 0 {
+		rw.traceparent = append([]string(nil), tp...)
+	}
+	if replyTo := h.Get(schema.HeaderReplyTo); replyTo != "" {
+		rw.subject = replyTo
+		rw.subjectErr = replyToError(replyTo, w.cfg.Subjects)
+	} else {
+		rw.subject = w.cfg.Subjects.Reply(op, accountToken)
+	}
+	return rw
+}
+
+// replyToError returns a Permanent ErrInvalidReplyTo when subject is not one the worker may publish
+// replies to: empty, whitespace, empty or wildcard tokens, a '$' system subject (a Reply-To of
+// "$JS.API..." would make the worker call the JetStream API on the publisher's behalf), or a
+// request or dead-letter subject of this worker (a reply there would loop or pose as a dead letter).
+func replyToError(subject string, s schema.Subjects) error {
+	bad := func(why string) error {
+		return Permanent(fmt.Errorf("%w: %s", ErrInvalidReplyTo, why))
+	}
+	switch {
+	case subject == "":
+		return bad("empty")
+	case strings.ContainsAny(subject, " \t\r\n"):
+		return bad("contains whitespace")
+	case strings.HasPrefix(subject, "$"):
+		return bad("system subject")
+	case strings.HasPrefix(subject, strings.TrimSuffix(s.RequestWildcard(), ">")),
+		strings.HasPrefix(subject, strings.TrimSuffix(s.DeadLetterWildcard(), ">")):
+		return bad("request or dead-letter subject")
+	}
+	for tok := range strings.SplitSeq(subject, ".") {
+		if tok == "" || tok == "*" || tok == ">" {
+			return bad("empty or wildcard token")
+		}
+	}
+	return nil
+}
+
+// Send publishes r to the reply subject with the request's traceparent, then flushes. Success
+// counts as progress.
+func (rw *replyWriter) Send(ctx context.Context, r Reply) error {
+	if rw.subjectErr != nil {
+		return rw.subjectErr
+	}
+	msg := &nats.Msg{Subject: rw.subject, Data: r.Data, Header: nats.Header(r.Header.Clone())}
+	if rw.traceparent != nil {
+		if msg.Header == nil {
+			msg.Header = nats.Header{}
+		}
+		msg.Header[schema.HeaderTraceParent] = append([]string(nil), rw.traceparent...)
+	}
+	if size, limit := msg.Size()-len(msg.Subject), rw.MaxPayload(); size > limit {
+		return Permanent(fmt.Errorf("%w: %d bytes with headers, max %d", ErrReplyTooLarge, size, limit))
+	}
+	if err := rw.nc.PublishMsg(msg); err != nil {
+		return rw.fail(fmt.Errorf("consumer: publish reply: %w", err))
+	}
+	fctx, cancel := context.WithTimeout(ctx, rw.flushTimeout)
+	defer cancel()
+	if err := rw.nc.FlushWithContext(fctx); err != nil {
+		return rw.fail(fmt.Errorf("consumer: flush reply: %w", err))
+	}
+	rw.tracker.progress()
+	return nil
+}
+
+func (rw *replyWriter) fail(err error) error {
+	if rw.onFail != nil {
+		rw.onFail(err)
+	}
+	return err
+}
+
+// MaxPayload is the connection's max payload (data and headers of one message).
+func (rw *replyWriter) MaxPayload() int { return int(rw.nc.MaxPayload()) }
+
+// Progress sends InProgress (at most one per AckWait/10) and restarts the watchdog.
+func (rw *replyWriter) Progress() { rw.tracker.progress() }

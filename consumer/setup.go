@@ -1,0 +1,180 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// setupTries bounds the create/update loop when several workers race to create the same stream or
+// consumer at start.
+const setupTries = 3
+
+// Setup creates or updates the request and dead-letter streams and the durable consumer of every
+// registered operation. It is idempotent and safe to run from many workers at once. Only the fields
+// the worker manages are written (streams: subjects, retention, storage, max age, duplicate window,
+// replicas; consumers: filter subjects, ack policy, ack wait, max deliver, max ack pending); every
+// other setting, such as one an operator changed by hand, is read back and kept, and nothing is
+// updated when the managed fields already match.
+func (w *Worker) Setup(ctx context.Context) error {
+	for _, want := range []jetstream.StreamConfig{w.requestsStreamConfig(), w.dlqStreamConfig()} {
+		if err := w.ensureStream(ctx, want); err != nil {
+			return err
+		}
+	}
+	for _, r := range w.registered() {
+		c, err := w.ensureConsumer(ctx, r.op, 0)
+		if err != nil {
+			return err
+		}
+		r.setConsumer(c)
+	}
+	return nil
+}
+
+func (w *Worker) requestsStreamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:       w.cfg.RequestsStream,
+		Subjects:   []string{w.cfg.Subjects.RequestWildcard()},
+		Retention:  jetstream.LimitsPolicy,
+		Storage:    jetstream.FileStorage,
+		MaxAge:     w.cfg.RequestsMaxAge,
+		Duplicates: w.cfg.DuplicateWindow,
+		Replicas:   w.cfg.Replicas,
+	}
+}
+
+func (w *Worker) dlqStreamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:       w.cfg.DLQStream,
+		Subjects:   []string{w.cfg.Subjects.DeadLetterWildcard()},
+		Retention:  jetstream.LimitsPolicy,
+		Storage:    jetstream.FileStorage,
+		MaxAge:     w.cfg.DLQMaxAge,
+		Duplicates: w.cfg.DuplicateWindow,
+		Replicas:   w.cfg.Replicas,
+	}
+}
+
+func (w *Worker) consumerConfig(op string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:        w.cfg.Subjects.ConsumerName(op),
+		FilterSubjects: w.cfg.Subjects.RequestFilters(op),
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        w.cfg.AckWait,
+		MaxDeliver:     w.cfg.maxDeliver(),
+		MaxAckPending:  w.cfg.MaxAckPending,
+	}
+}
+
+// ensureStream creates the stream, or updates its managed fields when they differ.
+func (w *Worker) ensureStream(ctx context.Context, want jetstream.StreamConfig) error {
+	for range setupTries {
+		st, err := w.js.Stream(ctx, want.Name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			_, err = w.js.CreateStream(ctx, want)
+			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				continue // another worker created it first: read and merge
+			}
+			if err != nil {
+				return fmt.Errorf("consumer: create stream %s: %w", want.Name, err)
+			}
+			w.log.Info("stream created", "stream", want.Name)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("consumer: look up stream %s: %w", want.Name, err)
+		}
+		merged, changed := mergeStreamConfig(st.CachedInfo().Config, want)
+		if !changed {
+			return nil
+		}
+		if _, err := w.js.UpdateStream(ctx, merged); err != nil {
+			return fmt.Errorf("consumer: update stream %s: %w", want.Name, err)
+		}
+		w.log.Info("stream updated", "stream", want.Name)
+		return nil
+	}
+	return fmt.Errorf("consumer: create stream %s: still racing after %d tries", want.Name, setupTries)
+}
+
+// mergeStreamConfig returns cur with the managed fields of want, and whether any of them changed.
+func mergeStreamConfig(cur, want jetstream.StreamConfig) (jetstream.StreamConfig, bool) {
+	changed := !slices.Equal(cur.Subjects, want.Subjects) ||
+		cur.Retention != want.Retention ||
+		cur.Storage != want.Storage ||
+		cur.MaxAge != want.MaxAge ||
+		cur.Duplicates != want.Duplicates ||
+		cur.Replicas != want.Replicas
+	cur.Subjects = slices.Clone(want.Subjects)
+	cur.Retention = want.Retention
+	cur.Storage = want.Storage
+	cur.MaxAge = want.MaxAge
+	cur.Duplicates = want.Duplicates
+	cur.Replicas = want.Replicas
+	return cur, changed
+}
+
+// ensureConsumer creates op's durable consumer, or updates its managed fields when they differ.
+// A consumer created with startSeq > 1 delivers from that stream sequence on instead of from the
+// start of the stream (see opRunner.recoverPull); an existing consumer's delivery policy is kept.
+func (w *Worker) ensureConsumer(ctx context.Context, op string, startSeq uint64) (jetstream.Consumer, error) {
+	want := w.consumerConfig(op)
+	if startSeq > 1 {
+		want.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		want.OptStartSeq = startSeq
+	}
+	stream := w.cfg.RequestsStream
+	for range setupTries {
+		c, err := w.js.Consumer(ctx, stream, want.Durable)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			c, err = w.js.CreateConsumer(ctx, stream, want)
+			if errors.Is(err, jetstream.ErrConsumerExists) {
+				continue // another worker created it first: read and merge
+			}
+			if err != nil {
+				return nil, fmt.Errorf("consumer: create consumer %s: %w", want.Durable, err)
+			}
+			w.log.Info("consumer created", "consumer", want.Durable, "start_seq", max(startSeq, 1))
+			return c, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("consumer: look up consumer %s: %w", want.Durable, err)
+		}
+		merged, changed := mergeConsumerConfig(c.CachedInfo().Config, want)
+		if !changed {
+			return c, nil
+		}
+		c, err = w.js.UpdateConsumer(ctx, stream, merged)
+		if errors.Is(err, jetstream.ErrConsumerDoesNotExist) {
+			continue // deleted between the read and the update
+		}
+		if err != nil {
+			return nil, fmt.Errorf("consumer: update consumer %s: %w", want.Durable, err)
+		}
+		w.log.Info("consumer updated", "consumer", want.Durable)
+		return c, nil
+	}
+	return nil, fmt.Errorf("consumer: create consumer %s: still racing after %d tries", want.Durable, setupTries)
+}
+
+// mergeConsumerConfig returns cur with the managed fields of want, and whether any of them changed.
+func mergeConsumerConfig(cur, want jetstream.ConsumerConfig) (jetstream.ConsumerConfig, bool) {
+	changed := cur.FilterSubject != "" ||
+		!slices.Equal(cur.FilterSubjects, want.FilterSubjects) ||
+		cur.AckPolicy != want.AckPolicy ||
+		cur.AckWait != want.AckWait ||
+		cur.MaxDeliver != want.MaxDeliver ||
+		cur.MaxAckPending != want.MaxAckPending
+	cur.Durable = want.Durable
+	cur.FilterSubject = ""
+	cur.FilterSubjects = slices.Clone(want.FilterSubjects)
+	cur.AckPolicy = want.AckPolicy
+	cur.AckWait = want.AckWait
+	cur.MaxDeliver = want.MaxDeliver
+	cur.MaxAckPending = want.MaxAckPending
+	return cur, changed
+}

@@ -1,0 +1,184 @@
+package consumer
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/b2jet/b2jet/schema"
+)
+
+func TestSetupIdempotent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	newWorker := func(cfg Config) *Worker {
+		w, err := New(e.nc, cfg)
+		require.NoError(t, err)
+		w.Handle(schema.OpAuthorize, &fakeHandler{}, nil)
+		w.Handle(schema.OpListFileNames, &fakeHandler{}, nil)
+		return w
+	}
+	var logs syncBuffer
+	w := newWorker(Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	require.NoError(t, w.Setup(ctx))
+	require.NoError(t, w.Setup(ctx))
+	assert.Equal(t, 4, strings.Count(logs.String(), "created"), "two streams, two consumers")
+	assert.NotContains(t, logs.String(), "updated", "nothing differs: nothing is written")
+
+	st, err := e.js.Stream(ctx, schema.StreamRequests)
+	require.NoError(t, err)
+	sc := st.CachedInfo().Config
+	assert.Equal(t, []string{"b2.req.>"}, sc.Subjects)
+	assert.Equal(t, jetstream.LimitsPolicy, sc.Retention)
+	assert.Equal(t, jetstream.FileStorage, sc.Storage)
+	assert.Equal(t, 7*24*time.Hour, sc.MaxAge)
+	assert.Equal(t, 2*time.Minute, sc.Duplicates)
+	assert.Equal(t, 1, sc.Replicas)
+
+	dlq, err := e.js.Stream(ctx, schema.StreamDLQ)
+	require.NoError(t, err)
+	dc := dlq.CachedInfo().Config
+	assert.Equal(t, []string{"b2.dlq.>"}, dc.Subjects)
+	assert.Equal(t, jetstream.LimitsPolicy, dc.Retention)
+	assert.Equal(t, jetstream.FileStorage, dc.Storage)
+	assert.Equal(t, 30*24*time.Hour, dc.MaxAge)
+	assert.Equal(t, 2*time.Minute, dc.Duplicates)
+
+	for op, name := range map[string]string{schema.OpAuthorize: "b2-authorize", schema.OpListFileNames: "b2-list-file-names"} {
+		c, err := e.js.Consumer(ctx, schema.StreamRequests, name)
+		require.NoError(t, err, op)
+		cc := c.CachedInfo().Config
+		assert.Equal(t, name, cc.Durable)
+		assert.Equal(t, []string{"b2.req." + op, "b2.req." + op + ".*"}, cc.FilterSubjects)
+		assert.Equal(t, jetstream.AckExplicitPolicy, cc.AckPolicy)
+		assert.Equal(t, 30*time.Second, cc.AckWait)
+		assert.Equal(t, 7, cc.MaxDeliver)
+		assert.Equal(t, 1000, cc.MaxAckPending)
+	}
+
+	// An operator changes unmanaged fields by hand, and one managed field.
+	sc.MaxMsgs = 12345
+	sc.Description = "hand-tuned"
+	sc.MaxAge = time.Hour
+	_, err = e.js.UpdateStream(ctx, sc)
+	require.NoError(t, err)
+	c, err := e.js.Consumer(ctx, schema.StreamRequests, "b2-authorize")
+	require.NoError(t, err)
+	cc := c.CachedInfo().Config
+	cc.Description = "operator note"
+	cc.Metadata = map[string]string{"owner": "ops"}
+	_, err = e.js.UpdateConsumer(ctx, schema.StreamRequests, cc)
+	require.NoError(t, err)
+
+	// A new release with fewer attempts and a different ack wait.
+	w2 := newWorker(Config{MaxAttempts: 3, AckWait: 10 * time.Second})
+	require.NoError(t, w2.Setup(ctx))
+	require.NoError(t, w2.Setup(ctx))
+
+	st, err = e.js.Stream(ctx, schema.StreamRequests)
+	require.NoError(t, err)
+	sc = st.CachedInfo().Config
+	assert.Equal(t, int64(12345), sc.MaxMsgs, "unmanaged stream field survives")
+	assert.Equal(t, "hand-tuned", sc.Description)
+	assert.Equal(t, 7*24*time.Hour, sc.MaxAge, "managed stream field converges")
+
+	c, err = e.js.Consumer(ctx, schema.StreamRequests, "b2-authorize")
+	require.NoError(t, err)
+	cc = c.CachedInfo().Config
+	assert.Equal(t, "operator note", cc.Description, "unmanaged consumer field survives")
+	assert.Equal(t, "ops", cc.Metadata["owner"])
+	assert.Equal(t, 5, cc.MaxDeliver, "MaxDeliver follows MaxAttempts+2")
+	assert.Equal(t, 10*time.Second, cc.AckWait)
+
+	c, err = e.js.Consumer(ctx, schema.StreamRequests, "b2-list-file-names")
+	require.NoError(t, err)
+	assert.Equal(t, 5, c.CachedInfo().Config.MaxDeliver)
+}
+
+func TestSetupCustomPrefixAndStreams(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	w, err := New(e.nc, Config{Subjects: schema.Subjects{Prefix: "b2x"}, RequestsStream: "REQ", DLQStream: "DLQ", DuplicateWindow: time.Minute})
+	require.NoError(t, err)
+	w.Handle(schema.OpAuthorize, &fakeHandler{}, nil)
+	require.NoError(t, w.Setup(ctx))
+	st, err := e.js.Stream(ctx, "REQ")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"b2x.req.>"}, st.CachedInfo().Config.Subjects)
+	assert.Equal(t, time.Minute, st.CachedInfo().Config.Duplicates)
+	c, err := e.js.Consumer(ctx, "REQ", "b2x-authorize")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"b2x.req.authorize", "b2x.req.authorize.*"}, c.CachedInfo().Config.FilterSubjects)
+	_, err = e.js.Stream(ctx, "DLQ")
+	require.NoError(t, err)
+}
+
+func TestHandlePanicsOnMisuse(t *testing.T) {
+	e := newEnv(t)
+	w, err := New(e.nc, Config{})
+	require.NoError(t, err)
+	assert.Panics(t, func() { w.Handle("a.b", &fakeHandler{}, nil) })
+	assert.Panics(t, func() { w.Handle("op", nil, nil) })
+	w.Handle("list_x", &fakeHandler{}, nil)
+	assert.Panics(t, func() { w.Handle("list_x", &fakeHandler{}, nil) })
+	assert.Panics(t, func() { w.Handle("list-x", &fakeHandler{}, nil) }, "same consumer name")
+
+	empty, err := New(e.nc, Config{})
+	require.NoError(t, err)
+	assert.ErrorIs(t, empty.Run(context.Background()), ErrNoHandlers)
+}
+
+func TestDeadLetterDeduplicated(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	w, err := New(e.nc, Config{})
+	require.NoError(t, err)
+	require.NoError(t, w.Setup(ctx))
+
+	d := deadLetter{
+		Subject: "b2.req.authorize", Op: schema.OpAuthorize, Data: []byte("{}"),
+		Header: Header{schema.HeaderMsgID: {"pub-9"}}, Stream: schema.StreamRequests, Seq: 42, Attempts: 1,
+		Rejection: Rejection{RequestID: "r", Code: schema.CodeInvalidRequest, Message: "bad"}, FailedAt: time.Now(),
+	}
+	for range 2 {
+		require.NoError(t, w.publishDeadLetter(ctx, buildDeadLetter(w.cfg.Subjects, d), d.msgID()))
+	}
+	assert.Equal(t, uint64(1), e.dlqCount())
+	m := e.lastDeadLetter("b2.dlq.authorize")
+	assert.Equal(t, "B2_REQUESTS-42", m.Header.Get(jetstream.MsgIDHeader))
+	assert.Equal(t, "pub-9", m.Header.Get(schema.HeaderOriginalMsgID))
+
+	// Another sequence is another dead letter.
+	d.Seq = 43
+	require.NoError(t, w.publishDeadLetterTries(ctx, buildDeadLetter(w.cfg.Subjects, d), d.msgID(), 2))
+	assert.Equal(t, uint64(2), e.dlqCount())
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

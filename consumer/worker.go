@@ -1,0 +1,182 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Worker pulls requests from JetStream and runs their handlers. Register operations with Handle,
+// then call Run. Several Worker processes may share the same consumers: that is how b2jet scales
+// out.
+type Worker struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	cfg    Config
+	log    *slog.Logger
+	policy retryPolicy
+
+	mu      sync.Mutex
+	ops     []*opRunner
+	started atomic.Bool
+	// floorRefresh is how often dispatchers refresh their consumer's ack floor; a test seam.
+	floorRefresh time.Duration
+}
+
+// New returns a Worker on nc. It applies the defaults of Config's zero fields and validates the
+// result; every problem found wraps ErrInvalidConfig. nc should reconnect forever
+// (nats.MaxReconnects(-1)): Run treats a closed connection as fatal.
+func New(nc *nats.Conn, cfg Config) (*Worker, error) {
+	if nc == nil {
+		return nil, ErrNoConnection
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("consumer: jetstream: %w", err)
+	}
+	return &Worker{
+		nc:           nc,
+		js:           js,
+		cfg:          cfg,
+		log:          cfg.Logger,
+		policy:       cfg.retryPolicy(),
+		floorRefresh: ackFloorRefresh,
+	}, nil
+}
+
+// Handle registers h for operation op (the subject token after "<prefix>.req."), pulled through
+// the durable consumer Subjects.ConsumerName(op). g gates pulling; nil means always open. Handle
+// must be called before Run; like http.ServeMux.Handle it panics on a programming error: an
+// invalid or duplicate op, a nil handler, or a call after Run started.
+func (w *Worker) Handle(op string, h Handler, g Gate) {
+	if !validName(op) {
+		panic(fmt.Sprintf("consumer: invalid operation %q", op))
+	}
+	if h == nil {
+		panic("consumer: nil handler for operation " + op)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started.Load() {
+		panic("consumer: Handle called after Run")
+	}
+	for _, r := range w.ops {
+		if r.op == op || r.consumerName() == w.cfg.Subjects.ConsumerName(op) {
+			panic("consumer: operation " + op + " registered twice")
+		}
+	}
+	w.ops = append(w.ops, &opRunner{
+		w:     w,
+		op:    op,
+		h:     h,
+		gate:  g,
+		slots: make(chan struct{}, w.cfg.Concurrency),
+	})
+}
+
+// registered returns the registered operations.
+func (w *Worker) registered() []*opRunner {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]*opRunner(nil), w.ops...)
+}
+
+// runState is shared by the dispatchers and deliveries of one Run.
+type runState struct {
+	// pull is cancelled when the worker stops fetching (Run's context, or a fatal error).
+	pull context.Context
+	// hard is cancelled with cause ErrShutdown when the drain timeout expires; every handler
+	// context derives from it. It keeps the values of Run's context.
+	hard context.Context
+	// inflight counts delivery goroutines.
+	inflight sync.WaitGroup
+}
+
+// Run sets up the streams and consumers (see Setup), then pulls and handles messages until ctx is
+// cancelled. Then it drains, like http.Server.Shutdown: it stops fetching (messages still arriving
+// from the cancelled pull are naked with a short delay without being handled), waits up to
+// DrainTimeout for in-flight handlers, then cancels their contexts with cause ErrShutdown (their
+// messages are naked with a short delay, not dead-lettered). Run returns once every goroutine it
+// started has finished: nil after a drain, or the error that stopped it (setup failure, closed
+// connection). A Worker runs once; a second Run returns ErrRunning.
+func (w *Worker) Run(ctx context.Context) error {
+	w.mu.Lock()
+	if !w.started.CompareAndSwap(false, true) {
+		w.mu.Unlock()
+		return ErrRunning
+	}
+	runners := append([]*opRunner(nil), w.ops...)
+	w.mu.Unlock()
+	if len(runners) == 0 {
+		return ErrNoHandlers
+	}
+	if err := w.Setup(ctx); err != nil {
+		return err
+	}
+
+	hard, hardStop := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer hardStop(nil)
+	pull, stopPulling := context.WithCancelCause(ctx)
+	defer stopPulling(nil)
+	rs := &runState{pull: pull, hard: hard}
+
+	var (
+		dispatchers sync.WaitGroup
+		fatalOnce   sync.Once
+		fatal       error
+	)
+	for _, r := range runners {
+		dispatchers.Go(func() {
+			if err := r.dispatch(rs); err != nil {
+				fatalOnce.Do(func() { fatal = err })
+				stopPulling(err)
+			}
+		})
+	}
+	w.log.Info("worker running", "ops", len(runners), "concurrency", w.cfg.Concurrency)
+	dispatchers.Wait()
+
+	if fatal != nil {
+		w.log.Error("worker stopping", "error", fatal)
+	} else {
+		w.log.Info("worker draining", "timeout", w.cfg.DrainTimeout)
+	}
+	w.drain(rs, hardStop)
+	w.log.Info("worker stopped")
+	return fatal
+}
+
+// drain waits for in-flight deliveries up to DrainTimeout, then cancels their contexts and waits
+// for them to finish.
+func (w *Worker) drain(rs *runState, hardStop context.CancelCauseFunc) {
+	done := make(chan struct{})
+	go func() {
+		rs.inflight.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(w.cfg.DrainTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		w.log.Warn("drain timeout expired: cancelling handlers")
+		hardStop(ErrShutdown)
+		<-done
+	}
+}
+
+// isFatal reports whether err means the connection is gone for good.
+func isFatal(err error) bool {
+	return errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, jetstream.ErrConnectionClosed)
+}
