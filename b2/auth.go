@@ -17,8 +17,10 @@ func (c *Client) Session(ctx context.Context) (s *Session, cached bool, err erro
 	fresh := cur != nil && c.cfg.Now().Before(cur.RefreshAt)
 	c.mu.Unlock()
 	if fresh {
+		c.emit(Event{Kind: EventSessionHit})
 		return cur, true, nil
 	}
+	c.emit(Event{Kind: EventSessionMiss})
 	s, err = c.refresh(ctx, cur)
 	return s, false, err
 }
@@ -28,6 +30,7 @@ func (c *Client) Cached() *Session {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.session != nil && c.cfg.Now().Before(c.session.RefreshAt) {
+		c.emit(Event{Kind: EventSessionHit})
 		return c.session
 	}
 	return nil
@@ -42,6 +45,7 @@ func (c *Client) Authorize(ctx context.Context, force bool) (*Session, bool, err
 	c.mu.Lock()
 	cur := c.session
 	c.mu.Unlock()
+	c.emit(Event{Kind: EventSessionMiss})
 	s, err := c.refresh(ctx, cur)
 	return s, false, err
 }
@@ -61,6 +65,7 @@ func (c *Client) refresh(ctx context.Context, stale *Session) (*Session, error) 
 		// The shared call must not die with whichever caller started it.
 		callCtx := context.WithoutCancel(ctx)
 		s, err := c.authorize(callCtx)
+		c.emit(Event{Kind: EventRefresh, Op: opAuthorize, Err: err})
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/singleflight"
 )
@@ -113,9 +114,12 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 	if r.body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	start := time.Now()
 	resp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return c.transportError(ctx, r.op, err)
+		err = c.transportError(ctx, r.op, err)
+		c.emit(Event{Kind: EventCall, Op: r.op, Duration: time.Since(start), Err: err})
+		return err
 	}
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
@@ -123,16 +127,19 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 	}()
 	if resp.StatusCode != http.StatusOK {
 		apiErr := decodeError(r.op, resp, c.cfg.Now())
+		c.emit(Event{Kind: EventCall, Op: r.op, Status: apiErr.Status, Code: apiErr.Code, Duration: time.Since(start), Err: apiErr})
 		if r.limited && apiErr.RetryAfter > 0 &&
 			(apiErr.Status == http.StatusTooManyRequests || apiErr.Status == http.StatusServiceUnavailable) {
 			c.limiter.pause(apiErr.RetryAfter)
+			c.emit(Event{Kind: EventPause, Op: r.op, Status: apiErr.Status, Duration: apiErr.RetryAfter})
 		}
 		return apiErr
 	}
-	if out == nil {
-		return nil
+	if out != nil {
+		err = c.decodeBody(ctx, r.op, resp.Body, out)
 	}
-	return c.decodeBody(ctx, r.op, resp.Body, out)
+	c.emit(Event{Kind: EventCall, Op: r.op, Status: resp.StatusCode, Duration: time.Since(start), Err: err})
+	return err
 }
 
 func (c *Client) decodeBody(ctx context.Context, op string, body io.Reader, out any) error {

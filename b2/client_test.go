@@ -374,3 +374,43 @@ func TestConfigErrors(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, errors.Is(err, b2.ErrNotAllowed))
 }
+
+func TestEventsObserveCallsSessionsAndPauses(t *testing.T) {
+	t.Parallel()
+	s := newFake(t)
+	id := s.CreateBucket("event-bucket")
+	var mu sync.Mutex
+	counts := map[b2.EventKind]int{}
+	var calls []b2.Event
+	c := newClient(t, s.URL, s.MasterKey(), func(c *b2.Config) {
+		c.OnEvent = func(e b2.Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			counts[e.Kind]++
+			if e.Kind == b2.EventCall {
+				calls = append(calls, e)
+			}
+		}
+	})
+	ctx := context.Background()
+	_, err := c.ListFileNames(ctx, b2.ListRequest{BucketID: id})
+	require.NoError(t, err)
+	_, err = c.ListFileNames(ctx, b2.ListRequest{BucketID: id})
+	require.NoError(t, err)
+	s.Inject(b2test.EndpointListFileNames, b2test.Fault{Status: 503, RetryAfter: "1", Times: 1})
+	_, err = c.ListFileNames(ctx, b2.ListRequest{BucketID: id})
+	require.Error(t, err)
+
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, 1, counts[b2.EventSessionMiss])
+	assert.Equal(t, 2, counts[b2.EventSessionHit])
+	assert.Equal(t, 1, counts[b2.EventRefresh])
+	assert.Equal(t, 1, counts[b2.EventPause])
+	require.Len(t, calls, 4, "authorize and three listings")
+	assert.Equal(t, "b2_authorize_account", calls[0].Op)
+	assert.Equal(t, 200, calls[1].Status)
+	assert.Equal(t, 503, calls[3].Status)
+	assert.Equal(t, "service_unavailable", calls[3].Code)
+	assert.Positive(t, calls[3].Duration)
+}

@@ -66,6 +66,10 @@ type Config struct {
 
 	// Now is the clock (default time.Now). Test seam.
 	Now func() time.Time
+
+	// OnEvent, if set, observes B2 calls, session cache hits and misses, refreshes and
+	// Retry-After pauses (see Event). It must be fast and safe for concurrent use.
+	OnEvent func(Event)
 }
 
 func (c Config) withDefaults() (Config, error) {
