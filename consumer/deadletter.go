@@ -31,6 +31,8 @@ type deadLetter struct {
 	Attempts  int
 	Rejection Rejection
 	FailedAt  time.Time
+	// History has one record per failed attempt, oldest first (B2-Attempt values).
+	History []string
 }
 
 // msgID is the dead letter's Nats-Msg-Id, "<stream>-<seq>": dead-lettering the same stored request
@@ -57,6 +59,10 @@ func buildDeadLetter(s schema.Subjects, d deadLetter) *nats.Msg {
 	h.Set(schema.HeaderOriginalSubject, d.Subject)
 	h.Set(schema.HeaderStreamSeq, strconv.FormatUint(d.Seq, 10))
 	h.Set(schema.HeaderFailedAt, d.FailedAt.UTC().Format(time.RFC3339Nano))
+	delete(h, schema.HeaderAttempt) // a redriven request's old history is not this run's
+	if len(d.History) > 0 {
+		h[schema.HeaderAttempt] = d.History
+	}
 	return &nats.Msg{
 		Subject: s.DeadLetter(d.Op, d.AccountToken),
 		Data:    d.Data,

@@ -98,6 +98,11 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time, 
 			outcome = nakShutdown
 		}
 		d.nak(act.Delay, outcome, out.Err)
+		if !out.Shutdown {
+			// After the nak, so that a slow history write can never outlast the ack wait; the
+			// next attempt is at least a backoff delay away.
+			d.recordAttempt(out.Err, act.Delay)
+		}
 	case actReject:
 		failure := Failure{Err: out.Err, Exhausted: act.Exhausted}
 		if m.Attempt > w.cfg.MaxAttempts {

@@ -40,6 +40,11 @@ func (d *delivery) reject(rs *runState, f Failure) {
 		}
 	}
 	rej = completeRejection(rej, f, d.m.Header)
+	final := attemptRecord(d.m.Attempt, time.Now(), f.Err, 0)
+	if f.Err == nil {
+		final = fmt.Sprintf("%d %s unavailable came back after its last attempt: that delivery did not finish",
+			d.m.Attempt, time.Now().UTC().Format(time.RFC3339Nano))
+	}
 
 	dl := deadLetter{
 		Subject:      d.m.Subject,
@@ -52,6 +57,7 @@ func (d *delivery) reject(rs *runState, f Failure) {
 		Attempts:     min(d.m.Attempt, w.cfg.MaxAttempts),
 		Rejection:    rej,
 		FailedAt:     time.Now(),
+		History:      d.attemptHistory(final),
 	}
 	tries := 1
 	if last {

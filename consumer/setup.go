@@ -25,6 +25,9 @@ func (w *Worker) Setup(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := w.ensureHistory(ctx); err != nil {
+		return err
+	}
 	for _, r := range w.registered() {
 		c, err := w.ensureConsumer(ctx, r.op, 0)
 		if err != nil {

@@ -22,6 +22,8 @@ type Worker struct {
 	cfg    Config
 	log    *slog.Logger
 	policy retryPolicy
+	// history holds the records of failed attempts (see history.go); set by Setup.
+	history jetstream.KeyValue
 
 	mu      sync.Mutex
 	ops     []*opRunner

@@ -28,6 +28,15 @@ type Failure struct {
 	Err       error
 }
 
+// Describe implements consumer.Describer: the contract code and the B2 status and code, for the
+// attempt history of dead letters.
+func (f *Failure) Describe() (code, detail string) {
+	if f.B2Status != 0 {
+		detail = fmt.Sprintf("b2=%d/%s", f.B2Status, f.B2Code)
+	}
+	return f.Code, detail
+}
+
 // Wire is the reply's error object.
 func (f *Failure) Wire() *schema.Error {
 	return &schema.Error{Code: f.Code, Message: f.Message, Retryable: f.Retryable, B2Status: f.B2Status, B2Code: f.B2Code}

@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -103,6 +104,15 @@ func TestPipelineAlwaysFailingRequestIsDeadLetteredAndRedriven(t *testing.T) {
 	assert.Equal(t, 5, info.Attempts)
 	assert.Equal(t, "b2.req.list_file_names", info.OriginalSubject)
 	assert.Equal(t, c.seq, info.StreamSeq)
+	// Every attempt's failure is kept, not only the last.
+	history := dl.Header.Values(schema.HeaderAttempt)
+	require.Len(t, history, 5, "%q", history)
+	for i, rec := range history {
+		assert.Regexp(t, fmt.Sprintf(`^%d \S+Z unavailable b2=503/service_unavailable`, i+1), rec)
+		if i < 4 {
+			assert.Contains(t, rec, "delay=", "retried attempts record their backoff")
+		}
+	}
 
 	// Redrive: the dead letter republished unchanged to its original subject, with B2 healthy.
 	p.fake.ClearFaults()

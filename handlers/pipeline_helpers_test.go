@@ -147,8 +147,8 @@ func (p *pipe) startWorker(t *testing.T) *worker {
 type call struct {
 	restarts int // listings restarted by a redelivery
 	sub      *nats.Subscription
-	seq   uint64
-	codec schema.Codec
+	seq      uint64
+	codec    schema.Codec
 }
 
 // publish sends a request through JetStream with a fresh Reply-To inbox.

@@ -248,4 +248,3 @@ func TestPipelineStoppedWorkerMessageCompletesElsewhere(t *testing.T) {
 	assert.Equal(t, 1, b.accounts["default"].listCalls("slow/"))
 	c.noMoreReplies(t, 500*time.Millisecond)
 }
-

@@ -19,6 +19,9 @@ const (
 	HeaderOriginalSubject = "B2-Original-Subject"
 	HeaderStreamSeq       = "B2-Stream-Seq"
 	HeaderFailedAt        = "B2-Failed-At"
+	// HeaderAttempt has one value per failed attempt, oldest first:
+	// "<attempt> <RFC 3339 time> <code> [b2=<status>/<code>] [retry-after=<d>] [delay=<d>]".
+	HeaderAttempt = "B2-Attempt"
 )
 
 // Values of B2-Status.

@@ -1,0 +1,139 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Describer is implemented by handler errors that can say what failed in the contract's terms
+// (handlers.Failure does). The consumer writes the description into the attempt history that
+// every dead letter carries.
+type Describer interface {
+	// Describe returns the contract error code and a short detail, e.g. "b2=503/service_unavailable".
+	Describe() (code, detail string)
+}
+
+// historyTTL bounds how long the record of a failed attempt is kept: far longer than a request
+// can spend being retried (attempts × the backoff cap), so history is only ever lost to age after
+// the request was acked or dead-lettered.
+const historyTTL = 24 * time.Hour
+
+// historyTimeout bounds the reads and writes of the history; it is best effort.
+const historyTimeout = 2 * time.Second
+
+// historyBucket is the name of the KV bucket holding attempt records of the requests stream.
+func (c Config) historyBucket() string { return c.RequestsStream + "_ATTEMPTS" }
+
+// ensureHistory creates or updates the attempt-history KV bucket.
+func (w *Worker) ensureHistory(ctx context.Context) error {
+	kv, err := w.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      w.cfg.historyBucket(),
+		Description: "b2jet: one record per failed attempt of a request, copied into its dead letter",
+		TTL:         historyTTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    w.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("consumer: attempt history bucket %s: %w", w.cfg.historyBucket(), err)
+	}
+	w.history = kv
+	return nil
+}
+
+// attemptRecord formats one failed attempt as a B2-Attempt header value:
+// "<attempt> <RFC 3339 time> <code> [b2=<status>/<code>] [retry-after=<d>] [delay=<d>]".
+func attemptRecord(attempt int, at time.Time, err error, delay time.Duration) string {
+	code, detail := "internal", ""
+	var d Describer
+	switch {
+	case errors.As(err, &d):
+		code, detail = d.Describe()
+	case errors.Is(err, ErrNoProgress):
+		code, detail = "unavailable", "no progress within the ack wait"
+	}
+	parts := []string{strconv.Itoa(attempt), at.UTC().Format(time.RFC3339Nano), code}
+	if detail != "" {
+		parts = append(parts, detail)
+	}
+	if ra, ok := RetryAfterOf(err); ok {
+		parts = append(parts, "retry-after="+ra.String())
+	}
+	if delay > 0 {
+		parts = append(parts, "delay="+delay.String())
+	}
+	return strings.Join(parts, " ")
+}
+
+// recordAttempt stores the record of a failed attempt that will be retried. Failures are logged
+// and otherwise ignored: the history is a diagnostic, never a reason to lose a request.
+func (d *delivery) recordAttempt(err error, delay time.Duration) {
+	w := d.r.w
+	if w.history == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
+	defer cancel()
+	key := fmt.Sprintf("%d.%d", d.m.Sequence, d.m.Attempt)
+	if _, perr := w.history.Put(ctx, key, []byte(attemptRecord(d.m.Attempt, time.Now(), err, delay))); perr != nil {
+		d.log.Warn("attempt history not recorded", "error", perr)
+	}
+}
+
+// attemptHistory returns the records of the request's earlier failed attempts, oldest first,
+// followed by final (the record of this delivery's failure, if any).
+func (d *delivery) attemptHistory(final string) []string {
+	w := d.r.w
+	var out []string
+	if w.history != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
+		defer cancel()
+		recs, err := readHistory(ctx, w.history, d.m.Sequence)
+		if err != nil {
+			d.log.Warn("attempt history not read", "error", err)
+		}
+		out = recs
+	}
+	if final != "" {
+		out = append(out, final)
+	}
+	return out
+}
+
+// readHistory reads every record of seq, ordered by attempt.
+func readHistory(ctx context.Context, kv jetstream.KeyValue, seq uint64) ([]string, error) {
+	watcher, err := kv.WatchFiltered(ctx, []string{fmt.Sprintf("%d.*", seq)}, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = watcher.Stop() }()
+	type rec struct {
+		attempt int
+		value   string
+	}
+	var recs []rec
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e := <-watcher.Updates():
+			if e == nil { // every current value has been delivered
+				slices.SortFunc(recs, func(a, b rec) int { return a.attempt - b.attempt })
+				out := make([]string, len(recs))
+				for i, r := range recs {
+					out[i] = r.value
+				}
+				return out, nil
+			}
+			_, n, _ := strings.Cut(e.Key(), ".")
+			attempt, _ := strconv.Atoi(n)
+			recs = append(recs, rec{attempt, string(e.Value())})
+		}
+	}
+}

@@ -1,0 +1,61 @@
+package ops
+
+import (
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/b2jet/b2jet/schema"
+)
+
+// Headers added by redrive and replay. They extend the wire contract (workers ignore B2-* headers
+// they do not need); they are meant to move to package schema.
+const (
+	// HeaderRedriveOf is the dead letter's sequence in the dead-letter stream, on a redriven
+	// request.
+	HeaderRedriveOf = "B2-Redrive-Of"
+	// HeaderRedriveCount is how many times the request has been redriven (1 on the first redrive).
+	// A dead letter keeps the request's headers, so the count survives a failure after redrive.
+	HeaderRedriveCount = "B2-Redrive-Count"
+	// HeaderReplayOf is the original request's sequence in the request stream, on a replayed
+	// request.
+	HeaderReplayOf = "B2-Replay-Of"
+)
+
+// serverHeaders are added by the server to direct-get and republished messages; they describe
+// the stored copy, not the message, and are removed before a record is shown or republished.
+var serverHeaders = []string{
+	jetstream.StreamHeader,       // Nats-Stream
+	jetstream.SequenceHeader,     // Nats-Sequence
+	jetstream.SubjectHeader,      // Nats-Subject
+	jetstream.TimeStampHeaer,     // Nats-Time-Stamp
+	jetstream.LastSequenceHeader, // Nats-Last-Sequence
+	"Nats-Num-Pending",           // batched direct get
+	"Nats-UpTo-Sequence",         // batched direct get
+}
+
+// cleanHeader returns a deep copy of h without the server-added headers; never nil.
+func cleanHeader(h nats.Header) nats.Header {
+	out := make(nats.Header, len(h))
+	for k, v := range h {
+		out[k] = append([]string(nil), v...)
+	}
+	for _, k := range serverHeaders {
+		delete(out, k)
+	}
+	return out
+}
+
+// redriveCount reads B2-Redrive-Count: 0 when absent, an error when malformed.
+func redriveCount(h nats.Header) (int, error) {
+	v := h.Get(HeaderRedriveCount)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, &schema.DeadLetterError{Header: HeaderRedriveCount, Problem: "not a non-negative integer: " + strconv.Quote(v)}
+	}
+	return n, nil
+}

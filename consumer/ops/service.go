@@ -1,0 +1,146 @@
+package ops
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/b2jet/b2jet/schema"
+)
+
+// The worker status service (see "Worker discovery" in the package doc).
+const (
+	// ServiceName is the micro service name every worker registers.
+	ServiceName = "b2jet"
+	// StatusEndpoint is the name of the endpoint that answers with a WorkerStatus.
+	StatusEndpoint = "status"
+	// DevVersion is the service version registered when the worker's version is not semantic
+	// versioning (micro requires it); WorkerStatus.Version keeps the real one.
+	DevVersion = "0.0.0-dev"
+)
+
+// StatusSubject is the subject of the status endpoint under s's prefix, e.g. "b2.status". Every
+// worker answers a request there (no queue group).
+func StatusSubject(s schema.Subjects) string {
+	return strings.TrimSuffix(s.RequestWildcard(), ".req.>") + ".status"
+}
+
+// WorkerStatus is what one worker reports about itself. Snapshot functions fill the maps; the
+// service fills ID, Version, Started and Uptime.
+type WorkerStatus struct {
+	// ID is the micro service instance id (as in `nats micro info b2jet <id>`).
+	ID string `json:"id"`
+	// Version is the worker's build version as given to RegisterWorker.
+	Version string `json:"version"`
+	// Started is when the worker registered (or when the snapshot says it started).
+	Started time.Time `json:"started"`
+	// Uptime is the time since Started when the status was taken, rounded to a second.
+	Uptime string `json:"uptime"`
+	// InFlight is the number of requests being handled, per operation.
+	InFlight map[string]int `json:"inFlight,omitempty"`
+	// Breakers is each circuit breaker's state ("closed", "open", "half-open"), per account and
+	// operation.
+	Breakers map[string]map[string]string `json:"breakers,omitempty"`
+	// SessionAge is the age of the cached B2 session, per account (e.g. "3h2m0s").
+	SessionAge map[string]string `json:"sessionAge,omitempty"`
+}
+
+// WorkerConfig configures RegisterWorker.
+type WorkerConfig struct {
+	// Subjects is the subject prefix the worker serves; the zero value uses "b2".
+	Subjects schema.Subjects
+	// Version is the worker's build version; any string ("" reads as "dev").
+	Version string
+	// Snapshot returns the worker's live state. It is called for every status request (and every
+	// `nats micro stats`), from a NATS subscription goroutine: it must be fast and safe for
+	// concurrent use. Nil reports only the identity.
+	Snapshot func() WorkerStatus
+}
+
+// semver is the pattern micro checks a service version against (https://semver.org/).
+var semver = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
+
+// serviceVersion is version as micro accepts it: without a leading "v", or DevVersion when it is
+// not semantic versioning.
+func serviceVersion(version string) string {
+	v := strings.TrimPrefix(version, "v")
+	if semver.MatchString(v) {
+		return v
+	}
+	return DevVersion
+}
+
+// RegisterWorker registers the worker's status service on nc: a micro service named
+// ServiceName whose endpoint StatusEndpoint listens on StatusSubject without a queue group and
+// answers with the worker's WorkerStatus as JSON. The same status is the endpoint's data in
+// `nats micro stats`. Stop the returned service on shutdown (closing nc stops it too).
+func RegisterWorker(nc *nats.Conn, cfg WorkerConfig) (micro.Service, error) {
+	if nc == nil {
+		return nil, errors.New("ops: RegisterWorker: nil NATS connection")
+	}
+	version := cfg.Version
+	if version == "" {
+		version = "dev"
+	}
+	var status func() WorkerStatus // set once the service exists
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:        ServiceName,
+		Version:     serviceVersion(version),
+		Description: "b2jet worker: Backblaze B2 requests over JetStream",
+		Metadata: map[string]string{
+			"prefix":  strings.TrimSuffix(StatusSubject(cfg.Subjects), ".status"),
+			"version": version,
+		},
+		StatsHandler: func(*micro.Endpoint) any {
+			ws, err := safeStatus(status)
+			if err != nil {
+				return map[string]string{"error": err.Error()}
+			}
+			return ws
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ops: register worker service: %w", err)
+	}
+	id, started := svc.Info().ID, svc.Stats().Started
+	status = func() WorkerStatus {
+		var ws WorkerStatus
+		if cfg.Snapshot != nil {
+			ws = cfg.Snapshot()
+		}
+		ws.ID, ws.Version = id, version
+		if ws.Started.IsZero() {
+			ws.Started = started
+		}
+		ws.Uptime = time.Since(ws.Started).Round(time.Second).String()
+		return ws
+	}
+	err = svc.AddEndpoint(StatusEndpoint, micro.HandlerFunc(func(req micro.Request) {
+		ws, err := safeStatus(status)
+		if err != nil {
+			_ = req.Error("500", err.Error(), nil)
+			return
+		}
+		_ = req.RespondJSON(ws)
+	}), micro.WithEndpointSubject(StatusSubject(cfg.Subjects)), micro.WithEndpointQueueGroupDisabled())
+	if err != nil {
+		_ = svc.Stop()
+		return nil, fmt.Errorf("ops: register worker status endpoint: %w", err)
+	}
+	return svc, nil
+}
+
+// safeStatus calls status, turning a panic of the snapshot into an error.
+func safeStatus(status func() WorkerStatus) (ws WorkerStatus, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("ops: worker status snapshot panicked: %v", r)
+		}
+	}()
+	return status(), nil
+}
