@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,6 +25,8 @@ type opRunner struct {
 	gate Gate
 	// slots holds one token per running handler goroutine; its capacity is Config.Concurrency.
 	slots chan struct{}
+	// busy counts deliveries being processed (slots reserved for a pull are not counted).
+	busy atomic.Int64
 
 	mu   sync.Mutex
 	cons jetstream.Consumer
@@ -139,8 +142,10 @@ func (r *opRunner) fetch(rs *runState, n int) error {
 		received := time.Now()
 		stopping := rs.pull.Err() != nil
 		n--
+		r.busy.Add(1)
 		rs.inflight.Go(func() {
 			defer r.release(1)
+			defer r.busy.Add(-1)
 			r.process(rs, msg, received, stopping)
 		})
 	}

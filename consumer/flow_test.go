@@ -400,3 +400,28 @@ func TestMessageArrivingWhileStoppingIsNakedUnhandled(t *testing.T) {
 	require.NoError(t, again.Ack())
 	assert.Zero(t, e.dlqCount())
 }
+
+func TestInFlightAndPulling(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	release := make(chan struct{})
+	h := &fakeHandler{handle: func(ctx context.Context, m *Message, w ReplyWriter) error {
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}}
+	cfg := testConfig(t)
+	cfg.Concurrency = 3
+	r := startWorker(t, e.nc, cfg, func(w *Worker) { w.Handle(schema.OpListFileNames, h, nil) })
+	require.Eventually(t, r.w.Pulling, 5*time.Second, 10*time.Millisecond)
+	e.publish("b2.req.list_file_names", []byte(`{}`), nil)
+	e.publish("b2.req.list_file_names", []byte(`{}`), nil)
+	require.Eventually(t, func() bool { return r.w.InFlight()[schema.OpListFileNames] == 2 }, 5*time.Second, 10*time.Millisecond)
+	close(release)
+	require.Eventually(t, func() bool { return r.w.InFlight()[schema.OpListFileNames] == 0 }, 5*time.Second, 10*time.Millisecond)
+	r.cancel()
+	require.Eventually(t, func() bool { return !r.w.Pulling() }, 5*time.Second, 10*time.Millisecond)
+}

@@ -28,6 +28,8 @@ type Worker struct {
 	mu      sync.Mutex
 	ops     []*opRunner
 	started atomic.Bool
+	// pulling is true from a successful Setup in Run until draining starts.
+	pulling atomic.Bool
 	// floorRefresh is how often dispatchers refresh their consumer's ack floor; a test seam.
 	floorRefresh time.Duration
 }
@@ -86,6 +88,19 @@ func (w *Worker) Handle(op string, h Handler, g Gate) {
 		slots: make(chan struct{}, w.cfg.Concurrency),
 	})
 }
+
+// InFlight reports, per registered operation, how many requests are being handled right now.
+func (w *Worker) InFlight() map[string]int {
+	out := make(map[string]int)
+	for _, r := range w.registered() {
+		out[r.op] = int(r.busy.Load())
+	}
+	return out
+}
+
+// Pulling reports whether Run has bound its consumers and is pulling: false before Setup
+// succeeded and from the moment draining starts. Health checks use it.
+func (w *Worker) Pulling() bool { return w.pulling.Load() }
 
 // registered returns the registered operations.
 func (w *Worker) registered() []*opRunner {
@@ -147,7 +162,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		})
 	}
 	w.log.Info("worker running", "ops", len(runners), "concurrency", w.cfg.Concurrency)
+	w.pulling.Store(true)
 	dispatchers.Wait()
+	w.pulling.Store(false)
 
 	if fatal != nil {
 		w.log.Error("worker stopping", "error", fatal)

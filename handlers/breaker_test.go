@@ -151,3 +151,24 @@ func TestGateClosesWhileEveryAccountIsOpen(t *testing.T) {
 	require.NoError(t, gate.Wait(waitCtx))
 	require.NoError(t, f.set.Breakers.Gate(schema.OpAuthorize).Wait(ctx), "other operations were never gated")
 }
+
+func TestBreakerStatesAndAllOpen(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fastBreaker)
+	f.fake.CreateBucket("all-bucket")
+	bs := f.set.Breakers
+	assert.Equal(t, map[string]map[string]string{"default": {schema.OpAuthorize: "closed", schema.OpListFileNames: "closed"}}, bs.States())
+	assert.False(t, bs.AllOpen())
+	f.fake.Inject(b2test.EndpointListFileNames, b2test.Fault{Status: 503})
+	for range 3 {
+		require.Error(t, listOnce(t, f, context.Background(), newRecorder(), map[string]any{"bucketName": "all-bucket"}))
+	}
+	assert.Equal(t, "open", bs.States()["default"][schema.OpListFileNames])
+	assert.False(t, bs.AllOpen(), "authorize is still closed")
+	f.fake.Inject(b2test.EndpointAuthorize, b2test.Fault{Status: 503})
+	for range 3 {
+		err := f.set.Authorize.Handle(context.Background(), message(t, schema.OpAuthorize, "", schema.JSON, map[string]any{"force": true}), newRecorder())
+		require.Error(t, err)
+	}
+	assert.True(t, bs.AllOpen())
+}

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -47,6 +48,34 @@ func (bs *Breakers) get(account, op string) *breaker {
 
 // State reports the breaker state of an account and operation.
 func (bs *Breakers) State(account, op string) gobreaker.State { return bs.get(account, op).State() }
+
+// States reports every breaker's state: account → operation → "closed", "half-open" or "open".
+func (bs *Breakers) States() map[string]map[string]string {
+	bs.mu.Lock()
+	keys := slices.Collect(maps.Keys(bs.m))
+	bs.mu.Unlock()
+	out := make(map[string]map[string]string)
+	for _, k := range keys {
+		if out[k.account] == nil {
+			out[k.account] = make(map[string]string)
+		}
+		out[k.account][k.op] = bs.get(k.account, k.op).State().String()
+	}
+	return out
+}
+
+// AllOpen reports whether every breaker of every served account is open: the worker can serve
+// nothing until a probe succeeds.
+func (bs *Breakers) AllOpen() bool {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	for _, b := range bs.m {
+		if b.State() != gobreaker.StateOpen {
+			return false
+		}
+	}
+	return len(bs.m) > 0
+}
 
 // Gate returns the consumer gate of op: it is open while at least one served account's breaker
 // for op is closed. While every one is open it blocks, and when a breaker half-opens it runs that

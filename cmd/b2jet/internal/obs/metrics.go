@@ -1,0 +1,184 @@
+// Package obs is the b2jet worker's observability: Prometheus metrics fed by the consumer's,
+// the B2 client's and the breakers' event hooks, and the /metrics, /healthz and /readyz HTTP
+// endpoints. Every metric is documented in the README's "Metrics" section.
+package obs
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/b2jet/b2jet/b2"
+	"github.com/b2jet/b2jet/consumer"
+)
+
+// Metrics holds the worker's Prometheus collectors, on a registry of its own.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	requests       *prometheus.CounterVec
+	handlerSeconds *prometheus.HistogramVec
+	redeliveries   *prometheus.CounterVec
+	deadLetters    *prometheus.CounterVec
+	b2Seconds      *prometheus.HistogramVec
+	b2Errors       *prometheus.CounterVec
+	breakerState   *prometheus.GaugeVec
+	sessionHits    *prometheus.CounterVec
+	sessionMisses  *prometheus.CounterVec
+	refreshes      *prometheus.CounterVec
+	pauses         *prometheus.CounterVec
+	pauseSeconds   *prometheus.CounterVec
+	consumerErrors *prometheus.CounterVec
+}
+
+// NewMetrics registers every b2jet metric, plus the Go runtime and process collectors.
+// inFlight reports the requests being handled per operation (consumer.Worker.InFlight).
+func NewMetrics(inFlight func() map[string]int) *Metrics {
+	durations := []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b2jet_requests_total",
+			Help: "Deliveries of requests by outcome: acked, retried, shutdown_naked, dead_lettered, lost."}, []string{"op", "account", "outcome"}),
+		handlerSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "b2jet_handler_duration_seconds",
+			Help: "Time from receiving a delivery to its ack, nak or dead letter.", Buckets: durations}, []string{"op"}),
+		redeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b2jet_redeliveries_total",
+			Help: "Deliveries with an attempt number above 1."}, []string{"op"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b2jet_dead_letters_total",
+			Help: "Requests dead-lettered, by contract error code."}, []string{"op", "account", "code"}),
+		b2Seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "b2jet_b2_call_duration_seconds",
+			Help: "Duration of HTTP calls to B2 by API name.", Buckets: durations}, []string{"op"}),
+		b2Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b2jet_b2_errors_total",
+			Help: "Failed B2 calls by API name, HTTP status (0: no answer) and B2 code."}, []string{"op", "status", "code"}),
+		breakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "b2jet_breaker_state",
+			Help: "Circuit breaker state per account and operation: 0 closed, 1 half-open, 2 open."}, []string{"account", "op"}),
+		sessionHits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b2jet_session_cache_hits_total",
+			Help: "Requests served from the cached B2 session."}, []string{"account"}),
+		sessionMisses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b2jet_session_cache_misses_total",
+			Help: "Requests that needed a new B2 session (none, due for refresh, or forced)."}, []string{"account"}),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b2jet_session_refreshes_total",
+			Help: "b2_authorize_account calls made to replace the session, by result (ok, error)."}, []string{"account", "result"}),
+		pauses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b2jet_retry_after_pauses_total",
+			Help: "Shared Retry-After pauses started by a 429 or 503."}, []string{"account"}),
+		pauseSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b2jet_retry_after_pause_seconds_total",
+			Help: "Total length of the Retry-After pauses B2 asked for."}, []string{"account"}),
+		consumerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b2jet_consumer_errors_total",
+			Help: "Failures to pull from a consumer, publish a reply or dead letter, or ack."}, []string{"op", "kind"}),
+	}
+	m.Registry.MustRegister(m.requests, m.handlerSeconds, m.redeliveries, m.deadLetters, m.b2Seconds,
+		m.b2Errors, m.breakerState, m.sessionHits, m.sessionMisses, m.refreshes, m.pauses,
+		m.pauseSeconds, m.consumerErrors,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if inFlight != nil {
+		m.Registry.MustRegister(inFlightCollector{fn: inFlight, desc: prometheus.NewDesc("b2jet_in_flight_requests",
+			"Requests being handled right now.", []string{"op"}, nil)})
+	}
+	return m
+}
+
+// ConsumerEvent observes one consumer event (consumer.Config.OnEvent).
+func (m *Metrics) ConsumerEvent(e consumer.Event) {
+	switch e.Kind {
+	case consumer.EventDelivered:
+		if e.Attempt > 1 {
+			m.redeliveries.WithLabelValues(e.Op).Inc()
+		}
+	case consumer.EventAcked:
+		m.finish(e, "acked")
+	case consumer.EventNaked:
+		outcome := "retried"
+		if e.Shutdown {
+			outcome = "shutdown_naked"
+		}
+		m.finish(e, outcome)
+	case consumer.EventDeadLettered:
+		m.finish(e, "dead_lettered")
+		m.deadLetters.WithLabelValues(e.Op, e.Account, e.Code).Inc()
+	case consumer.EventLost:
+		m.requests.WithLabelValues(e.Op, e.Account, "lost").Inc()
+	case consumer.EventConsumerError, consumer.EventPublishFailed, consumer.EventAckFailed:
+		m.consumerErrors.WithLabelValues(e.Op, string(e.Kind)).Inc()
+	}
+}
+
+func (m *Metrics) finish(e consumer.Event, outcome string) {
+	m.requests.WithLabelValues(e.Op, e.Account, outcome).Inc()
+	m.handlerSeconds.WithLabelValues(e.Op).Observe(e.Duration.Seconds())
+}
+
+// B2Events returns the observer of one account's B2 client (b2.Config.OnEvent).
+func (m *Metrics) B2Events(account string) func(b2.Event) {
+	return func(e b2.Event) {
+		switch e.Kind {
+		case b2.EventCall:
+			m.b2Seconds.WithLabelValues(e.Op).Observe(e.Duration.Seconds())
+			if e.Err != nil {
+				code := e.Code
+				if code == "" {
+					code = "transport"
+				}
+				m.b2Errors.WithLabelValues(e.Op, strconv.Itoa(e.Status), code).Inc()
+			}
+		case b2.EventSessionHit:
+			m.sessionHits.WithLabelValues(account).Inc()
+		case b2.EventSessionMiss:
+			m.sessionMisses.WithLabelValues(account).Inc()
+		case b2.EventRefresh:
+			result := "ok"
+			if e.Err != nil {
+				result = "error"
+			}
+			m.refreshes.WithLabelValues(account, result).Inc()
+		case b2.EventPause:
+			m.pauses.WithLabelValues(account).Inc()
+			m.pauseSeconds.WithLabelValues(account).Add(e.Duration.Seconds())
+		}
+	}
+}
+
+// BreakerChange observes a breaker transition (handlers.BreakerSettings.OnStateChange).
+func (m *Metrics) BreakerChange(account, op string, _, to gobreaker.State) {
+	m.breakerState.WithLabelValues(account, op).Set(float64(breakerValue(to)))
+}
+
+// InitBreakers publishes the initial (closed) state of every breaker, so that dashboards see
+// the series before the first transition.
+func (m *Metrics) InitBreakers(states map[string]map[string]string) {
+	for account, ops := range states {
+		for op, state := range ops {
+			v := 0
+			switch state {
+			case gobreaker.StateHalfOpen.String():
+				v = 1
+			case gobreaker.StateOpen.String():
+				v = 2
+			}
+			m.breakerState.WithLabelValues(account, op).Set(float64(v))
+		}
+	}
+}
+
+func breakerValue(s gobreaker.State) int {
+	switch s {
+	case gobreaker.StateHalfOpen:
+		return 1
+	case gobreaker.StateOpen:
+		return 2
+	}
+	return 0
+}
+
+// inFlightCollector reads the in-flight counts at scrape time.
+type inFlightCollector struct {
+	fn   func() map[string]int
+	desc *prometheus.Desc
+}
+
+func (c inFlightCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c inFlightCollector) Collect(ch chan<- prometheus.Metric) {
+	for op, n := range c.fn() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), op)
+	}
+}

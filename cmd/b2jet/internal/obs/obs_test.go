@@ -1,0 +1,107 @@
+package obs
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/sony/gobreaker/v2"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/b2jet/b2jet/b2"
+	"github.com/b2jet/b2jet/consumer"
+)
+
+func TestMetricsFollowEvents(t *testing.T) {
+	t.Parallel()
+	m := NewMetrics(func() map[string]int { return map[string]int{"list_file_names": 3} })
+	ev := func(kind consumer.EventKind, set func(*consumer.Event)) {
+		e := consumer.Event{Kind: kind, Op: "list_file_names", Account: "default", Attempt: 1, Duration: 20 * time.Millisecond}
+		if set != nil {
+			set(&e)
+		}
+		m.ConsumerEvent(e)
+	}
+	ev(consumer.EventDelivered, nil)
+	ev(consumer.EventAcked, nil)
+	ev(consumer.EventDelivered, func(e *consumer.Event) { e.Attempt = 2 })
+	ev(consumer.EventNaked, func(e *consumer.Event) { e.Attempt = 2 })
+	ev(consumer.EventNaked, func(e *consumer.Event) { e.Shutdown = true })
+	ev(consumer.EventDeadLettered, func(e *consumer.Event) { e.Code = "unavailable" })
+	ev(consumer.EventPublishFailed, nil)
+
+	obs := m.B2Events("default")
+	obs(b2.Event{Kind: b2.EventSessionHit})
+	obs(b2.Event{Kind: b2.EventSessionHit})
+	obs(b2.Event{Kind: b2.EventSessionMiss})
+	obs(b2.Event{Kind: b2.EventRefresh})
+	obs(b2.Event{Kind: b2.EventRefresh, Err: errors.New("x")})
+	obs(b2.Event{Kind: b2.EventCall, Op: "b2_list_file_names", Status: 200, Duration: time.Millisecond})
+	obs(b2.Event{Kind: b2.EventCall, Op: "b2_list_file_names", Status: 503, Code: "service_unavailable", Err: errors.New("x")})
+	obs(b2.Event{Kind: b2.EventCall, Op: "b2_list_file_names", Err: errors.New("reset")})
+	obs(b2.Event{Kind: b2.EventPause, Duration: 2 * time.Second})
+	m.BreakerChange("default", "list_file_names", gobreaker.StateClosed, gobreaker.StateOpen)
+
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.requests.WithLabelValues("list_file_names", "default", "acked")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.requests.WithLabelValues("list_file_names", "default", "retried")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.requests.WithLabelValues("list_file_names", "default", "shutdown_naked")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.requests.WithLabelValues("list_file_names", "default", "dead_lettered")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.redeliveries.WithLabelValues("list_file_names")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.deadLetters.WithLabelValues("list_file_names", "default", "unavailable")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.consumerErrors.WithLabelValues("list_file_names", "publish_failed")))
+	assert.Equal(t, 2.0, testutil.ToFloat64(m.sessionHits.WithLabelValues("default")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.sessionMisses.WithLabelValues("default")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.refreshes.WithLabelValues("default", "ok")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.refreshes.WithLabelValues("default", "error")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.b2Errors.WithLabelValues("b2_list_file_names", "503", "service_unavailable")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.b2Errors.WithLabelValues("b2_list_file_names", "0", "transport")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.pauses.WithLabelValues("default")))
+	assert.Equal(t, 2.0, testutil.ToFloat64(m.pauseSeconds.WithLabelValues("default")))
+	assert.Equal(t, 2.0, testutil.ToFloat64(m.breakerState.WithLabelValues("default", "list_file_names")))
+	assert.Equal(t, 1, testutil.CollectAndCount(m.b2Seconds), "one histogram series per API name")
+
+	// Every metric follows the naming rules.
+	problems, err := testutil.GatherAndLint(m.Registry)
+	require.NoError(t, err)
+	assert.Empty(t, problems)
+}
+
+func TestEndpoints(t *testing.T) {
+	t.Parallel()
+	m := NewMetrics(func() map[string]int { return map[string]int{"authorize": 0} })
+	var broken atomic.Bool
+	srv := httptest.NewServer(Handler(m, []Check{{Name: "nats", Test: func() error {
+		if broken.Load() {
+			return errors.New("disconnected")
+		}
+		return nil
+	}}}))
+	t.Cleanup(srv.Close)
+	get := func(path string) (int, string) {
+		resp, err := http.Get(srv.URL + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	code, body := get("/healthz")
+	assert.Equal(t, 200, code)
+	assert.Equal(t, "ok\n", body)
+	code, body = get("/readyz")
+	assert.Equal(t, 200, code)
+	assert.JSONEq(t, `{"ready":true}`, body)
+	broken.Store(true)
+	code, body = get("/readyz")
+	assert.Equal(t, 503, code)
+	assert.JSONEq(t, `{"ready":false,"failing":{"nats":"disconnected"}}`, body)
+	code, body = get("/metrics")
+	assert.Equal(t, 200, code)
+	assert.True(t, strings.Contains(body, `b2jet_in_flight_requests{op="authorize"} 0`), body)
+}
