@@ -2,6 +2,8 @@ package consumer
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -424,4 +426,28 @@ func TestInFlightAndPulling(t *testing.T) {
 	require.Eventually(t, func() bool { return r.w.InFlight()[schema.OpListFileNames] == 0 }, 5*time.Second, 10*time.Millisecond)
 	r.cancel()
 	require.Eventually(t, func() bool { return !r.w.Pulling() }, 5*time.Second, 10*time.Millisecond)
+}
+
+func TestPerMessageLogLines(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	h := &fakeHandler{handle: func(ctx context.Context, m *Message, w ReplyWriter) error {
+		m.RequestID = "from-the-body"
+		return nil
+	}}
+	var logs syncBuffer
+	cfg := testConfig(t)
+	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	startWorker(t, e.nc, cfg, func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })
+	e.publish("b2.req.authorize.acme", []byte(`{}`), nil)
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), `"outcome":"acked"`) }, 10*time.Second, 10*time.Millisecond)
+	line := ""
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, `"outcome":"acked"`) {
+			line = l
+		}
+	}
+	for _, want := range []string{`"request_id":"from-the-body"`, `"op":"authorize"`, `"account":"acme"`, `"attempt":1`, `"stream_seq":`} {
+		assert.Contains(t, line, want)
+	}
 }

@@ -53,6 +53,10 @@ type Message struct {
 	Sequence uint64
 	// Published is when the request was stored in the stream.
 	Published time.Time
+	// RequestID is the request id as far as the consumer can tell from the headers
+	// (B2-Request-Id, else Nats-Msg-Id, else "<stream>-<sequence>"). A handler that resolves the
+	// id from the body sets it; the consumer's per-message log lines carry it.
+	RequestID string
 }
 
 // Reply is one reply message built by a handler. The consumer chooses the subject (the request's

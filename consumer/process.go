@@ -51,6 +51,7 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time, 
 		Sequence:    md.Sequence.Stream,
 		Published:   md.Timestamp,
 	}
+	m.RequestID = schema.ResolveRequestID("", m.Header, fmt.Sprintf("%s-%d", m.Stream, m.Sequence))
 	parsed, perr := w.cfg.Subjects.Parse(m.Subject)
 	if perr == nil && (parsed.Kind != "req" || parsed.Op != r.op) {
 		perr = fmt.Errorf("consumer: subject %q is not a %s request", m.Subject, r.op)
@@ -154,7 +155,7 @@ func (d *delivery) ack() {
 		d.r.w.emit(d.event(EventAckFailed, func(e *Event) { e.Target = "ack"; e.Err = err }))
 		return
 	}
-	d.log.Debug("message handled", "outcome", "acked", "duration", time.Since(d.received))
+	d.log.Info("message handled", "request_id", d.m.RequestID, "outcome", "acked", "duration", time.Since(d.received))
 	d.r.w.emit(d.event(EventAcked, nil))
 }
 
@@ -179,7 +180,8 @@ func (d *delivery) nak(delay time.Duration, outcome string, cause error) {
 		if shutdown {
 			level = slog.LevelDebug
 		}
-		d.log.Log(context.Background(), level, "message naked", "outcome", outcome, "delay", delay, "error", cause)
+		d.log.Log(context.Background(), level, "message naked", "request_id", d.m.RequestID,
+			"outcome", outcome, "delay", delay, "error", cause)
 	}
 	d.r.w.emit(d.event(EventNaked, func(e *Event) { e.Delay, e.Shutdown, e.Err = delay, shutdown, cause }))
 }

@@ -78,7 +78,7 @@ func (d *delivery) reject(rs *runState, f Failure) {
 		// The server will not deliver it again. It stays in the request stream (limits retention)
 		// and the server emits its MAX_DELIVERIES advisory for this nak; make the loss loud.
 		d.log.Error("request lost: dead letter not published on the last delivery",
-			"outcome", "lost", "code", rej.Code, "error", perr)
+			"request_id", rej.RequestID, "outcome", "lost", "code", rej.Code, "error", perr)
 		w.emit(d.event(EventLost, func(e *Event) { e.Code = rej.Code; e.Err = perr }))
 		d.nak(w.policy.delay(perr, d.m.Attempt), nakLost, perr)
 		return
@@ -90,7 +90,7 @@ func (d *delivery) reject(rs *runState, f Failure) {
 		w.emit(d.event(EventAckFailed, func(e *Event) { e.Target = "term"; e.Err = terr }))
 		return
 	}
-	d.log.Warn("message dead-lettered", "outcome", "dead_lettered", "code", rej.Code,
+	d.log.Warn("message dead-lettered", "request_id", rej.RequestID, "outcome", "dead_lettered", "code", rej.Code,
 		"exhausted", f.Exhausted, "error", f.Err)
 	w.emit(d.event(EventDeadLettered, func(e *Event) {
 		e.Code, e.Exhausted, e.Err = rej.Code, f.Exhausted, f.Err

@@ -99,6 +99,7 @@ func (b base) decode(m *consumer.Message, v interface{ Validate() error }, bodyI
 		return r, err
 	}
 	r.id = requestID(m, bodyID())
+	m.RequestID = r.id // for the consumer's per-message log lines
 	if err := v.Validate(); err != nil {
 		return r, err
 	}

@@ -1,0 +1,300 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/b2jet/b2jet/b2"
+)
+
+// Every invalid configuration fails at start with exit code 2 and exactly one line on stderr that
+// names the setting, before anything is started.
+func TestWorkerInvalidConfig(t *testing.T) {
+	dir := t.TempDir()
+	badYAML := filepath.Join(dir, "typo.yaml")
+	require.NoError(t, os.WriteFile(badYAML, []byte("accounts:\n  acme:\n    keyid: x\n"), 0o600))
+	noKey := filepath.Join(dir, "nokey.yaml")
+	require.NoError(t, os.WriteFile(noKey, []byte("accounts:\n  acme:\n    keyId: x\n    keyFile: "+filepath.Join(dir, "missing")+"\n"), 0o600))
+	badName := filepath.Join(dir, "badname.yaml")
+	require.NoError(t, os.WriteFile(badName, []byte("accounts:\n  a.b:\n    keyId: x\n    key: y\n"), 0o600))
+	unreadable := filepath.Join(dir, "does-not-exist.creds")
+
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string // the stderr line, from its start
+	}{
+		{
+			name: "bad NATS_URL scheme",
+			env:  map[string]string{"NATS_URL": "http://localhost:4222"},
+			args: []string{"worker", "--sandbox"},
+			want: `b2jet: --server (NATS_URL): "http://localhost:4222" has scheme "http"; want nats://, tls://, ws:// or wss://`,
+		},
+		{
+			name: "NATS_URL password is not shown",
+			env:  map[string]string{"NATS_URL": "http://me:hunter2@localhost:4222"},
+			args: []string{"worker", "--sandbox"},
+			want: `b2jet: --server (NATS_URL): "http://REDACTED@localhost:4222" has scheme "http"`,
+		},
+		{
+			name: "key id without key",
+			env:  map[string]string{"B2_APPLICATION_KEY_ID": "0041234"},
+			args: []string{"worker"},
+			want: "b2jet: --b2-key (B2_APPLICATION_KEY): missing: B2_APPLICATION_KEY_ID is set but the application key is not",
+		},
+		{
+			name: "key without key id",
+			env:  map[string]string{"B2_APPLICATION_KEY": "K004secret"},
+			args: []string{"worker"},
+			want: "b2jet: --b2-key-id (B2_APPLICATION_KEY_ID): missing: B2_APPLICATION_KEY is set but the application key id is not",
+		},
+		{
+			name: "bad realm URL",
+			env:  map[string]string{"B2_APPLICATION_KEY_ID": "0041234", "B2_APPLICATION_KEY": "K004secret", "B2_REALM_URL": "ftp://b2.example"},
+			args: []string{"worker"},
+			want: `b2jet: --b2-realm-url (B2_REALM_URL): "ftp://b2.example" is not an http(s) URL`,
+		},
+		{
+			name: "unreadable creds file",
+			env:  map[string]string{"NATS_CREDS": unreadable},
+			args: []string{"worker", "--sandbox"},
+			want: "b2jet: --creds (NATS_CREDS): cannot read " + unreadable + ": no such file or directory",
+		},
+		{
+			name: "unreadable config file",
+			args: []string{"worker", "--config", filepath.Join(dir, "nope.yaml")},
+			want: "b2jet: --config (B2JET_CONFIG): cannot read " + filepath.Join(dir, "nope.yaml") + ": no such file or directory",
+		},
+		{
+			name: "config file typo",
+			args: []string{"worker", "--config", badYAML},
+			want: "b2jet: --config (B2JET_CONFIG): " + badYAML + ": yaml: unmarshal errors: line 3: field keyid not found",
+		},
+		{
+			name: "config file key file missing",
+			args: []string{"worker", "--config", noKey},
+			want: "b2jet: --config (B2JET_CONFIG): accounts.acme.keyFile: cannot read " + filepath.Join(dir, "missing"),
+		},
+		{
+			name: "config file bad account name",
+			args: []string{"worker", "--config", badName},
+			want: `b2jet: --config (B2JET_CONFIG): account name "a.b" must be one subject token`,
+		},
+		{
+			name: "unknown log format",
+			args: []string{"worker", "--sandbox", "--log-format", "xml"},
+			want: `b2jet: --log-format must be one of "text","json" but got "xml"`,
+		},
+		{
+			name: "unknown log format from the environment",
+			env:  map[string]string{"B2JET_LOG_FORMAT": "xml"},
+			args: []string{"worker", "--sandbox"},
+			want: `b2jet: --log-format must be one of "text","json" but got "xml"`,
+		},
+		{
+			name: "not a number",
+			env:  map[string]string{"B2JET_CONCURRENCY": "many"},
+			args: []string{"worker", "--sandbox"},
+			want: "b2jet: --concurrency:",
+		},
+		{
+			name: "replicas out of range",
+			args: []string{"worker", "--sandbox", "--replicas", "7"},
+			want: "b2jet: --replicas (B2JET_REPLICAS): 7 is not within 1..5",
+		},
+		{
+			name: "ack wait too short",
+			env:  map[string]string{"B2JET_ACK_WAIT": "100ms"},
+			args: []string{"worker", "--sandbox"},
+			want: "b2jet: --ack-wait (B2JET_ACK_WAIT): 100ms is below the minimum 500ms",
+		},
+		{
+			name: "backoff cap below base",
+			args: []string{"worker", "--sandbox", "--backoff-base", "10s", "--backoff-max", "1s"},
+			want: "b2jet: --backoff-max (B2JET_BACKOFF_MAX): 1s is below --backoff-base 10s",
+		},
+		{
+			name: "bad subject prefix",
+			args: []string{"worker", "--sandbox", "--subject-prefix", "a.b"},
+			want: `b2jet: --subject-prefix (B2JET_SUBJECT_PREFIX): "a.b" must be one subject token`,
+		},
+		{
+			name: "sandbox refused without credentials",
+			args: []string{"worker", "--sandbox=false"},
+			want: "b2jet: --b2-key-id (B2_APPLICATION_KEY_ID): no B2 account configured",
+		},
+		{
+			name: "TLS key without certificate",
+			env:  map[string]string{"NATS_KEY": badYAML},
+			args: []string{"worker", "--sandbox"},
+			want: "b2jet: --tlscert (NATS_CERT): missing: --tlskey (NATS_KEY) is set",
+		},
+		{
+			name: "embedded port out of range",
+			args: []string{"worker", "--sandbox", "--embedded-port", "70000"},
+			want: "b2jet: --embedded-port (B2JET_EMBEDDED_PORT): 70000 is not a port (0..65535)",
+		},
+		{
+			name: "unknown flag",
+			args: []string{"worker", "--concurency", "3"},
+			want: "b2jet: unknown flag --concurency",
+		},
+		{
+			name: "list without a bucket",
+			args: []string{"request", "list"},
+			want: "b2jet: --bucket, --bucket-id: give exactly one",
+		},
+		{
+			name: "list with a bad glob",
+			args: []string{"request", "list", "--bucket", "b2jet-demo", "--match", "a[b"},
+			want: "b2jet: request: match:",
+		},
+		{
+			name: "request with a bad server URL",
+			args: []string{"request", "authorize", "-s", "http://127.0.0.1:4222"},
+			want: `b2jet: --server (NATS_URL): "http://127.0.0.1:4222" has scheme "http"`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearEnv(t)
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			code, stdout, stderr := runCLI(t, tt.args...)
+			assert.Equal(t, exitUsage, code, "stderr: %s", stderr)
+			assert.Empty(t, stdout)
+			lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+			require.Len(t, lines, 1, "want exactly one line on stderr, got %q", stderr)
+			assert.True(t, strings.HasPrefix(lines[0], tt.want), "stderr line\n  %s\ndoes not start with\n  %s", lines[0], tt.want)
+			assert.NotContains(t, stderr, "hunter2")
+			assert.NotContains(t, stderr, "K004secret")
+			assert.NotContains(t, stderr, "goroutine", "no stack traces")
+		})
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	clearEnv(t)
+	for _, args := range [][]string{{"--help"}, {"worker", "--help"}, {"request", "--help"}, {"request", "list", "--help"}, {"request", "authorize", "-h"}} {
+		code, stdout, stderr := runCLI(t, args...)
+		assert.Equal(t, exitOK, code, "%v", args)
+		assert.Contains(t, stdout, "Usage: b2jet", "%v", args)
+		assert.Empty(t, stderr, "%v", args)
+	}
+	code, stdout, _ := runCLI(t, "--help")
+	require.Equal(t, exitOK, code)
+	assert.Contains(t, stdout, "Exit codes: 0 ok; 1 runtime failure; 2 bad usage or configuration;")
+
+	code, stdout, _ = runCLI(t, "--version")
+	assert.Equal(t, exitOK, code)
+	assert.Equal(t, "dev\n", stdout)
+
+	code, _, stderr := runCLI(t)
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, "b2jet: expected one of")
+}
+
+// The sandbox is chosen when no B2 credentials and no accounts file are given, unless
+// --sandbox=false; --sandbox forces it.
+func TestSandboxChoice(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "accounts.yaml")
+	require.NoError(t, os.WriteFile(cfgFile, []byte("accounts:\n  acme:\n    keyId: k1\n    key: s1\n"), 0o600))
+	yes, no := true, false
+	tests := []struct {
+		name      string
+		mutate    func(*WorkerCmd)
+		sandbox   bool
+		accounts  []string
+		wantError string
+	}{
+		{name: "nothing configured", sandbox: true, accounts: []string{"default"}},
+		{name: "forced", mutate: func(c *WorkerCmd) { c.Sandbox = &yes; c.B2.KeyID, c.B2.Key = "id", "k" }, sandbox: true, accounts: []string{"default"}},
+		{name: "credentials", mutate: func(c *WorkerCmd) { c.B2.KeyID, c.B2.Key = "id", "k" }, accounts: []string{"default"}},
+		{name: "accounts file", mutate: func(c *WorkerCmd) { c.B2.Config = cfgFile }, accounts: []string{"acme"}},
+		{name: "accounts file in the sandbox", mutate: func(c *WorkerCmd) { c.B2.Config = cfgFile; c.Sandbox = &yes }, sandbox: true, accounts: []string{"default", "acme"}},
+		{name: "refused", mutate: func(c *WorkerCmd) { c.Sandbox = &no }, wantError: "no B2 account configured"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearEnv(t)
+			c := defaultWorker(t)
+			if tt.mutate != nil {
+				tt.mutate(c)
+			}
+			p, err := c.validate()
+			if tt.wantError != "" {
+				require.ErrorContains(t, err, tt.wantError)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.sandbox, p.sandbox)
+			assert.Equal(t, tt.accounts, p.names)
+		})
+	}
+}
+
+// defaultWorker returns the worker command as parsed from no flags and no environment.
+func defaultWorker(t *testing.T) *WorkerCmd {
+	t.Helper()
+	var cli CLI
+	p, err := newParser(&cli, os.Stdout, os.Stderr, func(int) {})
+	require.NoError(t, err)
+	_, err = p.Parse([]string{"worker"})
+	require.NoError(t, err)
+	return &cli.Worker
+}
+
+func TestAccountsFile(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "acme.key")
+	require.NoError(t, os.WriteFile(keyFile, []byte("K-acme-secret\n"), 0o600))
+	t.Setenv("GLOBEX_B2_KEY", "K-globex-secret")
+	cfgFile := filepath.Join(dir, "accounts.yaml")
+	require.NoError(t, os.WriteFile(cfgFile, []byte(`
+accounts:
+  acme:
+    keyId: 004acme
+    keyFile: `+keyFile+`
+    requestsPerSecond: 20
+  globex:
+    keyId: 004globex
+    keyEnv: GLOBEX_B2_KEY
+    realmUrl: http://127.0.0.1:9000
+  default:
+    keyId: 004file-default
+    key: K-file-default
+`), 0o600))
+
+	f := B2Flags{Config: cfgFile, RealmURL: b2.DefaultRealmURL}
+	accts, err := f.accounts()
+	require.NoError(t, err)
+	assert.Equal(t, b2.Config{KeyID: "004acme", Key: "K-acme-secret", RealmURL: b2.DefaultRealmURL, RequestsPerSecond: 20}, accts["acme"])
+	assert.Equal(t, b2.Config{KeyID: "004globex", Key: "K-globex-secret", RealmURL: "http://127.0.0.1:9000"}, accts["globex"])
+	assert.Equal(t, "004file-default", accts["default"].KeyID)
+
+	// The environment's default account replaces the file's.
+	f.KeyID, f.Key = "004env", "K-env"
+	accts, err = f.accounts()
+	require.NoError(t, err)
+	assert.Equal(t, b2.Config{KeyID: "004env", Key: "K-env", RealmURL: b2.DefaultRealmURL}, accts["default"])
+	assert.Len(t, accts, 3)
+
+	// keyEnv naming an unset variable fails at start.
+	require.NoError(t, os.Unsetenv("GLOBEX_B2_KEY"))
+	_, err = f.accounts()
+	require.EqualError(t, err, "--config (B2JET_CONFIG): accounts.globex.keyEnv: environment variable GLOBEX_B2_KEY is not set")
+}
+
+func TestRedactURLs(t *testing.T) {
+	assert.Equal(t, "nats://REDACTED@a:4222,nats://b:4222", redactURLs("nats://u:p@a:4222, nats://b:4222"))
+	assert.Equal(t, "nats://REDACTED@a:4222", redactURLs("nats://s3cr3ttoken@a:4222"))
+}

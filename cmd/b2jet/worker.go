@@ -1,0 +1,416 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/b2jet/b2jet/b2"
+	"github.com/b2jet/b2jet/consumer"
+	"github.com/b2jet/b2jet/handlers"
+	"github.com/b2jet/b2jet/schema"
+)
+
+// WorkerCmd is `b2jet worker`. Every flag has an environment twin; flags win.
+type WorkerCmd struct {
+	Server         string `name:"server" short:"s" env:"NATS_URL" help:"NATS server URLs, comma separated. Empty: start an embedded JetStream server on 127.0.0.1 (see --embedded-port, --data-dir)." group:"NATS connection"`
+	NATSAuth       `embed:""`
+	ConnectTimeout time.Duration `name:"connect-timeout" env:"B2JET_CONNECT_TIMEOUT" default:"1m" help:"How long to wait for the first NATS connection before giving up." group:"NATS connection"`
+
+	DataDir      string `name:"data-dir" env:"B2JET_DATA_DIR" default:".data" help:"Directory of the embedded server's JetStream store (<data-dir>/jetstream)." group:"Embedded NATS server (no NATS_URL)"`
+	EmbeddedPort int    `name:"embedded-port" env:"B2JET_EMBEDDED_PORT" default:"4222" help:"Client port of the embedded server on 127.0.0.1; 0 picks a free port." group:"Embedded NATS server (no NATS_URL)"`
+
+	B2      B2Flags `embed:""`
+	Sandbox *bool   `name:"sandbox" env:"B2JET_SANDBOX" help:"Use an in-process fake B2 seeded with the demo bucket b2jet-demo instead of Backblaze. Unset: on when no B2 credentials and no --config are given; --sandbox=false refuses that fallback." group:"B2"`
+
+	SubjectPrefix   string        `name:"subject-prefix" env:"B2JET_SUBJECT_PREFIX" default:"b2" help:"Subject prefix: requests on <prefix>.req.>, replies on <prefix>.res.>, dead letters on <prefix>.dlq.>." group:"JetStream"`
+	RequestsStream  string        `name:"requests-stream" env:"B2JET_REQUESTS_STREAM" default:"B2_REQUESTS" help:"Name of the request stream." group:"JetStream"`
+	DLQStream       string        `name:"dlq-stream" env:"B2JET_DLQ_STREAM" default:"B2_DLQ" help:"Name of the dead-letter stream." group:"JetStream"`
+	Replicas        int           `name:"replicas" env:"B2JET_REPLICAS" default:"1" help:"Replicas of both streams: 1 on a single server, 3 on a cluster." group:"JetStream"`
+	RequestsMaxAge  time.Duration `name:"requests-max-age" env:"B2JET_REQUESTS_MAX_AGE" default:"168h" help:"How long requests stay in the request stream." group:"JetStream"`
+	DLQMaxAge       time.Duration `name:"dlq-max-age" env:"B2JET_DLQ_MAX_AGE" default:"720h" help:"How long dead letters stay in the dead-letter stream." group:"JetStream"`
+	DuplicateWindow time.Duration `name:"duplicate-window" env:"B2JET_DUPLICATE_WINDOW" default:"2m" help:"Nats-Msg-Id de-duplication window of both streams." group:"JetStream"`
+
+	Concurrency   int           `name:"concurrency" env:"B2JET_CONCURRENCY" default:"16" help:"Requests handled at once, per operation, by this worker." group:"Processing"`
+	MaxDeliveries int           `name:"max-deliveries" env:"B2JET_MAX_DELIVERIES" default:"5" help:"Attempts per request (the first try plus retries) before it is dead-lettered; the consumers' MaxDeliver is this + 2." group:"Processing"`
+	BackoffBase   time.Duration `name:"backoff-base" env:"B2JET_BACKOFF_BASE" default:"1s" help:"Retry delay base: full jitter over min(backoff-max, base*2^(attempt-1)), never below B2's Retry-After." group:"Processing"`
+	BackoffMax    time.Duration `name:"backoff-max" env:"B2JET_BACKOFF_MAX" default:"2m" help:"Retry delay cap." group:"Processing"`
+	AckWait       time.Duration `name:"ack-wait" env:"B2JET_ACK_WAIT" default:"30s" help:"How long JetStream waits for an ack (or progress) before redelivering; minimum 500ms." group:"Processing"`
+	MaxAckPending int           `name:"max-ack-pending" env:"B2JET_MAX_ACK_PENDING" default:"1000" help:"Unacknowledged requests per operation across all workers; -1 for no limit." group:"Processing"`
+	FetchMaxWait  time.Duration `name:"fetch-max-wait" env:"B2JET_FETCH_MAX_WAIT" default:"2s" help:"How long one pull waits for requests; minimum 100ms." group:"Processing"`
+	DrainTimeout  time.Duration `name:"drain-timeout" env:"B2JET_DRAIN_TIMEOUT" default:"20s" help:"On SIGINT/SIGTERM, how long in-flight requests may finish before they are cancelled and put back." group:"Processing"`
+
+	BreakerFailures uint32        `name:"breaker-failures" env:"B2JET_BREAKER_FAILURES" default:"5" help:"Consecutive retryable B2 failures (5xx, 408, timeouts, connection errors) of one account and operation that open its circuit breaker." group:"Processing"`
+	BreakerOpenFor  time.Duration `name:"breaker-open-for" env:"B2JET_BREAKER_OPEN_FOR" default:"10s" help:"How long an open breaker waits before its probe." group:"Processing"`
+
+	LogFlags `embed:""`
+}
+
+// Help is shown below the worker's usage line.
+func (c *WorkerCmd) Help() string {
+	return `Pulls requests from the B2_REQUESTS stream (creating the streams and consumers if needed), calls
+B2 and publishes the replies. With no NATS_URL it starts an embedded JetStream server on
+127.0.0.1:4222; with no B2 credentials (and no --config) it uses the sandbox fake B2.
+SIGINT or SIGTERM drains: pulling stops, in-flight requests get --drain-timeout to finish.
+
+Exit codes: 0 drained after a signal; 1 runtime failure; 2 bad configuration.`
+}
+
+// plan is a validated worker configuration.
+type plan struct {
+	accounts map[string]b2.Config
+	sandbox  bool
+	names    []string // account names, sorted
+}
+
+// validate checks every setting that can be checked without starting anything, and decides
+// between B2 and the sandbox.
+func (c *WorkerCmd) validate() (*plan, error) {
+	if c.Server != "" {
+		if err := validateServers(c.Server, "--server (NATS_URL)"); err != nil {
+			return nil, err
+		}
+	} else if c.EmbeddedPort < 0 || c.EmbeddedPort > 65535 {
+		return nil, badSetting("--embedded-port (B2JET_EMBEDDED_PORT)", "%d is not a port (0..65535)", c.EmbeddedPort)
+	}
+	if err := c.NATSAuth.validate(); err != nil {
+		return nil, err
+	}
+	if err := c.validateConsumer(); err != nil {
+		return nil, err
+	}
+	if c.B2.CallTimeout <= 0 {
+		return nil, badSetting("--b2-call-timeout (B2JET_B2_CALL_TIMEOUT)", "must be positive")
+	}
+	p := &plan{}
+	switch {
+	case c.Sandbox != nil:
+		p.sandbox = *c.Sandbox
+	default:
+		p.sandbox = !c.B2.hasDefaultCredentials() && c.B2.Config == ""
+	}
+	if p.sandbox {
+		if err := validateRealm("--b2-realm-url (B2_REALM_URL)", c.B2.RealmURL); err != nil {
+			return nil, err
+		}
+		p.names = []string{schema.DefaultAccount}
+		if c.B2.Config != "" {
+			file, err := loadAccountsFile(c.B2.Config)
+			if err != nil {
+				return nil, err
+			}
+			p.names = slices.Sorted(maps.Keys(file.Accounts))
+			if !slices.Contains(p.names, schema.DefaultAccount) {
+				p.names = slices.Insert(p.names, 0, schema.DefaultAccount)
+			}
+		}
+		return p, nil
+	}
+	accts, err := c.B2.accounts()
+	if err != nil {
+		return nil, err
+	}
+	if len(accts) == 0 {
+		return nil, badSetting("--b2-key-id (B2_APPLICATION_KEY_ID)",
+			"no B2 account configured: set B2_APPLICATION_KEY_ID and B2_APPLICATION_KEY, or --config; or use --sandbox")
+	}
+	p.accounts = accts
+	p.names = slices.Sorted(maps.Keys(accts))
+	return p, nil
+}
+
+// validateConsumer checks the consumer settings with the flag names (consumer.New checks them
+// again with its field names).
+func (c *WorkerCmd) validateConsumer() error {
+	switch {
+	case !validToken(c.SubjectPrefix):
+		return badSetting("--subject-prefix (B2JET_SUBJECT_PREFIX)", "%q must be one subject token (no spaces, '.', '*', '>', '/', '\\')", c.SubjectPrefix)
+	case !validToken(c.RequestsStream):
+		return badSetting("--requests-stream (B2JET_REQUESTS_STREAM)", "%q is not a valid stream name", c.RequestsStream)
+	case !validToken(c.DLQStream) || c.DLQStream == c.RequestsStream:
+		return badSetting("--dlq-stream (B2JET_DLQ_STREAM)", "%q is not a valid stream name distinct from the request stream", c.DLQStream)
+	case c.Replicas < 1 || c.Replicas > 5:
+		return badSetting("--replicas (B2JET_REPLICAS)", "%d is not within 1..5", c.Replicas)
+	case c.RequestsMaxAge <= 0:
+		return badSetting("--requests-max-age (B2JET_REQUESTS_MAX_AGE)", "must be positive")
+	case c.DLQMaxAge <= 0:
+		return badSetting("--dlq-max-age (B2JET_DLQ_MAX_AGE)", "must be positive")
+	case c.DuplicateWindow <= 0 || c.DuplicateWindow > c.RequestsMaxAge || c.DuplicateWindow > c.DLQMaxAge:
+		return badSetting("--duplicate-window (B2JET_DUPLICATE_WINDOW)", "%v must be positive and at most both streams' max age", c.DuplicateWindow)
+	case c.Concurrency < 1:
+		return badSetting("--concurrency (B2JET_CONCURRENCY)", "%d is below 1", c.Concurrency)
+	case c.MaxDeliveries < 1:
+		return badSetting("--max-deliveries (B2JET_MAX_DELIVERIES)", "%d is below 1", c.MaxDeliveries)
+	case c.BackoffBase <= 0:
+		return badSetting("--backoff-base (B2JET_BACKOFF_BASE)", "must be positive")
+	case c.BackoffMax < c.BackoffBase:
+		return badSetting("--backoff-max (B2JET_BACKOFF_MAX)", "%v is below --backoff-base %v", c.BackoffMax, c.BackoffBase)
+	case c.AckWait < consumer.MinAckWait:
+		return badSetting("--ack-wait (B2JET_ACK_WAIT)", "%v is below the minimum %v", c.AckWait, consumer.MinAckWait)
+	case c.MaxAckPending == 0 || c.MaxAckPending < -1:
+		return badSetting("--max-ack-pending (B2JET_MAX_ACK_PENDING)", "%d is neither -1 (no limit) nor positive", c.MaxAckPending)
+	case c.FetchMaxWait < consumer.MinFetchMaxWait:
+		return badSetting("--fetch-max-wait (B2JET_FETCH_MAX_WAIT)", "%v is below the minimum %v", c.FetchMaxWait, consumer.MinFetchMaxWait)
+	case c.DrainTimeout <= 0:
+		return badSetting("--drain-timeout (B2JET_DRAIN_TIMEOUT)", "must be positive")
+	case c.BreakerFailures < 1:
+		return badSetting("--breaker-failures (B2JET_BREAKER_FAILURES)", "must be at least 1")
+	case c.BreakerOpenFor <= 0:
+		return badSetting("--breaker-open-for (B2JET_BREAKER_OPEN_FOR)", "must be positive")
+	case c.ConnectTimeout <= 0:
+		return badSetting("--connect-timeout (B2JET_CONNECT_TIMEOUT)", "must be positive")
+	}
+	return nil
+}
+
+// validToken reports whether s is usable as one subject token and as a stream name.
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		switch r {
+		case ' ', '\t', '\r', '\n', '.', '*', '>', '/', '\\':
+			return false
+		}
+	}
+	return true
+}
+
+// consumerConfig is the consumer.Config the flags describe.
+func (c *WorkerCmd) consumerConfig(log *slog.Logger) consumer.Config {
+	return consumer.Config{
+		Subjects:        schema.Subjects{Prefix: c.SubjectPrefix},
+		RequestsStream:  c.RequestsStream,
+		DLQStream:       c.DLQStream,
+		Replicas:        c.Replicas,
+		RequestsMaxAge:  c.RequestsMaxAge,
+		DLQMaxAge:       c.DLQMaxAge,
+		DuplicateWindow: c.DuplicateWindow,
+		MaxAttempts:     c.MaxDeliveries,
+		AckWait:         c.AckWait,
+		MaxAckPending:   c.MaxAckPending,
+		Concurrency:     c.Concurrency,
+		BackoffBase:     c.BackoffBase,
+		BackoffMax:      c.BackoffMax,
+		FetchMaxWait:    c.FetchMaxWait,
+		DrainTimeout:    c.DrainTimeout,
+		Logger:          log,
+	}
+}
+
+// Run runs the worker until SIGINT or SIGTERM (or a fatal error).
+func (c *WorkerCmd) Run(e *env) error {
+	p, err := c.validate()
+	if err != nil {
+		return err
+	}
+	log := c.newLogger(e.stderr)
+	ctx, stop := signal.NotifyContext(e.ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal ends the process at once
+	}()
+	log.Info("b2jet worker starting", "version", version, "pid", os.Getpid())
+
+	// Resources are released in reverse order: the NATS connection is drained first, then the
+	// embedded server stops, and the sandbox last.
+	accounts := p.accounts
+	if p.sandbox {
+		sb, cfgs := startSandbox(p.names)
+		defer sb.close()
+		sb.warn(log)
+		if c.B2.hasDefaultCredentials() {
+			log.Warn("SANDBOX MODE: ignoring B2_APPLICATION_KEY_ID/B2_APPLICATION_KEY because --sandbox is set")
+		}
+		accounts = cfgs
+	} else {
+		for _, name := range p.names {
+			log.Info("B2 account", "account", name, "realm", hostOf(accounts[name].RealmURL))
+		}
+	}
+	clients, err := c.clients(accounts)
+	if err != nil {
+		return err
+	}
+
+	servers := c.Server
+	var embedded *server.Server
+	if servers == "" {
+		if err := ensureDataDir(c.DataDir); err != nil {
+			return err
+		}
+		embedded, err = startEmbedded(c.DataDir, c.EmbeddedPort, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			embedded.Shutdown()
+			embedded.WaitForShutdown()
+			log.Info("embedded NATS server stopped")
+		}()
+		servers = embedded.ClientURL()
+		storeDir, _ := filepath.Abs(filepath.Join(c.DataDir, "jetstream"))
+		log.Info("no NATS_URL: started an embedded NATS JetStream server, listening on loopback only",
+			"url", servers, "store_dir", storeDir, "try", "nats -s "+servers+" stream ls")
+	}
+
+	nc, err := c.connect(ctx, servers, embedded, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+
+	set, err := handlers.New(handlers.Config{
+		Accounts: clients,
+		Breakers: handlers.BreakerSettings{
+			Failures:      c.BreakerFailures,
+			OpenFor:       c.BreakerOpenFor,
+			OnStateChange: breakerLogger(log),
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	w, err := consumer.New(nc, c.consumerConfig(log))
+	if err != nil {
+		return &configError{Setting: "worker settings", Problem: oneLine(err.Error())}
+	}
+	w.Handle(schema.OpAuthorize, set.Authorize, set.Breakers.Gate(schema.OpAuthorize))
+	w.Handle(schema.OpListFileNames, set.ListFileNames, set.Breakers.Gate(schema.OpListFileNames))
+
+	if err := w.Setup(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("setting up JetStream streams and consumers: %w", err)
+	}
+	subjects := schema.Subjects{Prefix: c.SubjectPrefix}
+	log.Info("b2jet worker ready",
+		"nats", redactURLs(servers), "requests", subjects.RequestWildcard(),
+		"accounts", p.names, "sandbox", p.sandbox,
+		"try", "b2jet request authorize"+serverHint(servers, embedded))
+
+	runErr := w.Run(ctx)
+	if err := drainConn(nc, c.DrainTimeout); err != nil {
+		log.Warn("NATS drain incomplete", "error", err)
+	}
+	if runErr != nil {
+		return fmt.Errorf("worker stopped: %w", runErr)
+	}
+	log.Info("b2jet worker stopped")
+	return nil
+}
+
+// serverHint is the --server flag a request needs to reach this worker ("" for the default).
+func serverHint(servers string, embedded *server.Server) string {
+	if embedded != nil && servers == "nats://127.0.0.1:4222" {
+		return ""
+	}
+	return " -s " + redactURLs(servers)
+}
+
+// clients builds one B2 client per account.
+func (c *WorkerCmd) clients(accounts map[string]b2.Config) (map[string]handlers.Account, error) {
+	out := make(map[string]handlers.Account, len(accounts))
+	for _, name := range slices.Sorted(maps.Keys(accounts)) {
+		cfg := accounts[name]
+		cfg.UserAgent = "b2jet/" + version
+		cfg.CallTimeout = c.B2.CallTimeout
+		cl, err := b2.New(cfg)
+		if err != nil {
+			return nil, badSetting("account "+name, "%v", err)
+		}
+		out[name] = cl
+	}
+	return out, nil
+}
+
+// connect opens the worker's NATS connection and waits for it to be established: up to
+// --connect-timeout, or until a signal.
+func (c *WorkerCmd) connect(ctx context.Context, servers string, embedded *server.Server, log *slog.Logger) (*nats.Conn, error) {
+	opts, err := c.NATSAuth.options()
+	if err != nil {
+		return nil, err
+	}
+	st := newConnState()
+	opts = append(opts, workerConnOptions(log, st)...)
+	if embedded != nil {
+		opts = append(opts, nats.InProcessServer(embedded))
+	}
+	nc, err := nats.Connect(servers, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("NATS %s: %w", redactURLs(servers), err)
+	}
+	t := time.NewTimer(c.ConnectTimeout)
+	defer t.Stop()
+	select {
+	case <-st.connected:
+		return nc, nil
+	case <-ctx.Done():
+		nc.Close()
+		return nil, fmt.Errorf("NATS %s: interrupted while connecting", redactURLs(servers))
+	case <-t.C:
+		nc.Close()
+		cause := st.err()
+		if cause == nil {
+			cause = errors.New("no answer")
+		}
+		return nil, fmt.Errorf("NATS %s: not connected within --connect-timeout %v: %v", redactURLs(servers), c.ConnectTimeout, cause)
+	}
+}
+
+// drainConn drains nc (pending replies and acks are flushed) and waits up to timeout for it to
+// close.
+func drainConn(nc *nats.Conn, timeout time.Duration) error {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		if errors.Is(err, nats.ErrConnectionClosed) {
+			return nil
+		}
+		return err
+	}
+	select {
+	case <-closed:
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("connection not drained within %v", timeout)
+	}
+}
+
+// breakerLogger logs every breaker transition.
+func breakerLogger(log *slog.Logger) func(account, op string, from, to gobreaker.State) {
+	return func(account, op string, from, to gobreaker.State) {
+		level := slog.LevelInfo
+		if to == gobreaker.StateOpen {
+			level = slog.LevelWarn
+		}
+		log.Log(context.Background(), level, "circuit breaker "+to.String(),
+			"account", account, "op", op, "from", from.String(), "to", to.String())
+	}
+}
+
+// hostOf returns the host of a URL, for logs.
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
