@@ -152,23 +152,21 @@ func TestGateClosesWhileEveryAccountIsOpen(t *testing.T) {
 	require.NoError(t, f.set.Breakers.Gate(schema.OpAuthorize).Wait(ctx), "other operations were never gated")
 }
 
-func TestBreakerStatesAndAllOpen(t *testing.T) {
+func TestBreakerStatesAndHealth(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fastBreaker)
 	f.fake.CreateBucket("all-bucket")
 	bs := f.set.Breakers
 	assert.Equal(t, map[string]map[string]string{"default": {schema.OpAuthorize: "closed", schema.OpListFileNames: "closed"}}, bs.States())
-	assert.False(t, bs.AllOpen())
+	assert.True(t, bs.AnyAccountHealthy())
 	f.fake.Inject(b2test.EndpointListFileNames, b2test.Fault{Status: 503})
 	for range 3 {
 		require.Error(t, listOnce(t, f, context.Background(), newRecorder(), map[string]any{"bucketName": "all-bucket"}))
 	}
 	assert.Equal(t, "open", bs.States()["default"][schema.OpListFileNames])
-	assert.False(t, bs.AllOpen(), "authorize is still closed")
-	f.fake.Inject(b2test.EndpointAuthorize, b2test.Fault{Status: 503})
-	for range 3 {
-		err := f.set.Authorize.Handle(context.Background(), message(t, schema.OpAuthorize, "", schema.JSON, map[string]any{"force": true}), newRecorder())
-		require.Error(t, err)
-	}
-	assert.True(t, bs.AllOpen())
+	assert.Equal(t, "closed", bs.States()["default"][schema.OpAuthorize])
+	assert.False(t, bs.AnyAccountHealthy(), "the only account has an open breaker")
+
+	f.addAccount(t, "other", b2test.Key{ID: "o", Secret: "s"}, fastBreaker)
+	assert.True(t, f.set.Breakers.AnyAccountHealthy(), "a second, healthy account")
 }

@@ -64,17 +64,21 @@ func (bs *Breakers) States() map[string]map[string]string {
 	return out
 }
 
-// AllOpen reports whether every breaker of every served account is open: the worker can serve
-// nothing until a probe succeeds.
-func (bs *Breakers) AllOpen() bool {
+// AnyAccountHealthy reports whether at least one served account has none of its breakers open
+// (the worker's readiness). With no accounts it is false.
+func (bs *Breakers) AnyAccountHealthy() bool {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
-	for _, b := range bs.m {
-		if b.State() != gobreaker.StateOpen {
-			return false
+	impaired := make(map[string]bool)
+	for k, b := range bs.m {
+		impaired[k.account] = impaired[k.account] || b.State() == gobreaker.StateOpen
+	}
+	for _, bad := range impaired {
+		if !bad {
+			return true
 		}
 	}
-	return len(bs.m) > 0
+	return false
 }
 
 // Gate returns the consumer gate of op: it is open while at least one served account's breaker

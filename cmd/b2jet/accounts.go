@@ -27,7 +27,7 @@ type B2Flags struct {
 	Config   string `name:"config" short:"c" env:"B2JET_CONFIG" help:"YAML file of B2 accounts (accounts: {NAME: {keyId, key|keyFile|keyEnv, realmUrl, requestsPerSecond}}); see the README." group:"B2"`
 
 	RequestsPerSecond float64       `name:"b2-requests-per-second" env:"B2JET_B2_REQUESTS_PER_SECOND" default:"0" help:"Rate limit of the default account's B2 calls; 0 means none." group:"B2"`
-	CallTimeout       time.Duration `name:"b2-call-timeout" env:"B2JET_B2_CALL_TIMEOUT" default:"30s" help:"Time limit of one B2 HTTP call." group:"B2"`
+	CallTimeout       time.Duration `name:"b2-call-timeout" env:"B2JET_B2_CALL_TIMEOUT" default:"20s" help:"Time limit of one B2 HTTP call; must stay below 4/5 of the ack wait (the handler's watchdog)." group:"B2"`
 }
 
 // accountsFile is the YAML accounts file.

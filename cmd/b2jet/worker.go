@@ -56,7 +56,8 @@ type WorkerCmd struct {
 	BreakerFailures uint32        `name:"breaker-failures" env:"B2JET_BREAKER_FAILURES" default:"5" help:"Consecutive retryable B2 failures (5xx, 408, timeouts, connection errors) of one account and operation that open its circuit breaker." group:"Processing"`
 	BreakerOpenFor  time.Duration `name:"breaker-open-for" env:"B2JET_BREAKER_OPEN_FOR" default:"10s" help:"How long an open breaker waits before its probe." group:"Processing"`
 
-	LogFlags `embed:""`
+	LogFlags     `embed:""`
+	ObserveFlags `embed:""`
 }
 
 // Help is shown below the worker's usage line.
@@ -92,8 +93,12 @@ func (c *WorkerCmd) validate() (*plan, error) {
 	if err := c.validateConsumer(); err != nil {
 		return nil, err
 	}
-	if c.B2.CallTimeout <= 0 {
-		return nil, badSetting("--b2-call-timeout (B2JET_B2_CALL_TIMEOUT)", "must be positive")
+	if err := c.ObserveFlags.validate(); err != nil {
+		return nil, err
+	}
+	if c.B2.CallTimeout <= 0 || c.B2.CallTimeout >= c.AckWait*4/5 {
+		return nil, badSetting("--b2-call-timeout (B2JET_B2_CALL_TIMEOUT)",
+			"%v must be positive and below 4/5 of --ack-wait (%v): a slower call would outlive the handler's watchdog", c.B2.CallTimeout, c.AckWait*4/5)
 	}
 	p := &plan{}
 	switch {
@@ -243,7 +248,8 @@ func (c *WorkerCmd) Run(e *env) error {
 			log.Info("B2 account", "account", name, "realm", hostOf(accounts[name].RealmURL))
 		}
 	}
-	clients, err := c.clients(accounts)
+	o := newObserver()
+	clients, err := c.clients(accounts, o)
 	if err != nil {
 		return err
 	}
@@ -280,17 +286,26 @@ func (c *WorkerCmd) Run(e *env) error {
 		Breakers: handlers.BreakerSettings{
 			Failures:      c.BreakerFailures,
 			OpenFor:       c.BreakerOpenFor,
-			OnStateChange: breakerLogger(log),
+			OnStateChange: o.breakerHook(log),
 		},
 		Logger: log,
 	})
 	if err != nil {
 		return err
 	}
-	w, err := consumer.New(nc, c.consumerConfig(log))
+	o.metrics.InitBreakers(set.Breakers.States())
+	ccfg := c.consumerConfig(log)
+	ccfg.OnEvent = o.metrics.ConsumerEvent
+	w, err := consumer.New(nc, ccfg)
 	if err != nil {
 		return &configError{Setting: "worker settings", Problem: oneLine(err.Error())}
 	}
+	o.worker = w
+	stopHTTP, err := o.serve(c.ObserveFlags, nc, set, log)
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
 	w.Handle(schema.OpAuthorize, set.Authorize, set.Breakers.Gate(schema.OpAuthorize))
 	w.Handle(schema.OpListFileNames, set.ListFileNames, set.Breakers.Gate(schema.OpListFileNames))
 
@@ -326,12 +341,13 @@ func serverHint(servers string, embedded *server.Server) string {
 }
 
 // clients builds one B2 client per account.
-func (c *WorkerCmd) clients(accounts map[string]b2.Config) (map[string]handlers.Account, error) {
+func (c *WorkerCmd) clients(accounts map[string]b2.Config, o *observer) (map[string]handlers.Account, error) {
 	out := make(map[string]handlers.Account, len(accounts))
 	for _, name := range slices.Sorted(maps.Keys(accounts)) {
 		cfg := accounts[name]
 		cfg.UserAgent = "b2jet/" + version
 		cfg.CallTimeout = c.B2.CallTimeout
+		cfg.OnEvent = o.metrics.B2Events(name)
 		cl, err := b2.New(cfg)
 		if err != nil {
 			return nil, badSetting("account "+name, "%v", err)

@@ -68,6 +68,8 @@ type DeadLetter struct {
 	// Problem says why the failure headers could not be read in full; "" when they could. Such a
 	// dead letter is listed but never redriven.
 	Problem string `json:"problem,omitempty"`
+	// History is the B2-Attempt values: one record per failed attempt, oldest first.
+	History []string `json:"history,omitempty"`
 	// Header is every header of the record, without the ones the server adds to a direct get.
 	Header nats.Header `json:"header"`
 	// Data is the request payload, byte for byte.
@@ -153,6 +155,7 @@ func (o *Ops) newDeadLetter(seq uint64, at time.Time, subject string, h nats.Hea
 		Header:  cleanHeader(h),
 		Data:    data,
 	}
+	d.History = d.Header.Values(schema.HeaderAttempt)
 	var problems []error
 	info, err := schema.ParseDeadLetter(d.Header)
 	if err != nil {

@@ -35,6 +35,30 @@ var serverHeaders = []string{
 	"Nats-UpTo-Sequence",         // batched direct get
 }
 
+// publishOnceHeaders are checks and actions of the original publish (optimistic concurrency,
+// rollup). Repeating them on a redrive or replay would refuse the republish or purge the subject,
+// so they are not copied.
+var publishOnceHeaders = []string{
+	jetstream.ExpectedStreamHeader,          // Nats-Expected-Stream
+	jetstream.ExpectedLastSeqHeader,         // Nats-Expected-Last-Sequence
+	jetstream.ExpectedLastSubjSeqHeader,     // Nats-Expected-Last-Subject-Sequence
+	jetstream.ExpectedLastSubjSeqSubjHeader, // Nats-Expected-Last-Subject-Sequence-Subject
+	jetstream.ExpectedLastMsgIDHeader,       // Nats-Expected-Last-Msg-Id
+	jetstream.MsgRollup,                     // Nats-Rollup
+}
+
+// republishHeader returns the headers a redrive or replay starts from: h without the
+// server-added headers, the publish-once headers and the Nats-Msg-Id (the caller derives a new
+// one).
+func republishHeader(h nats.Header) nats.Header {
+	out := cleanHeader(h)
+	for _, k := range publishOnceHeaders {
+		delete(out, k)
+	}
+	delete(out, schema.HeaderMsgID)
+	return out
+}
+
 // cleanHeader returns a deep copy of h without the server-added headers; never nil.
 func cleanHeader(h nats.Header) nats.Header {
 	out := make(nats.Header, len(h))

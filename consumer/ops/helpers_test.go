@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
@@ -36,6 +37,7 @@ func (nopHandler) Reject(_ context.Context, m *consumer.Message, _ consumer.Fail
 type env struct {
 	t   *testing.T
 	ctx context.Context
+	srv *server.Server
 	nc  *nats.Conn
 	js  jetstream.JetStream
 	ops *Ops
@@ -57,7 +59,7 @@ func newEnv(t *testing.T) *env {
 	w.Handle(schema.OpAuthorize, nopHandler{}, nil)
 	w.Handle(schema.OpListFileNames, nopHandler{}, nil)
 	require.NoError(t, w.Setup(ctx))
-	return &env{t: t, ctx: ctx, nc: nc, js: js, ops: New(js, Config{})}
+	return &env{t: t, ctx: ctx, srv: srv, nc: nc, js: js, ops: New(js, Config{})}
 }
 
 // dl describes a dead letter to publish.

@@ -8,8 +8,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
-
-	"github.com/b2jet/b2jet/schema"
 )
 
 // DefaultMaxRedrives is the loop guard used when RedriveOptions.MaxRedrives is 0.
@@ -35,7 +33,7 @@ const (
 // RedriveOptions selects and paces a redrive.
 type RedriveOptions struct {
 	// Filter selects the dead letters. With Filter.Seqs, exactly those sequences are tried (the
-	// other fields still filter them); without, All must be set.
+	// other fields still filter them, and All is ignored); without, All must be set.
 	Filter Filter
 	// All selects every dead letter matching Filter.
 	All bool
@@ -103,7 +101,7 @@ func (o *Ops) Redrive(ctx context.Context, opts RedriveOptions) ([]RedriveResult
 		}
 	}
 	for _, seq := range missing {
-		report(RedriveResult{Seq: seq, Status: StatusFailed, Reason: "not in stream " + o.cfg.DLQStream})
+		report(RedriveResult{Seq: seq, Status: StatusFailed, Reason: "no dead letter at this sequence in stream " + o.cfg.DLQStream})
 	}
 	for _, d := range selected {
 		if err := ctx.Err(); err != nil {
@@ -149,8 +147,7 @@ func (o *Ops) redriveOne(ctx context.Context, st jetstream.Stream, limiter *rate
 		return r
 	}
 
-	h := cleanHeader(d.Header)
-	delete(h, schema.HeaderMsgID) // the dead letter's own id; WithMsgID sets the new one
+	h := republishHeader(d.Header) // also drops the dead letter's own Nats-Msg-Id
 	h.Set(HeaderRedriveOf, strconv.FormatUint(d.Seq, 10))
 	h.Set(HeaderRedriveCount, strconv.Itoa(d.RedriveCount+1))
 	msg := &nats.Msg{Subject: d.Info.OriginalSubject, Header: h, Data: d.Data}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
 
 	"github.com/b2jet/b2jet/schema"
 )
@@ -134,42 +135,50 @@ func (o *Ops) Replay(ctx context.Context, opts ReplayOptions) (ReplayReport, err
 	total, done := 0, 0
 	err := o.walk(ctx, plan, func(s walkStart) { total = int(s.pending) }, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
 		seq := md.Sequence.Stream
-		if opts.UntilSeq > 0 && seq > opts.UntilSeq || !opts.Until.IsZero() && md.Timestamp.After(opts.Until) {
+		if (opts.UntilSeq > 0 && seq > opts.UntilSeq) || (!opts.Until.IsZero() && md.Timestamp.After(opts.Until)) {
 			return false, nil
+		}
+		if err := o.replayOne(ctx, limiter, m, seq, opts, &rep); err != nil {
+			return false, err
 		}
 		done++
 		if opts.Progress != nil {
-			defer func() { opts.Progress(done, total) }()
+			opts.Progress(done, total)
 		}
-		if p, ok := o.parseSubject(m.Subject(), "req"); !ok || p.Op == "" {
-			rep.Skipped++
-			return true, nil
-		}
-		if rep.FirstSeq == 0 {
-			rep.FirstSeq = seq
-		}
-		rep.Selected++
-		if opts.DryRun {
-			rep.LastSeq = seq
-			return true, nil
-		}
-		if err := limiter.Wait(ctx); err != nil {
-			return false, err
-		}
-		msg := &nats.Msg{Subject: m.Subject(), Header: replayHeader(m.Headers(), seq, opts.ReplyTo), Data: m.Data()}
-		ack, err := o.js.PublishMsg(ctx, msg, jetstream.WithMsgID(o.replayMsgID(seq)))
-		if err != nil {
-			return false, fmt.Errorf("ops: replay request %d: %w", seq, err)
-		}
-		if ack.Duplicate {
-			rep.Duplicates++
-		} else {
-			rep.Republished++
-		}
-		rep.LastSeq = seq
 		return true, nil
 	})
 	return rep, err
+}
+
+// replayOne replays (or with DryRun counts) the request m stored at seq.
+func (o *Ops) replayOne(ctx context.Context, limiter *rate.Limiter, m jetstream.Msg, seq uint64, opts ReplayOptions, rep *ReplayReport) error {
+	if p, ok := o.parseSubject(m.Subject(), "req"); !ok || p.Op == "" {
+		rep.Skipped++
+		return nil
+	}
+	if rep.FirstSeq == 0 {
+		rep.FirstSeq = seq
+	}
+	rep.Selected++
+	if opts.DryRun {
+		rep.LastSeq = seq
+		return nil
+	}
+	if err := limiter.Wait(ctx); err != nil {
+		return err
+	}
+	msg := &nats.Msg{Subject: m.Subject(), Header: replayHeader(m.Headers(), seq, opts.ReplyTo), Data: m.Data()}
+	ack, err := o.js.PublishMsg(ctx, msg, jetstream.WithMsgID(o.replayMsgID(seq)))
+	if err != nil {
+		return fmt.Errorf("ops: replay request %d: %w", seq, err)
+	}
+	if ack.Duplicate {
+		rep.Duplicates++
+	} else {
+		rep.Republished++
+	}
+	rep.LastSeq = seq
+	return nil
 }
 
 // replayMsgID is the derived Nats-Msg-Id of the replay of request seq.
@@ -179,8 +188,8 @@ func (o *Ops) replayMsgID(seq uint64) string {
 
 // replayHeader builds the headers of the replay of the request stored at seq with headers h.
 func replayHeader(h nats.Header, seq uint64, replyTo string) nats.Header {
-	out := cleanHeader(h)
-	if orig := out.Get(schema.HeaderMsgID); orig != "" {
+	out := republishHeader(h)
+	if orig := h.Get(schema.HeaderMsgID); orig != "" {
 		if out.Get(schema.HeaderOriginalMsgID) == "" {
 			out.Set(schema.HeaderOriginalMsgID, orig)
 		}
@@ -189,7 +198,6 @@ func replayHeader(h nats.Header, seq uint64, replyTo string) nats.Header {
 			out.Set(schema.HeaderRequestID, orig)
 		}
 	}
-	delete(out, schema.HeaderMsgID)
 	out.Set(HeaderReplayOf, strconv.FormatUint(seq, 10))
 	if replyTo != "" {
 		out.Set(schema.HeaderReplyTo, replyTo)

@@ -78,7 +78,8 @@ func serviceVersion(version string) string {
 // RegisterWorker registers the worker's status service on nc: a micro service named
 // ServiceName whose endpoint StatusEndpoint listens on StatusSubject without a queue group and
 // answers with the worker's WorkerStatus as JSON. The same status is the endpoint's data in
-// `nats micro stats`. Stop the returned service on shutdown (closing nc stops it too).
+// `nats micro stats`. Stop the returned service on shutdown (closing nc stops it too). As micro
+// requires, set nc's closed and error handlers before calling it.
 func RegisterWorker(nc *nats.Conn, cfg WorkerConfig) (micro.Service, error) {
 	if nc == nil {
 		return nil, errors.New("ops: RegisterWorker: nil NATS connection")

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/b2jet/b2jet/cmd/b2jet/internal/obs"
+	"github.com/b2jet/b2jet/consumer"
+	"github.com/b2jet/b2jet/handlers"
+)
+
+// ObserveFlags configure the worker's HTTP endpoint.
+type ObserveFlags struct {
+	HTTP string `name:"http" env:"B2JET_HTTP" help:"Address of the HTTP endpoint serving /metrics (Prometheus), /healthz and /readyz, e.g. :9090 or 127.0.0.1:9090. Empty: no endpoint." group:"Observability"`
+}
+
+func (f ObserveFlags) validate() error {
+	if f.HTTP == "" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(f.HTTP); err != nil {
+		return badSetting("--http (B2JET_HTTP)", "%q is not host:port (%v)", f.HTTP, err)
+	}
+	return nil
+}
+
+// observer joins the worker's parts to the metrics; its fields are set as the parts are built.
+type observer struct {
+	metrics *obs.Metrics
+	worker  *consumer.Worker
+}
+
+func newObserver() *observer {
+	o := &observer{}
+	o.metrics = obs.NewMetrics(func() map[string]int {
+		if o.worker == nil {
+			return nil
+		}
+		return o.worker.InFlight()
+	})
+	return o
+}
+
+// breakerHook logs every breaker transition and records it in the metrics.
+func (o *observer) breakerHook(log *slog.Logger) func(account, op string, from, to gobreaker.State) {
+	logIt := breakerLogger(log)
+	return func(account, op string, from, to gobreaker.State) {
+		logIt(account, op, from, to)
+		o.metrics.BreakerChange(account, op, from, to)
+	}
+}
+
+// serve starts the HTTP endpoint when --http is set; the returned stop shuts it down. /readyz
+// holds when NATS is connected, the consumers are bound and pulling, and at least one breaker is
+// not open.
+func (o *observer) serve(f ObserveFlags, nc *nats.Conn, set *handlers.Set, log *slog.Logger) (stop func(), err error) {
+	if f.HTTP == "" {
+		return func() {}, nil
+	}
+	checks := []obs.Check{
+		{Name: "nats", Test: func() error {
+			if !nc.IsConnected() {
+				return errors.New("not connected: " + nc.Status().String())
+			}
+			return nil
+		}},
+		{Name: "consumers", Test: func() error {
+			if o.worker == nil || !o.worker.Pulling() {
+				return errors.New("consumers not bound and pulling")
+			}
+			return nil
+		}},
+		{Name: "breakers", Test: func() error {
+			if !set.Breakers.AnyAccountHealthy() {
+				return errors.New("every account has an open circuit breaker: B2 is failing")
+			}
+			return nil
+		}},
+	}
+	srv, err := obs.Listen(f.HTTP, obs.Handler(o.metrics, checks))
+	if err != nil {
+		return nil, badSetting("--http (B2JET_HTTP)", "%v", err)
+	}
+	log.Info("HTTP endpoint serving /metrics, /healthz, /readyz", "addr", srv.Addr())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(); err != nil {
+			log.Error("HTTP endpoint failed", "error", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}, nil
+}
