@@ -36,6 +36,17 @@ func (c *Client) Cached() *Session {
 	return nil
 }
 
+// SessionAge reports how long ago the cached session was obtained, if there is one. It is for
+// status reports: it makes no B2 call and counts as no cache hit.
+func (c *Client) SessionAge() (time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.session == nil {
+		return 0, false
+	}
+	return c.cfg.Now().Sub(c.session.ObtainedAt), true
+}
+
 // Authorize returns the cached session like Session, or with force calls b2_authorize_account
 // now. Concurrent forced calls share one B2 call.
 func (c *Client) Authorize(ctx context.Context, force bool) (*Session, bool, error) {

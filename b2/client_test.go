@@ -169,6 +169,10 @@ func TestSessionIsCachedAndRefreshedAhead(t *testing.T) {
 	assert.NotEqual(t, first.AuthorizationToken.Reveal(), second.AuthorizationToken.Reveal())
 	assert.Equal(t, 2, s.Calls(b2test.EndpointAuthorize))
 	assert.Same(t, second, c.Cached())
+	clk.Advance(90 * time.Minute)
+	age, ok := c.SessionAge()
+	assert.True(t, ok)
+	assert.Equal(t, 90*time.Minute, age)
 }
 
 func TestForcedAuthorizeIsSharedByConcurrentCallers(t *testing.T) {

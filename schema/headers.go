@@ -22,6 +22,15 @@ const (
 	// HeaderAttempt has one value per failed attempt, oldest first:
 	// "<attempt> <RFC 3339 time> <code> [b2=<status>/<code>] [retry-after=<d>] [delay=<d>]".
 	HeaderAttempt = "B2-Attempt"
+
+	// Headers added by the operator tools (b2jet dlq redrive, b2jet replay). Workers ignore them.
+	// HeaderRedriveOf is the dead letter's sequence in the dead-letter stream, on a redriven
+	// request; HeaderRedriveCount how many times the request has been redriven (1 on the first
+	// redrive; a dead letter keeps the request's headers, so the count survives a new failure);
+	// HeaderReplayOf the original request's sequence in the request stream, on a replayed one.
+	HeaderRedriveOf    = "B2-Redrive-Of"
+	HeaderRedriveCount = "B2-Redrive-Count"
+	HeaderReplayOf     = "B2-Replay-Of"
 )
 
 // Values of B2-Status.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"time"
@@ -12,7 +13,9 @@ import (
 
 	"github.com/b2jet/b2jet/cmd/b2jet/internal/obs"
 	"github.com/b2jet/b2jet/consumer"
+	"github.com/b2jet/b2jet/consumer/ops"
 	"github.com/b2jet/b2jet/handlers"
+	"github.com/b2jet/b2jet/schema"
 )
 
 // ObserveFlags configure the worker's HTTP endpoint.
@@ -54,6 +57,30 @@ func (o *observer) breakerHook(log *slog.Logger) func(account, op string, from, 
 		logIt(account, op, from, to)
 		o.metrics.BreakerChange(account, op, from, to)
 	}
+}
+
+// registerStatus registers the worker's status micro service (see consumer/ops): `b2jet status`
+// and `nats micro info b2jet` list this worker with its in-flight counts, breaker states and
+// session ages. The returned stop deregisters it.
+func (o *observer) registerStatus(nc *nats.Conn, subjects schema.Subjects, set *handlers.Set, clients map[string]handlers.Account) (stop func(), err error) {
+	svc, err := ops.RegisterWorker(nc, ops.WorkerConfig{Subjects: subjects, Version: version, Snapshot: func() ops.WorkerStatus {
+		st := ops.WorkerStatus{Breakers: set.Breakers.States(), SessionAge: map[string]string{}}
+		if o.worker != nil {
+			st.InFlight = o.worker.InFlight()
+		}
+		for name, c := range clients {
+			if aged, ok := c.(interface{ SessionAge() (time.Duration, bool) }); ok {
+				if age, ok := aged.SessionAge(); ok {
+					st.SessionAge[name] = age.Round(time.Second).String()
+				}
+			}
+		}
+		return st
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("registering the status service: %w", err)
+	}
+	return func() { _ = svc.Stop() }, nil
 }
 
 // serve starts the HTTP endpoint when --http is set; the returned stop shuts it down. /readyz

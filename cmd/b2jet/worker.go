@@ -306,6 +306,11 @@ func (c *WorkerCmd) Run(e *env) error {
 		return err
 	}
 	defer stopHTTP()
+	stopStatus, err := o.registerStatus(nc, schema.Subjects{Prefix: c.SubjectPrefix}, set, clients)
+	if err != nil {
+		return err
+	}
+	defer stopStatus()
 	w.Handle(schema.OpAuthorize, set.Authorize, set.Breakers.Gate(schema.OpAuthorize))
 	w.Handle(schema.OpListFileNames, set.ListFileNames, set.Breakers.Gate(schema.OpListFileNames))
 

@@ -9,18 +9,11 @@ import (
 	"github.com/b2jet/b2jet/schema"
 )
 
-// Headers added by redrive and replay. They extend the wire contract (workers ignore B2-* headers
-// they do not need); they are meant to move to package schema.
+// Headers added by redrive and replay; see package schema.
 const (
-	// HeaderRedriveOf is the dead letter's sequence in the dead-letter stream, on a redriven
-	// request.
-	HeaderRedriveOf = "B2-Redrive-Of"
-	// HeaderRedriveCount is how many times the request has been redriven (1 on the first redrive).
-	// A dead letter keeps the request's headers, so the count survives a failure after redrive.
-	HeaderRedriveCount = "B2-Redrive-Count"
-	// HeaderReplayOf is the original request's sequence in the request stream, on a replayed
-	// request.
-	HeaderReplayOf = "B2-Replay-Of"
+	HeaderRedriveOf    = schema.HeaderRedriveOf
+	HeaderRedriveCount = schema.HeaderRedriveCount
+	HeaderReplayOf     = schema.HeaderReplayOf
 )
 
 // serverHeaders are added by the server to direct-get and republished messages; they describe
