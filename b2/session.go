@@ -103,8 +103,8 @@ type allowedV2 struct {
 
 type allowedV4 struct {
 	Buckets      []bucketV4 `json:"buckets"`
-	Capabilities []string                     `json:"capabilities"`
-	NamePrefix   *string                      `json:"namePrefix"`
+	Capabilities []string   `json:"capabilities"`
+	NamePrefix   *string    `json:"namePrefix"`
 }
 
 type bucketV4 struct {

@@ -90,9 +90,9 @@ func TestRetryThenSuccess(t *testing.T) {
 	startWorker(t, e.nc, cfg, func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })
 
 	e.publish("b2.req.authorize", []byte(`{}`), nil)
-	calls := waitCalls(t, h, 3)
+	waitCalls(t, h, 3)
 	e.settled(schema.OpAuthorize)
-	calls = h.handledCalls()
+	calls := h.handledCalls()
 	require.Len(t, calls, 3)
 	for i, c := range calls {
 		assert.Equal(t, i+1, c.Msg.Attempt)

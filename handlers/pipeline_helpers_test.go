@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -249,12 +248,3 @@ func (p *pipe) waitDeadLetters(t *testing.T, n int) []*jetstream.RawStreamMsg {
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
-
-func hasPrefixAll(names []string, prefix string) bool {
-	for _, n := range names {
-		if !strings.HasPrefix(n, prefix) {
-			return false
-		}
-	}
-	return true
-}
