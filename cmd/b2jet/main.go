@@ -4,9 +4,13 @@
 //	b2jet worker                  # the worker (embedded NATS and the sandbox B2 with no settings)
 //	b2jet request authorize       # publish an authorize request and print the reply
 //	b2jet request list --bucket b2jet-demo --match 'exports/2026-05/**.csv' --all
+//	b2jet dlq ls                  # dead letters; also dlq show, redrive, purge
+//	b2jet replay --since 1h --op authorize --reply-to ops.replay.results
+//	b2jet status                  # streams, consumers, dead letters and live workers
 //
 // Every flag has an environment twin (see --help). Exit codes: 0 ok, 1 runtime failure, 2 bad usage
-// or configuration, 3 the reply was an error (ok:false), 4 no reply in time.
+// or configuration, 3 the reply was an error (ok:false), 4 no reply in time, 5 dlq redrive refused
+// some dead letters (loop guard).
 package main
 
 import (
@@ -15,10 +19,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 
 	"github.com/alecthomas/kong"
 
 	"github.com/b2jet/b2jet/b2"
+	"github.com/b2jet/b2jet/consumer/ops"
 )
 
 // version is the b2jet version, set at build time with -ldflags "-X main.version=v1.2.3".
@@ -31,11 +37,13 @@ const (
 	exitUsage   = 2 // bad usage or configuration
 	exitReply   = 3 // request: the reply was an error (ok:false)
 	exitTimeout = 4 // request: no reply (or no next part) within --timeout
+	exitRefused = 5 // dlq redrive: some dead letters refused (loop guard), none failed
 )
 
 // exitCodesHelp is shown at the end of the top-level help.
 const exitCodesHelp = `Exit codes: 0 ok; 1 runtime failure; 2 bad usage or configuration;
-3 error reply (request: the reply's ok was false); 4 timeout waiting for a reply (request).`
+3 error reply (request: the reply's ok was false); 4 timeout waiting for a reply (request);
+5 dlq redrive refused some dead letters (loop guard) and none failed.`
 
 // CLI is the command line of b2jet.
 type CLI struct {
@@ -43,12 +51,16 @@ type CLI struct {
 
 	Worker  WorkerCmd  `cmd:"" help:"Run a worker: pull B2 requests from JetStream, call B2, publish replies."`
 	Request RequestCmd `cmd:"" help:"Publish a request per the wire contract and print the reply."`
+	DLQ     DLQCmd     `cmd:"" name:"dlq" help:"List, show, redrive and purge dead letters."`
+	Replay  ReplayCmd  `cmd:"" help:"Republish requests already in the request stream, acked or not."`
+	Status  StatusCmd  `cmd:"" help:"Show streams, consumers, dead letters and live workers."`
 }
 
-// env is the process environment the commands run with: their output streams and the context that
-// signals cancel.
+// env is the process environment the commands run with: their standard streams and the context
+// that signals cancel.
 type env struct {
 	ctx    context.Context
+	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
 }
@@ -69,7 +81,12 @@ func newParser(cli *CLI, stdout, stderr io.Writer, exit func(int)) (*kong.Kong, 
 		kong.Writers(stdout, stderr),
 		kong.Exit(exit),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
-		kong.Vars{"version": version, "realm_url": b2.DefaultRealmURL},
+		kong.Vars{
+			"version":      version,
+			"realm_url":    b2.DefaultRealmURL,
+			"max_redrives": strconv.Itoa(ops.DefaultMaxRedrives),
+			"worker_wait":  ops.DefaultWorkerWait.String(),
+		},
 	)
 }
 
@@ -102,7 +119,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		fmt.Fprintf(stderr, "b2jet: %v\n", err)
 		return exitUsage
 	}
-	err = kctx.Run(&env{ctx: ctx, stdout: stdout, stderr: stderr})
+	err = kctx.Run(&env{ctx: ctx, stdin: os.Stdin, stdout: stdout, stderr: stderr})
 	return report(stderr, err)
 }
 

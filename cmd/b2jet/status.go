@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/b2jet/b2jet/consumer/ops"
+)
+
+// StatusCmd is `b2jet status`.
+type StatusCmd struct {
+	OpsFlags `embed:""`
+
+	Wait time.Duration `name:"wait" default:"${worker_wait}" help:"How long to gather the workers' answers; 0: do not ask the workers."`
+	JSON bool          `name:"json" help:"Print the status as one JSON document."`
+}
+
+// Help is shown below the usage line.
+func (c *StatusCmd) Help() string {
+	return `Shows the request and dead-letter streams (a missing one as missing), their consumers (pending,
+ack-pending, redelivered, waiting pulls), the dead letters per operation and account, and every
+worker that answers on <prefix>.status within --wait: id, version, uptime, requests in flight,
+circuit breakers per account and B2 session age per account.
+
+Exit codes: 0 ok; 1 runtime failure (cannot connect); 2 bad usage.`
+}
+
+// Run prints the status.
+func (c *StatusCmd) Run(e *env) error {
+	if c.Wait < 0 {
+		return badSetting("--wait", "must not be negative")
+	}
+	s, err := c.open("status")
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	wait := c.Wait
+	if wait == 0 {
+		wait = -1 // ops: negative skips the workers
+	}
+	st, err := s.ops.Status(e.ctx, wait)
+	if err != nil {
+		return s.explain(err)
+	}
+	if c.JSON {
+		if st.Workers == nil {
+			st.Workers = []ops.WorkerStatus{}
+		}
+		if st.Consumers == nil {
+			st.Consumers = []ops.ConsumerStatus{}
+		}
+		return writeJSON(e.stdout, st)
+	}
+	return printStatus(e.stdout, st, c.Wait > 0, time.Now())
+}
+
+// printStatus prints st as sections; askedWorkers is false when the workers were not asked.
+func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) error {
+	bw := bufio.NewWriter(w)
+
+	fmt.Fprintln(bw, "Streams")
+	tw := newTable()
+	tw.row("  NAME\tMESSAGES\tBYTES\tFIRST-SEQ\tLAST-SEQ\tLAST-STORED\tCONSUMERS\tSUBJECTS")
+	for _, ss := range st.Streams {
+		if ss.Missing {
+			tw.row("  %s\tmissing\t\t\t\t\t\t", ss.Name)
+			continue
+		}
+		last := "-"
+		if ss.Messages > 0 && !ss.LastTime.IsZero() {
+			last = ago(now.Sub(ss.LastTime)) + " ago"
+		}
+		tw.row("  %s\t%d\t%s\t%d\t%d\t%s\t%d\t%s", ss.Name, ss.Messages, bytesIEC(ss.Bytes),
+			ss.FirstSeq, ss.LastSeq, last, ss.Consumers, strings.Join(ss.Subjects, ","))
+	}
+	_ = tw.writeTo(bw)
+
+	fmt.Fprintln(bw, "\nConsumers")
+	if len(st.Consumers) == 0 {
+		fmt.Fprintln(bw, "  none")
+	} else {
+		tw = newTable()
+		tw.row("  STREAM\tNAME\tPENDING\tACK-PENDING\tREDELIVERED\tWAITING\tDELIVERED\tACK-FLOOR")
+		for _, cs := range st.Consumers {
+			name := cs.Name
+			if !cs.Durable {
+				name += " (ephemeral)"
+			}
+			if cs.Paused {
+				name += " (paused)"
+			}
+			tw.row("  %s\t%s\t%d\t%d\t%d\t%d\t%d\t%d", cs.Stream, name, cs.NumPending, cs.NumAckPending,
+				cs.NumRedelivered, cs.NumWaiting, cs.Delivered, cs.AckFloor)
+		}
+		_ = tw.writeTo(bw)
+	}
+
+	total := 0
+	for _, byAccount := range st.DeadLetters {
+		for _, n := range byAccount {
+			total += n
+		}
+	}
+	fmt.Fprintf(bw, "\nDead letters (%d)\n", total)
+	if total == 0 {
+		fmt.Fprintln(bw, "  none")
+	} else {
+		tw = newTable()
+		tw.row("  OP\tACCOUNT\tCOUNT")
+		for _, op := range slices.Sorted(maps.Keys(st.DeadLetters)) {
+			byAccount := st.DeadLetters[op]
+			for _, account := range slices.Sorted(maps.Keys(byAccount)) {
+				tw.row("  %s\t%s\t%d", op, account, byAccount[account])
+			}
+		}
+		_ = tw.writeTo(bw)
+	}
+
+	switch {
+	case !askedWorkers:
+		fmt.Fprintln(bw, "\nWorkers: not asked (--wait 0)")
+	default:
+		fmt.Fprintf(bw, "\nWorkers (%d)\n", len(st.Workers))
+		if len(st.Workers) == 0 {
+			fmt.Fprintln(bw, "  none answered")
+		}
+		for _, ws := range st.Workers {
+			fmt.Fprintf(bw, "  %s  version %s, up %s\n", ws.ID, ws.Version, ws.Uptime)
+			tw = newTable()
+			tw.row("    in flight\t%s", joinCounts(ws.InFlight))
+			for _, account := range slices.Sorted(maps.Keys(ws.Breakers)) {
+				tw.row("    breakers %s\t%s", account, joinStates(ws.Breakers[account]))
+			}
+			for _, account := range slices.Sorted(maps.Keys(ws.SessionAge)) {
+				tw.row("    session %s\t%s old", account, ws.SessionAge[account])
+			}
+			_ = tw.writeTo(bw)
+		}
+	}
+	if len(st.Problems) > 0 {
+		fmt.Fprintln(bw, "\nProblems")
+		for _, p := range st.Problems {
+			fmt.Fprintf(bw, "  %s\n", p)
+		}
+	}
+	return bw.Flush()
+}
+
+// joinCounts formats {"authorize":0,"list_file_names":2} as "authorize=0 list_file_names=2".
+func joinCounts(m map[string]int) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+// joinStates formats {"authorize":"closed"} as "authorize=closed".
+func joinStates(m map[string]string) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, k+"="+m[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+// ago formats a duration for humans, to the second (or the millisecond under a second).
+func ago(d time.Duration) string {
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+// bytesIEC formats a byte count: 512 B, 1.5 KiB, 3.2 MiB.
+func bytesIEC(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
