@@ -10,8 +10,8 @@ STATICCHECK_VERSION ?= v0.8.2
 all: lint test build
 
 ## run: the worker on an embedded NATS server (and the sandbox B2 fake when no B2 key is set)
-run:
-	$(GO) run ./cmd/b2jet worker
+run: build
+	exec ./$(BIN) worker
 
 ## build: the b2jet binary in bin/
 build:
