@@ -63,13 +63,20 @@ func (c *Client) resolveBucket(ctx context.Context, s *Session, name string) (st
 	if id, ok := c.buckets.get(name); ok {
 		return id, nil
 	}
-	v, err, _ := c.buckets.flight.Do(name, func() (any, error) {
-		return c.lookupBucket(ctx, s, name)
+	// The shared lookup must not die with whichever caller started it; each caller still stops
+	// waiting when its own context ends.
+	ch := c.buckets.flight.DoChan(name, func() (any, error) {
+		return c.lookupBucket(context.WithoutCancel(ctx), s, name)
 	})
-	if err != nil {
-		return "", err
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return "", res.Err
+		}
+		return res.Val.(string), nil
+	case <-ctx.Done():
+		return "", fmt.Errorf("b2: %s: %w", opListBuckets, ctx.Err())
 	}
-	return v.(string), nil
 }
 
 type listBucketsBody struct {

@@ -13,7 +13,9 @@ import (
 	"time"
 )
 
-// Sentinel errors. Each is permanent (see Classify).
+// Sentinel errors. Classify reports each as Permanent: repeating the same call fails the same
+// way. (A caller may still choose to retry ErrResponseTooLarge or ErrNoProgress later, as b2jet's
+// handlers do, since both come from the server side.)
 var (
 	// ErrBucketNotFound: no bucket has the requested name (b2_list_buckets answered []).
 	ErrBucketNotFound = errors.New("b2: bucket not found")

@@ -2,6 +2,7 @@ package b2_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -237,4 +238,35 @@ func TestRequestsPerSecondLimit(t *testing.T) {
 	_, err = c.ListFileNames(short, b2.ListRequest{BucketID: id})
 	var paused *b2.PausedError
 	require.ErrorAs(t, err, &paused, "the limiter would not admit a call before the deadline")
+}
+
+func TestWaitHookDuringPause(t *testing.T) {
+	t.Parallel()
+	s := newFake(t)
+	id := s.CreateBucket("hook-bucket")
+	c := newClient(t, s.URL, s.MasterKey())
+	ctx := context.Background()
+	_, _, err := c.Session(ctx)
+	require.NoError(t, err)
+	s.Inject(b2test.EndpointListFileNames, b2test.Fault{Status: 429, RetryAfter: "2", Times: 1})
+	_, err = c.ListFileNames(ctx, b2.ListRequest{BucketID: id})
+	require.True(t, b2.IsRateLimit(err))
+
+	// A waiting caller is told while it waits, and can give up with its own error.
+	calls := 0
+	stop := errors.New("deadline passed")
+	_, err = c.ListFileNames(b2.WithWaitHook(ctx, func() error {
+		if calls++; calls == 3 {
+			return stop
+		}
+		return nil
+	}), b2.ListRequest{BucketID: id})
+	require.ErrorIs(t, err, stop)
+	assert.Equal(t, 3, calls, "called every half second of the pause")
+	assert.Equal(t, 1, s.Calls(b2test.EndpointListFileNames), "no B2 call while paused")
+
+	hooked := 0
+	_, err = c.ListFileNames(b2.WithWaitHook(ctx, func() error { hooked++; return nil }), b2.ListRequest{BucketID: id})
+	require.NoError(t, err)
+	assert.Positive(t, hooked)
 }

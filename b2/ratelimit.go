@@ -45,12 +45,32 @@ func (l *limiter) remaining() time.Duration {
 	return l.until.Sub(l.now())
 }
 
+// waitHookInterval is how often a caller waiting out a pause is told (see WithWaitHook).
+const waitHookInterval = 500 * time.Millisecond
+
+type waitHookKey struct{}
+
+// WithWaitHook returns a context whose B2 calls, while they wait out the account's shared
+// Retry-After pause, call hook before every half second of waiting. A queue worker uses it to
+// tell its queue that the request is still being worked on; a hook error ends the wait and is
+// returned by the call (for example: the request's own deadline passed).
+func WithWaitHook(ctx context.Context, hook func() error) context.Context {
+	return context.WithValue(ctx, waitHookKey{}, hook)
+}
+
 // wait blocks until the pause is over and the rate limit admits a call. If the pause outlasts
 // ctx's deadline it returns a *PausedError at once instead of waiting in vain.
 func (l *limiter) wait(ctx context.Context, op string) error {
+	hook, _ := ctx.Value(waitHookKey{}).(func() error)
 	for d := l.remaining(); d > 0; d = l.remaining() {
 		if deadline, ok := ctx.Deadline(); ok && deadline.Sub(l.now()) < d {
 			return &PausedError{Op: op, RetryAfter: d}
+		}
+		if hook != nil {
+			if err := hook(); err != nil {
+				return err
+			}
+			d = min(d, waitHookInterval)
 		}
 		t := time.NewTimer(d)
 		select {

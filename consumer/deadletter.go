@@ -3,7 +3,6 @@ package consumer
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -48,17 +47,22 @@ func buildDeadLetter(s schema.Subjects, d deadLetter) *nats.Msg {
 	if h == nil {
 		h = Header{}
 	}
+	info := schema.DeadLetter{
+		RequestID:       d.Rejection.RequestID,
+		ErrorCode:       d.Rejection.Code,
+		Error:           d.Rejection.Message,
+		OriginalSubject: d.Subject,
+		Attempts:        d.Attempts,
+		StreamSeq:       d.Seq,
+		FailedAt:        d.FailedAt,
+	}
 	if orig := h.Get(schema.HeaderMsgID); orig != "" && h.Get(schema.HeaderOriginalMsgID) == "" {
-		h.Set(schema.HeaderOriginalMsgID, orig)
+		info.OriginalMsgID = orig // an existing B2-Original-Msg-Id (a redriven request) is kept
 	}
 	delete(h, schema.HeaderMsgID)
-	h.Set(schema.HeaderRequestID, d.Rejection.RequestID)
-	h.Set(schema.HeaderErrorCode, d.Rejection.Code)
-	h.Set(schema.HeaderError, d.Rejection.Message)
-	h.Set(schema.HeaderAttempts, strconv.Itoa(d.Attempts))
-	h.Set(schema.HeaderOriginalSubject, d.Subject)
-	h.Set(schema.HeaderStreamSeq, strconv.FormatUint(d.Seq, 10))
-	h.Set(schema.HeaderFailedAt, d.FailedAt.UTC().Format(time.RFC3339Nano))
+	// SetHeaders writes the B2-* headers header-safe (control characters removed, B2-Error cut
+	// at schema.MaxHeaderValueBytes on a character boundary).
+	info.SetHeaders(h)
 	delete(h, schema.HeaderAttempt) // a redriven request's old history is not this run's
 	if len(d.History) > 0 {
 		h[schema.HeaderAttempt] = d.History

@@ -51,11 +51,12 @@ func TestReplyWriterLimits(t *testing.T) {
 	assert.True(t, IsPermanent(err))
 	e.lastDeadLetter("b2.dlq.authorize")
 
-	// A Reply-To the worker refuses: every Send fails, the request is still dead-lettered.
+	// A Reply-To the worker refuses: the request is rejected before Handle runs (no work is done
+	// for a reply that cannot be sent) and still dead-lettered.
 	e.publish("b2.req.authorize.acme", []byte(`{}`), nats.Header{schema.HeaderReplyTo: {"$JS.API.STREAM.DELETE.B2_REQUESTS"}})
-	assert.ErrorIs(t, <-errs, ErrInvalidReplyTo)
-	assert.ErrorIs(t, <-errs, ErrInvalidReplyTo)
 	dl := e.lastDeadLetter("b2.dlq.authorize.acme")
+	assert.Len(t, h.handledCalls(), 1, "Handle was not called for the refused Reply-To")
+	assert.Empty(t, errs)
 	assert.Equal(t, "test rejection", dl.Header.Get(schema.HeaderError))
 	e.settled(schema.OpAuthorize)
 	assert.Equal(t, uint64(2), e.dlqCount())

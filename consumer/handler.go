@@ -51,8 +51,10 @@ type Message struct {
 	// Stream and Sequence identify the stored request (stable across redeliveries).
 	Stream   string
 	Sequence uint64
-	// Published is when the request was stored in the stream.
+	// Published is when the request was stored in the stream; Received when this delivery
+	// arrived at the worker (replies' durationMs count from it).
 	Published time.Time
+	Received  time.Time
 	// RequestID is the request id as far as the consumer can tell from the headers
 	// (B2-Request-Id, else Nats-Msg-Id, else "<stream>-<sequence>"). A handler that resolves the
 	// id from the body sets it; the consumer's per-message log lines carry it.
@@ -77,6 +79,9 @@ type ReplyWriter interface {
 	// Progress tells JetStream the message is still being worked on (InProgress) and restarts the
 	// handler's watchdog deadline.
 	Progress()
+	// Sent is how many replies this delivery has sent so far (Handle's and Reject's together),
+	// so that an error reply after streamed parts continues their numbering.
+	Sent() int
 }
 
 // Handler processes requests. Implementations must be safe for concurrent use: the consumer calls
@@ -87,8 +92,9 @@ type ReplyWriter interface {
 // sooner than the given delay; any other error is retried with exponential backoff until the
 // attempts run out.
 //
-// Reject is called once when the consumer gives up on a message (a permanent error, or the last
-// attempt failed). It writes the error reply through w, if a reply can be built, and returns the
+// Reject is called when the consumer gives up on a message (a permanent error, or the last
+// attempt failed); if it fails, or the dead letter cannot be published, a spare delivery calls it
+// again, so a publisher may see a second error reply. It writes the error reply through w, if a reply can be built, and returns the
 // facts the consumer needs for the dead letter. A Reject error (usually a failed Send) makes the
 // consumer retry the rejection on a later delivery while spare deliveries remain.
 type Handler interface {

@@ -50,6 +50,7 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time, 
 		Stream:      md.Stream,
 		Sequence:    md.Sequence.Stream,
 		Published:   md.Timestamp,
+		Received:    received,
 	}
 	m.RequestID = schema.ResolveRequestID("", m.Header, fmt.Sprintf("%s-%d", m.Stream, m.Sequence))
 	parsed, perr := w.cfg.Subjects.Parse(m.Subject)
@@ -85,6 +86,9 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time, 
 		out.Err, out.Shutdown = ErrShutdown, true
 	case perr != nil:
 		out.Err = Permanent(perr)
+	case d.rw.subjectErr != nil:
+		// A Reply-To the worker may not publish to: refused before any B2 work.
+		out.Err = d.rw.subjectErr
 	default:
 		d.handle(rs, &out)
 	}
@@ -100,8 +104,9 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time, 
 		}
 		d.nak(act.Delay, outcome, out.Err)
 		if !out.Shutdown {
-			// After the nak, so that a slow history write can never outlast the ack wait; the
-			// next attempt is at least a backoff delay away.
+			// After the nak, so that a slow history write can never outlast the ack wait. A
+			// short jittered delay may let the next delivery read the history first; the record
+			// is then missing from a dead letter (the history is best effort).
 			d.recordAttempt(out.Err, act.Delay)
 		}
 	case actReject:

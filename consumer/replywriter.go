@@ -13,6 +13,7 @@ import (
 
 // replyWriter is the ReplyWriter of one delivery.
 type replyWriter struct {
+	sent    int // replies sent so far
 	nc      *nats.Conn
 	subject string
 	// subjectErr is set when the request's Reply-To cannot be used; Send then always fails with it.
@@ -96,9 +97,13 @@ func (rw *replyWriter) Send(ctx context.Context, r Reply) error {
 	if err := rw.nc.FlushWithContext(fctx); err != nil {
 		return rw.fail(fmt.Errorf("consumer: flush reply: %w", err))
 	}
+	rw.sent++
 	rw.tracker.progress()
 	return nil
 }
+
+// Sent is how many replies this writer has sent.
+func (rw *replyWriter) Sent() int { return rw.sent }
 
 func (rw *replyWriter) fail(err error) error {
 	if rw.onFail != nil {

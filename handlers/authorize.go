@@ -23,14 +23,17 @@ func (h *Authorize) Handle(ctx context.Context, m *consumer.Message, w consumer.
 	if err != nil {
 		return disposition(err)
 	}
-	if err := h.checkDeadline(req.DeadlineTime()); err != nil {
+	deadline, hasDeadline := req.DeadlineTime()
+	checkDeadline := func() error { return h.checkDeadline(deadline, hasDeadline) }
+	if err := checkDeadline(); err != nil {
 		return disposition(err)
 	}
 	s, cached := r.account.Cached(), true
 	if req.Force || s == nil {
-		err = h.breakers.get(m.Account, schema.OpAuthorize).call(ctx, w.Progress, func() error {
+		b2ctx := h.b2Context(ctx, w, deadline, hasDeadline)
+		err = h.breakers.get(m.Account, schema.OpAuthorize).call(ctx, w.Progress, checkDeadline, func() error {
 			var err error
-			s, cached, err = r.account.Authorize(ctx, req.Force)
+			s, cached, err = r.account.Authorize(b2ctx, req.Force)
 			return err
 		})
 		if err != nil {

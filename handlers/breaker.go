@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -24,6 +25,13 @@ type BreakerSettings struct {
 	// PollInterval is how often held requests and the consumer's gate look at an open breaker
 	// (default 250 ms).
 	PollInterval time.Duration
+	// MaxHeld bounds, per operation, the requests held while their account's breaker is open
+	// and another account's breaker for the operation is closed (default 4; b2jet worker uses
+	// half its concurrency). Held requests keep their handler slots, so without a bound one
+	// failing account would starve the healthy ones. Past the bound a request is put back with
+	// a delay of OpenFor (spending a delivery). While every served account's breaker is open
+	// the gate stops pulling and every request already pulled is held.
+	MaxHeld int
 	// OnStateChange, if set, observes every transition (metrics, logs).
 	OnStateChange func(account, op string, from, to gobreaker.State)
 }
@@ -38,6 +46,9 @@ func (s BreakerSettings) withDefaults() BreakerSettings {
 	if s.PollInterval <= 0 {
 		s.PollInterval = 250 * time.Millisecond
 	}
+	if s.MaxHeld <= 0 {
+		s.MaxHeld = 4
+	}
 	return s
 }
 
@@ -48,6 +59,12 @@ func (s BreakerSettings) withDefaults() BreakerSettings {
 type breaker struct {
 	cb       *gobreaker.CircuitBreaker[struct{}]
 	interval time.Duration
+	openFor  time.Duration
+	maxHeld  int
+	// held counts the operation's held requests (shared by its breakers of every account);
+	// othersClosed reports whether another account's breaker for the operation is closed.
+	held         *atomic.Int64
+	othersClosed func() bool
 
 	mu    sync.Mutex
 	probe func(context.Context) error // set by the operation; may change with each failure
@@ -56,7 +73,8 @@ type breaker struct {
 }
 
 func newBreaker(account, op string, s BreakerSettings) *breaker {
-	b := &breaker{interval: s.PollInterval}
+	b := &breaker{interval: s.PollInterval, openFor: s.OpenFor, maxHeld: s.MaxHeld,
+		held: new(atomic.Int64), othersClosed: func() bool { return false }}
 	b.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        account + "/" + op,
 		MaxRequests: 1,
@@ -66,7 +84,7 @@ func newBreaker(account, op string, s BreakerSettings) *breaker {
 			return err == nil || b2.Classify(err) != b2.Retryable
 		},
 		IsExcluded: func(err error) bool {
-			return b2.Classify(err) == b2.Canceled || b2.IsRateLimit(err)
+			return b2.Classify(err) == b2.Canceled || b2.IsRateLimit(err) || errors.Is(err, errDeadline)
 		},
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			if s.OnStateChange != nil {
@@ -88,10 +106,14 @@ func (b *breaker) setProbe(p func(context.Context) error) {
 func (b *breaker) State() gobreaker.State { return b.cb.State() }
 
 // call runs fn through the breaker, first holding until the breaker is closed. progress is
-// called while holding, so that the message is not redelivered meanwhile.
-func (b *breaker) call(ctx context.Context, progress func(), fn func() error) error {
+// called while holding, so that the message is not redelivered meanwhile; check runs after the
+// hold and before fn (a request's deadline may have passed while it was held).
+func (b *breaker) call(ctx context.Context, progress func(), check func() error, fn func() error) error {
 	for {
 		if err := b.waitClosed(ctx, progress); err != nil {
+			return err
+		}
+		if err := check(); err != nil {
 			return err
 		}
 		_, err := b.cb.Execute(func() (struct{}, error) { return struct{}{}, fn() })
@@ -102,15 +124,39 @@ func (b *breaker) call(ctx context.Context, progress func(), fn func() error) er
 	}
 }
 
-// waitClosed returns when the breaker is closed. While it is half-open, it runs the probe.
+// errHeldOut is returned instead of holding a request past MaxHeld; it is retried after OpenFor.
+var errHeldOut = errors.New("the account's circuit breaker is open (B2 is failing) and enough of its requests are already held")
+
+// heldOutError carries the delay before the next probe.
+type heldOutError struct{ retryAfter time.Duration }
+
+func (e *heldOutError) Error() string { return errHeldOut.Error() }
+func (e *heldOutError) Unwrap() error { return errHeldOut }
+
+// waitClosed returns when the breaker is closed. While it is half-open, it runs the probe
+// (unless another request already is). While it is open it holds the request, within MaxHeld
+// when other accounts are healthy (see BreakerSettings.MaxHeld).
 func (b *breaker) waitClosed(ctx context.Context, progress func()) error {
+	holding := false
+	defer func() {
+		if holding {
+			b.held.Add(-1)
+		}
+	}()
 	for {
 		switch b.cb.State() {
 		case gobreaker.StateClosed:
 			return nil
 		case gobreaker.StateHalfOpen:
-			b.runProbe(ctx)
-			continue
+			if b.runProbe(ctx) {
+				continue
+			}
+		}
+		if !holding {
+			if !b.takeHold() {
+				return &heldOutError{retryAfter: b.openFor}
+			}
+			holding = true
 		}
 		if progress != nil {
 			progress()
@@ -125,13 +171,34 @@ func (b *breaker) waitClosed(ctx context.Context, progress func()) error {
 	}
 }
 
-// runProbe sends the probe through the half-open breaker; only one runs at a time and a probe
-// is skipped if another already moved the breaker on.
-func (b *breaker) runProbe(ctx context.Context) {
-	b.probing.Lock()
+// takeHold counts one more held request, unless MaxHeld are held already while another account
+// is healthy.
+func (b *breaker) takeHold() bool {
+	if !b.othersClosed() {
+		b.held.Add(1)
+		return true
+	}
+	for {
+		n := b.held.Load()
+		if n >= int64(b.maxHeld) {
+			return false
+		}
+		if b.held.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// runProbe sends the probe through the half-open breaker and reports whether it ran. Only one
+// runs at a time: a caller that finds a probe under way returns false at once (and keeps
+// signalling progress while it waits) instead of queueing behind it.
+func (b *breaker) runProbe(ctx context.Context) bool {
+	if !b.probing.TryLock() {
+		return false
+	}
 	defer b.probing.Unlock()
 	if b.cb.State() != gobreaker.StateHalfOpen {
-		return
+		return true
 	}
 	b.mu.Lock()
 	probe := b.probe
@@ -141,4 +208,5 @@ func (b *breaker) runProbe(ctx context.Context) {
 		probe = func(context.Context) error { return nil }
 	}
 	_, _ = b.cb.Execute(func() (struct{}, error) { return struct{}{}, probe(ctx) })
+	return true
 }

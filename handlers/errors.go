@@ -55,12 +55,15 @@ func Classify(err error) *Failure {
 	f = &Failure{Err: err, Message: publicMessage(err)}
 	var apiErr *b2.APIError
 	switch {
-	case errors.Is(err, schema.ErrInvalidRequest), errors.Is(err, b2.ErrInvalidArgument):
+	case errors.Is(err, schema.ErrInvalidRequest), errors.Is(err, b2.ErrInvalidArgument),
+		errors.Is(err, consumer.ErrInvalidReplyTo):
 		f.Code = schema.CodeInvalidRequest
 	case errors.Is(err, errUnknownAccount):
 		f.Code = schema.CodeUnknownAccount
 	case errors.Is(err, errDeadline):
 		f.Code = schema.CodeDeadlineExceeded
+	case errors.Is(err, errHeldOut):
+		f.Code, f.Retryable = schema.CodeUnavailable, true
 	case errors.Is(err, b2.ErrBucketNotFound):
 		f.Code = schema.CodeBucketNotFound
 	case errors.Is(err, b2.ErrNotAllowed):
@@ -127,6 +130,10 @@ func disposition(err error) error {
 	}
 	if d, ok := b2.RetryAfterOf(err); ok {
 		return consumer.RetryAfter(f, d)
+	}
+	var held *heldOutError
+	if errors.As(err, &held) {
+		return consumer.RetryAfter(f, held.retryAfter)
 	}
 	return f
 }

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -17,21 +18,34 @@ type Breakers struct {
 	settings BreakerSettings
 	accounts []string
 
-	mu sync.Mutex
-	m  map[breakerKey]*breaker
+	mu   sync.Mutex
+	m    map[breakerKey]*breaker
+	held map[string]*atomic.Int64 // per operation: requests held while a breaker is open
 }
 
 type breakerKey struct{ account, op string }
 
 // NewBreakers makes the breakers of every account and operation the worker serves.
 func NewBreakers(s BreakerSettings, accounts []string, ops []string) *Breakers {
-	bs := &Breakers{settings: s.withDefaults(), accounts: slices.Sorted(slices.Values(accounts)), m: make(map[breakerKey]*breaker)}
+	bs := &Breakers{settings: s.withDefaults(), accounts: slices.Sorted(slices.Values(accounts)),
+		m: make(map[breakerKey]*breaker), held: make(map[string]*atomic.Int64)}
 	for _, a := range bs.accounts {
 		for _, op := range ops {
-			bs.m[breakerKey{a, op}] = newBreaker(a, op, bs.settings)
+			bs.m[breakerKey{a, op}] = bs.newLocked(a, op)
 		}
 	}
 	return bs
+}
+
+// newLocked makes the breaker of account and op, sharing op's held counter.
+func (bs *Breakers) newLocked(account, op string) *breaker {
+	b := newBreaker(account, op, bs.settings)
+	if bs.held[op] == nil {
+		bs.held[op] = new(atomic.Int64)
+	}
+	b.held = bs.held[op]
+	b.othersClosed = func() bool { return bs.anotherClosed(account, op) }
+	return b
 }
 
 func (bs *Breakers) get(account, op string) *breaker {
@@ -40,10 +54,20 @@ func (bs *Breakers) get(account, op string) *breaker {
 	k := breakerKey{account, op}
 	b, ok := bs.m[k]
 	if !ok {
-		b = newBreaker(account, op, bs.settings)
+		b = bs.newLocked(account, op)
 		bs.m[k] = b
 	}
 	return b
+}
+
+// anotherClosed reports whether a served account other than account has op's breaker closed.
+func (bs *Breakers) anotherClosed(account, op string) bool {
+	for _, a := range bs.accounts {
+		if a != account && bs.get(a, op).State() == gobreaker.StateClosed {
+			return true
+		}
+	}
+	return false
 }
 
 // State reports the breaker state of an account and operation.

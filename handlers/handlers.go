@@ -88,8 +88,11 @@ type request struct {
 // decode reads m's payload into v (a request type with Validate), resolves the request id and
 // looks up the account. Every failure is permanent.
 func (b base) decode(m *consumer.Message, v interface{ Validate() error }, bodyID func() string) (request, error) {
-	r := request{started: b.now(), id: requestID(m, "")}
-	codec, err := schema.CodecFor(m.Header.Get(schema.HeaderContentType))
+	r := request{started: m.Received, id: requestID(m, "")}
+	if r.started.IsZero() {
+		r.started = b.now()
+	}
+	codec, err := schema.CodecForPayload(m.Header.Get(schema.HeaderContentType), m.Data)
 	if err != nil {
 		r.codec = schema.JSON
 		return r, err
@@ -115,6 +118,16 @@ func (b base) decode(m *consumer.Message, v interface{ Validate() error }, bodyI
 // else one derived from the stored message, stable across redeliveries.
 func requestID(m *consumer.Message, bodyID string) string {
 	return schema.ResolveRequestID(bodyID, m.Header, fmt.Sprintf("%s-%d", m.Stream, m.Sequence))
+}
+
+// b2Context is the context of a request's B2 calls: while the B2 client waits out the account's
+// Retry-After pause it signals progress (so JetStream does not redeliver the request meanwhile)
+// and gives up once the request's deadline has passed.
+func (b base) b2Context(ctx context.Context, w consumer.ReplyWriter, deadline time.Time, hasDeadline bool) context.Context {
+	return b2.WithWaitHook(ctx, func() error {
+		w.Progress()
+		return b.checkDeadline(deadline, hasDeadline)
+	})
 }
 
 // checkDeadline fails when the request's deadline has passed.
@@ -147,16 +160,20 @@ func send[T any](ctx context.Context, w consumer.ReplyWriter, codec schema.Codec
 // letter. A payload that cannot be decoded still gets a reply (in JSON when its Content-Type is
 // unsupported) with the id from its headers.
 func (b base) reject(ctx context.Context, m *consumer.Message, f consumer.Failure, w consumer.ReplyWriter, bodyID func(schema.Codec, []byte) string) (consumer.Rejection, error) {
-	codec, err := schema.CodecFor(m.Header.Get(schema.HeaderContentType))
+	codec, err := schema.CodecForPayload(m.Header.Get(schema.HeaderContentType), m.Data)
 	if err != nil {
 		codec = schema.JSON
 	}
 	id := requestID(m, bodyID(codec, m.Data))
 	fail := exhaustedFailure(f, m.MaxAttempts)
-	env := schema.Reply[struct{}]{ID: id, Op: m.Op, Error: fail.Wire(), Attempt: min(m.Attempt, m.MaxAttempts)}
+	env := schema.Reply[struct{}]{ID: id, Op: m.Op, Error: fail.Wire(), Attempt: m.Attempt}
+	if !m.Received.IsZero() {
+		env.DurationMs = time.Since(m.Received).Milliseconds()
+	}
 	var h consumer.Header
 	if m.Op == schema.OpListFileNames {
-		h = partHeader(1, true)
+		// After parts this delivery already streamed, the error reply is the next, final part.
+		h = partHeader(w.Sent()+1, true)
 	}
 	rej := consumer.Rejection{RequestID: id, Code: fail.Code, Message: fail.Message}
 	return rej, send(ctx, w, codec, env, h)

@@ -55,6 +55,12 @@ func (r *recorder) Progress() {
 	r.mu.Unlock()
 }
 
+func (r *recorder) Sent() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.replies)
+}
+
 func (r *recorder) all() []consumer.Reply {
 	r.mu.Lock()
 	defer r.mu.Unlock()

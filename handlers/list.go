@@ -24,7 +24,7 @@ func (h *ListFileNames) Handle(ctx context.Context, m *consumer.Message, w consu
 	if err != nil {
 		return disposition(err)
 	}
-	match, err := req.Glob() // already compiled once by Validate
+	match, err := req.Glob() // valid: Validate compiled it
 	if err != nil {
 		return disposition(fmt.Errorf("%w: match: %w", schema.ErrInvalidRequest, err))
 	}
@@ -39,15 +39,18 @@ func (h *ListFileNames) Handle(ctx context.Context, m *consumer.Message, w consu
 		return disposition(err)
 	}
 	br := h.breakers.get(m.Account, schema.OpListFileNames)
+	deadline, hasDeadline := req.DeadlineTime()
+	checkDeadline := func() error { return h.checkDeadline(deadline, hasDeadline) }
+	b2ctx := h.b2Context(ctx, w, deadline, hasDeadline)
 	count, pages := 0, 0
 	for {
-		if err := h.checkDeadline(req.DeadlineTime()); err != nil {
+		if err := checkDeadline(); err != nil {
 			return disposition(err)
 		}
 		var page *b2.Page
-		err := br.call(ctx, w.Progress, func() error {
+		err := br.call(ctx, w.Progress, checkDeadline, func() error {
 			var err error
-			page, err = r.account.ListFileNames(ctx, lr)
+			page, err = r.account.ListFileNames(b2ctx, lr)
 			if b2.Classify(err) == b2.Retryable {
 				br.setProbe(listProbe(r.account, lr))
 			}

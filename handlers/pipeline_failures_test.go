@@ -229,3 +229,49 @@ func TestPipelineDeadLetterOfRedrivenRequestKeepsOriginalMsgID(t *testing.T) {
 	assert.Equal(t, "rid-7", dl.Header.Get(schema.HeaderRequestID))
 	_ = context.Background
 }
+
+// TestPipelineOpenBreakerDoesNotStarveOtherAccounts: requests held for an account whose breaker
+// is open are bounded (MaxHeld), so a healthy account's requests still get handler slots.
+func TestPipelineOpenBreakerDoesNotStarveOtherAccounts(t *testing.T) {
+	t.Parallel()
+	p := newPipe(t)
+	p.cfg.Concurrency = 4
+	p.bs.MaxHeld = 2
+	p.bs.OpenFor = 5 * time.Second // stays open for the whole test
+	p.keys["healthy"] = b2test.Key{ID: "healthy-id", Secret: "healthy-secret"}
+	p.fake.AddKey(p.keys["healthy"])
+	p.fake.AddFiles(e2eBucket, "ok/a")
+	w := p.startWorker(t)
+	// Warm both sessions, then make B2 fail every listing of the default account's key.
+	for _, acct := range []string{"", "healthy"} {
+		env, _ := one[schema.ListResult](t, p.request(t, schema.OpListFileNames, acct, schema.JSON, map[string]any{"bucketName": e2eBucket, "prefix": "ok/"}), 10*time.Second)
+		require.True(t, env.OK)
+	}
+	p.fake.Inject(b2test.EndpointListFileNames, b2test.Fault{Status: 503, Prefix: "bad/"})
+	badBody := map[string]any{"bucketName": e2eBucket, "prefix": "bad/"}
+	for range 6 {
+		p.request(t, schema.OpListFileNames, "", schema.JSON, badBody)
+	}
+	require.Eventually(t, func() bool { return w.set.Breakers.State("default", schema.OpListFileNames).String() == "open" },
+		10*time.Second, 10*time.Millisecond)
+	// More requests for the failing account: without the bound they would be held in every
+	// handler slot and these would never even be delivered.
+	bad := make([]*call, 12)
+	for i := range bad {
+		bad[i] = p.request(t, schema.OpListFileNames, "", schema.JSON, badBody)
+	}
+	require.Eventually(t, func() bool {
+		for _, c := range bad {
+			if len(p.eventsOf(consumer.EventDelivered, c.seq)) == 0 {
+				return false
+			}
+		}
+		return true
+	}, 15*time.Second, 20*time.Millisecond, "every request was delivered: held requests did not fill the slots")
+
+	// The healthy account is still served although the default account's requests keep coming.
+	for range 3 {
+		env, _ := one[schema.ListResult](t, p.request(t, schema.OpListFileNames, "healthy", schema.JSON, map[string]any{"bucketName": e2eBucket, "prefix": "ok/"}), 10*time.Second)
+		require.True(t, env.OK, "%+v", env.Error)
+	}
+}

@@ -53,6 +53,19 @@ func CodecFor(contentType string) (Codec, error) {
 	return nil, &UnsupportedContentTypeError{ContentType: contentType}
 }
 
+// CodecForPayload is CodecFor, except that a payload without Content-Type whose first
+// non-blank byte is '{' is JSON: such bytes cannot be a msgpack request (in msgpack '{' is a
+// top-level integer), and so `nats pub b2.req.authorize '{}'` works as the contract's simplest
+// request.
+func CodecForPayload(contentType string, data []byte) (Codec, error) {
+	if strings.TrimSpace(contentType) == "" {
+		if trimmed := bytes.TrimLeft(data, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '{' {
+			return JSON, nil
+		}
+	}
+	return CodecFor(contentType)
+}
+
 type jsonCodec struct{}
 
 func (jsonCodec) ContentType() string { return ContentTypeJSON }

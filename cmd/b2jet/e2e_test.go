@@ -336,6 +336,9 @@ authorization {
         subscribe: { allow: ["_INBOX.acme.>"] } } }
     { user: b2jet, password: worker-pass, permissions: {
         publish:   { allow: ["$JS.API.>", "$JS.ACK.>", "$KV.>", "b2.res.>", "b2.dlq.>", "_INBOX.>"] }
+        subscribe: { allow: ["_INBOX.>", "$SRV.>", "b2.status"] } } }
+    { user: ops, password: ops-pass, permissions: {
+        publish:   { allow: ["$JS.API.>", "b2.req.>", "b2.status", "$SRV.>"] }
         subscribe: { allow: ["_INBOX.>"] } } }
   ]
 }
@@ -367,6 +370,15 @@ authorization {
 	r = b2jet(t, tenant, "request", "authorize", "--timeout", "2s")
 	assert.Equal(t, exitFailure, r.code)
 	assert.Contains(t, r.stderr, "b2jet: publishing to b2.req.authorize: nats: permissions violation")
+
+	// The worker's permissions cover everything it does, its status service included, and the
+	// operator's cover the operator commands.
+	assert.NotContains(t, strings.ToLower(w.log()), "permissions violation")
+	r = b2jet(t, cleanEnv("NATS_URL="+s.ClientURL(), "NATS_USER=ops", "NATS_PASSWORD=ops-pass"), "status", "--json")
+	require.Equal(t, exitOK, r.code, "stderr: %s", r.stderr)
+	assert.Contains(t, r.stdout, `"workers": [`)
+	assert.NotContains(t, r.stdout, `"workers": []`)
+	assert.NotContains(t, r.stdout, `"workers": null`)
 
 	require.NoError(t, w.stop(t, 15*time.Second))
 }

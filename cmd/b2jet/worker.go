@@ -286,6 +286,7 @@ func (c *WorkerCmd) Run(e *env) error {
 		Breakers: handlers.BreakerSettings{
 			Failures:      c.BreakerFailures,
 			OpenFor:       c.BreakerOpenFor,
+			MaxHeld:       max(1, c.Concurrency/2),
 			OnStateChange: o.breakerHook(log),
 		},
 		Logger: log,
