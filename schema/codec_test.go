@@ -158,9 +158,12 @@ func TestWireFieldNames(t *testing.T) {
 			bucket := allowed["buckets"].([]any)[0].(map[string]any)
 			assert.ElementsMatch(t, []string{"id", "name"}, keys(bucket))
 
-			m = asMap(t, cc.codec, Reply[ListResult]{Result: &ListResult{Files: sampleFiles()[:1]}})
+			m = asMap(t, cc.codec, Reply[ListResult]{Result: &ListResult{Files: sampleFiles()[:1], Final: true}})
 			list := m["result"].(map[string]any)
 			assert.ElementsMatch(t, []string{"bucketId", "files", "nextFileName", "part", "final"}, keys(list))
+			m = asMap(t, cc.codec, Reply[ListResult]{Result: &ListResult{Files: sampleFiles()[:1]}})
+			assert.ElementsMatch(t, []string{"bucketId", "files", "part", "final"}, keys(m["result"].(map[string]any)),
+				"a non-final part has no nextFileName")
 			file := list["files"].([]any)[0].(map[string]any)
 			assert.ElementsMatch(t, []string{"fileName", "fileId", "action", "contentLength", "contentType",
 				"contentSha1", "contentMd5", "uploadTimestamp", "fileInfo"}, keys(file))
@@ -211,16 +214,16 @@ func TestListResultJSON(t *testing.T) {
 	}{
 		{"nil files encode as [] and complete listing as null", ListResult{BucketID: "b", Part: 1, Final: true},
 			`{"bucketId":"b","files":[],"nextFileName":null,"part":1,"final":true}`},
-		{"empty files", ListResult{BucketID: "b", Files: []File{}},
-			`{"bucketId":"b","files":[],"nextFileName":null,"part":0,"final":false}`},
-		{"next file name string", ListResult{BucketID: "b", NextFileName: StringPtr("a/b"), Part: 2},
-			`{"bucketId":"b","files":[],"nextFileName":"a/b","part":2,"final":false}`},
-		{"empty next file name is not null", ListResult{NextFileName: StringPtr("")},
-			`{"bucketId":"","files":[],"nextFileName":"","part":0,"final":false}`},
+		{"non-final part without nextFileName", ListResult{BucketID: "b", Files: []File{}},
+			`{"bucketId":"b","files":[],"part":0,"final":false}`},
+		{"next file name string", ListResult{BucketID: "b", NextFileName: StringPtr("a/b"), Part: 2, Final: true},
+			`{"bucketId":"b","files":[],"nextFileName":"a/b","part":2,"final":true}`},
+		{"empty next file name is not null", ListResult{NextFileName: StringPtr(""), Final: true},
+			`{"bucketId":"","files":[],"nextFileName":"","part":0,"final":true}`},
 		{"count and pages", ListResult{BucketID: "b", Part: 4, Final: true, Count: IntPtr(0), Pages: IntPtr(3)},
 			`{"bucketId":"b","files":[],"nextFileName":null,"part":4,"final":true,"count":0,"pages":3}`},
 		{"no HTML escaping", ListResult{Files: []File{{FileName: "<a>&b", Action: "upload", FileInfo: map[string]string{"z": "1", "a": "2"}}}},
-			`{"bucketId":"","files":[{"fileName":"<a>&b","action":"upload","contentLength":0,"uploadTimestamp":0,"fileInfo":{"a":"2","z":"1"}}],"nextFileName":null,"part":0,"final":false}`},
+			`{"bucketId":"","files":[{"fileName":"<a>&b","action":"upload","contentLength":0,"uploadTimestamp":0,"fileInfo":{"a":"2","z":"1"}}],"part":0,"final":false}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -238,7 +241,7 @@ func TestListResultJSON(t *testing.T) {
 }
 
 func TestListResultMsgpackNulls(t *testing.T) {
-	b, err := Msgpack.Marshal(ListResult{BucketID: "b"})
+	b, err := Msgpack.Marshal(ListResult{BucketID: "b", Final: true})
 	require.NoError(t, err)
 	var m map[string]any
 	require.NoError(t, msgpack.Unmarshal(b, &m))

@@ -12,8 +12,8 @@ type ListResult struct {
 	BucketID string `json:"bucketId" msgpack:"bucketId"`
 	// Files is encoded as an empty array, never null, when there are none.
 	Files []File `json:"files" msgpack:"files"`
-	// NextFileName is null when the listing is complete; with allPages, non-null on the final
-	// part only when limit stopped the listing.
+	// NextFileName is written on the final part only: null when the listing is complete, else
+	// where it resumes (B2's, or with allPages where limit stopped it).
 	NextFileName *string `json:"nextFileName" msgpack:"nextFileName"`
 	// Part and Final mirror the B2-Part and B2-Final headers (an extension of the contract).
 	Part  int  `json:"part" msgpack:"part"`
@@ -39,31 +39,48 @@ type File struct {
 	FileInfo        map[string]string `json:"fileInfo,omitempty" msgpack:"fileInfo,omitempty"`
 }
 
-// listResultFields is ListResult without its methods, for the default encoders.
+// listResultFields is ListResult without its methods, for the default encoders: the final part,
+// whose nextFileName is always present (null when the listing is complete).
 type listResultFields ListResult
 
-func (r ListResult) withFiles() listResultFields {
-	f := listResultFields(r)
-	if f.Files == nil {
-		f.Files = []File{}
-	}
-	return f
+// listPartFields is a non-final part: nextFileName is left out, since only the final part says
+// where the listing stands (a null there would claim the listing is complete).
+type listPartFields struct {
+	BucketID     string  `json:"bucketId" msgpack:"bucketId"`
+	Files        []File  `json:"files" msgpack:"files"`
+	NextFileName *string `json:"nextFileName,omitempty" msgpack:"nextFileName,omitempty"`
+	Part         int     `json:"part" msgpack:"part"`
+	Final        bool    `json:"final" msgpack:"final"`
+	Count        *int    `json:"count,omitempty" msgpack:"count,omitempty"`
+	Pages        *int    `json:"pages,omitempty" msgpack:"pages,omitempty"`
 }
 
-// MarshalJSON encodes files as [] when there are none.
+// wire is what the encoders write: files as [] when there are none, and nextFileName only on
+// the final part.
+func (r ListResult) wire() any {
+	if r.Files == nil {
+		r.Files = []File{}
+	}
+	if r.Final {
+		return listResultFields(r)
+	}
+	return listPartFields(r)
+}
+
+// MarshalJSON encodes files as [] when there are none, and nextFileName on the final part only.
 func (r ListResult) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r.withFiles()); err != nil {
+	if err := enc.Encode(r.wire()); err != nil {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-// EncodeMsgpack encodes files as an empty array when there are none.
+// EncodeMsgpack is MarshalJSON's msgpack twin.
 func (r ListResult) EncodeMsgpack(enc *msgpack.Encoder) error {
-	return enc.Encode(r.withFiles())
+	return enc.Encode(r.wire())
 }
 
 // StringPtr returns a pointer to s, for NextFileName.

@@ -8,7 +8,8 @@
 //	b2jet replay --since 1h --op authorize --reply-to ops.replay.results
 //	b2jet status                  # streams, consumers, dead letters and live workers
 //
-// Every flag has an environment twin (see --help). Exit codes: 0 ok, 1 runtime failure, 2 bad usage
+// Every setting flag (connection, streams, processing, B2) has an environment twin; flags that
+// describe one call (a request's fields, filters, --json) have none (see --help). Exit codes: 0 ok, 1 runtime failure, 2 bad usage
 // or configuration, 3 the reply was an error (ok:false), 4 no reply in time, 5 dlq redrive refused
 // some dead letters (loop guard).
 package main
