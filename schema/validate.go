@@ -117,8 +117,10 @@ func validateText(field, s string, max int) error {
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 func validateBucketName(name string) error {
-	if n := utf8.RuneCountInString(name); n < 6 || n > 50 {
-		return invalid("bucketName", "must be 6 to 50 characters long, got %d: %s", n, quote(name))
+	// B2 has allowed up to 63 characters (older documentation said 50): the client accepts 63 and
+	// leaves anything finer to B2.
+	if n := utf8.RuneCountInString(name); n < 6 || n > 63 {
+		return invalid("bucketName", "must be 6 to 63 characters long, got %d: %s", n, quote(name))
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]

@@ -249,6 +249,7 @@ func (c *WorkerCmd) Run(e *env) error {
 		}
 	}
 	o := newObserver()
+	o.metrics.KnownAccounts(p.names)
 	clients, err := c.clients(accounts, o)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -88,7 +89,9 @@ func RegisterWorker(nc *nats.Conn, cfg WorkerConfig) (micro.Service, error) {
 	if version == "" {
 		version = "dev"
 	}
-	var status func() WorkerStatus // set once the service exists
+	// status is set once the service exists; a STATS request may arrive before that, so it is
+	// read and written atomically.
+	var status atomic.Pointer[func() WorkerStatus]
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        ServiceName,
 		Version:     serviceVersion(version),
@@ -98,7 +101,7 @@ func RegisterWorker(nc *nats.Conn, cfg WorkerConfig) (micro.Service, error) {
 			"version": version,
 		},
 		StatsHandler: func(*micro.Endpoint) any {
-			ws, err := safeStatus(status)
+			ws, err := safeStatus(status.Load())
 			if err != nil {
 				return map[string]string{"error": err.Error()}
 			}
@@ -109,7 +112,7 @@ func RegisterWorker(nc *nats.Conn, cfg WorkerConfig) (micro.Service, error) {
 		return nil, fmt.Errorf("ops: register worker service: %w", err)
 	}
 	id, started := svc.Info().ID, svc.Stats().Started
-	status = func() WorkerStatus {
+	statusFn := func() WorkerStatus {
 		var ws WorkerStatus
 		if cfg.Snapshot != nil {
 			ws = cfg.Snapshot()
@@ -121,8 +124,9 @@ func RegisterWorker(nc *nats.Conn, cfg WorkerConfig) (micro.Service, error) {
 		ws.Uptime = time.Since(ws.Started).Round(time.Second).String()
 		return ws
 	}
+	status.Store(&statusFn)
 	err = svc.AddEndpoint(StatusEndpoint, micro.HandlerFunc(func(req micro.Request) {
-		ws, err := safeStatus(status)
+		ws, err := safeStatus(&statusFn)
 		if err != nil {
 			_ = req.Error("500", err.Error(), nil)
 			return
@@ -137,11 +141,14 @@ func RegisterWorker(nc *nats.Conn, cfg WorkerConfig) (micro.Service, error) {
 }
 
 // safeStatus calls status, turning a panic of the snapshot into an error.
-func safeStatus(status func() WorkerStatus) (ws WorkerStatus, err error) {
+func safeStatus(status *func() WorkerStatus) (ws WorkerStatus, err error) {
+	if status == nil {
+		return WorkerStatus{}, errors.New("ops: worker status not ready yet")
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("ops: worker status snapshot panicked: %v", r)
 		}
 	}()
-	return status(), nil
+	return (*status)(), nil
 }

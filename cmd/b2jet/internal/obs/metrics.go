@@ -31,6 +31,27 @@ type Metrics struct {
 	pauses         *prometheus.CounterVec
 	pauseSeconds   *prometheus.CounterVec
 	consumerErrors *prometheus.CounterVec
+
+	// known holds the configured account names; requests for any other account token (an
+	// unknown_account request) are counted under "unknown" so that publishers cannot create
+	// series at will. Nil: every token is used as is.
+	known map[string]bool
+}
+
+// KnownAccounts sets the configured account names. Call it before traffic starts.
+func (m *Metrics) KnownAccounts(names []string) {
+	m.known = make(map[string]bool, len(names))
+	for _, n := range names {
+		m.known[n] = true
+	}
+}
+
+// account is the account label of a subject's account token.
+func (m *Metrics) account(token string) string {
+	if m.known != nil && !m.known[token] {
+		return "unknown"
+	}
+	return token
 }
 
 // NewMetrics registers every b2jet metric, plus the Go runtime and process collectors.
@@ -94,16 +115,16 @@ func (m *Metrics) ConsumerEvent(e consumer.Event) {
 		m.finish(e, outcome)
 	case consumer.EventDeadLettered:
 		m.finish(e, "dead_lettered")
-		m.deadLetters.WithLabelValues(e.Op, e.Account, e.Code).Inc()
+		m.deadLetters.WithLabelValues(e.Op, m.account(e.Account), e.Code).Inc()
 	case consumer.EventLost:
-		m.requests.WithLabelValues(e.Op, e.Account, "lost").Inc()
+		m.requests.WithLabelValues(e.Op, m.account(e.Account), "lost").Inc()
 	case consumer.EventConsumerError, consumer.EventPublishFailed, consumer.EventAckFailed:
 		m.consumerErrors.WithLabelValues(e.Op, string(e.Kind)).Inc()
 	}
 }
 
 func (m *Metrics) finish(e consumer.Event, outcome string) {
-	m.requests.WithLabelValues(e.Op, e.Account, outcome).Inc()
+	m.requests.WithLabelValues(e.Op, m.account(e.Account), outcome).Inc()
 	m.handlerSeconds.WithLabelValues(e.Op).Observe(e.Duration.Seconds())
 }
 

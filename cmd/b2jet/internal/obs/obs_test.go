@@ -65,6 +65,12 @@ func TestMetricsFollowEvents(t *testing.T) {
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.pauses.WithLabelValues("default")))
 	assert.Equal(t, 2.0, testutil.ToFloat64(m.pauseSeconds.WithLabelValues("default")))
 	assert.Equal(t, 2.0, testutil.ToFloat64(m.breakerState.WithLabelValues("default", "list_file_names")))
+
+	// Account tokens that are not configured share one label.
+	m.KnownAccounts([]string{"default"})
+	ev(consumer.EventDeadLettered, func(e *consumer.Event) { e.Account, e.Code = "made-up-1", "unknown_account" })
+	ev(consumer.EventDeadLettered, func(e *consumer.Event) { e.Account, e.Code = "made-up-2", "unknown_account" })
+	assert.Equal(t, 2.0, testutil.ToFloat64(m.deadLetters.WithLabelValues("list_file_names", "unknown", "unknown_account")))
 	assert.Equal(t, 1, testutil.CollectAndCount(m.b2Seconds), "one histogram series per API name")
 
 	// Every metric follows the naming rules.
