@@ -1,7 +1,7 @@
 # b2jet — every target needs only Go (modules come from the Go module proxy).
 GO        ?= go
 BIN       ?= bin/b2jet
-FUZZTIME  ?= 5s
+FUZZTIME  ?= 30000x
 BENCHTIME ?= 1x
 STATICCHECK_VERSION ?= v0.8.2
 
