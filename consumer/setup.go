@@ -147,7 +147,8 @@ func (w *Worker) ensureConsumer(ctx context.Context, op string, startSeq uint64)
 		if err != nil {
 			return nil, fmt.Errorf("consumer: look up consumer %s: %w", want.Durable, err)
 		}
-		merged, changed := mergeConsumerConfig(c.CachedInfo().Config, want)
+		prev := c.CachedInfo().Config
+		merged, changed := mergeConsumerConfig(prev, want)
 		if !changed {
 			return c, nil
 		}
@@ -158,7 +159,13 @@ func (w *Worker) ensureConsumer(ctx context.Context, op string, startSeq uint64)
 		if err != nil {
 			return nil, fmt.Errorf("consumer: update consumer %s: %w", want.Durable, err)
 		}
-		w.log.Info("consumer updated", "consumer", want.Durable)
+		// Every worker of a deployment sets these: different values mean workers started with
+		// different settings, which then overwrite each other (and time out by their own ack wait).
+		w.log.Warn("consumer settings changed: run every worker sharing it with the same settings",
+			"consumer", want.Durable,
+			"ack_wait", merged.AckWait, "ack_wait_was", prev.AckWait,
+			"max_deliver", merged.MaxDeliver, "max_deliver_was", prev.MaxDeliver,
+			"max_ack_pending", merged.MaxAckPending, "max_ack_pending_was", prev.MaxAckPending)
 		return c, nil
 	}
 	return nil, fmt.Errorf("consumer: create consumer %s: still racing after %d tries", want.Durable, setupTries)

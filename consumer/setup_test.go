@@ -80,9 +80,13 @@ func TestSetupIdempotent(t *testing.T) {
 	require.NoError(t, err)
 
 	// A new release with fewer attempts and a different ack wait.
-	w2 := newWorker(Config{MaxAttempts: 3, AckWait: 10 * time.Second})
+	var changes syncBuffer
+	w2 := newWorker(Config{MaxAttempts: 3, AckWait: 10 * time.Second, Logger: slog.New(slog.NewTextHandler(&changes, nil))})
 	require.NoError(t, w2.Setup(ctx))
 	require.NoError(t, w2.Setup(ctx))
+	assert.Contains(t, changes.String(), "consumer settings changed", "a change of shared settings is a warning")
+	assert.Contains(t, changes.String(), "max_deliver=5 max_deliver_was=7")
+	assert.Equal(t, 2, strings.Count(changes.String(), "consumer settings changed"), "once per consumer, not on the second Setup")
 
 	st, err = e.js.Stream(ctx, schema.StreamRequests)
 	require.NoError(t, err)
