@@ -61,9 +61,14 @@ func TestListSinglePage(t *testing.T) {
 			assert.NotEmpty(t, file.FileID)
 			assert.NotEmpty(t, file.ContentSha1)
 
-			out = runList(t, f, newRecorder(), "", codec, map[string]any{"bucketId": id, "startFileName": *res.NextFileName, "delimiter": "/"})
+			w := newRecorder()
+			out = runList(t, f, w, "", codec, map[string]any{"bucketId": id, "startFileName": *res.NextFileName, "delimiter": "/"})
 			assert.Equal(t, []string{"c/", "f.txt"}, out.names)
 			assert.Nil(t, out.replies[0].Result.NextFileName)
+			assert.NotNil(t, out.replies[0].Result.Files[0].FileInfo, "a folder's fileInfo is {} as in B2, not null")
+			if codec == schema.JSON {
+				assert.Contains(t, string(w.all()[0].Data), `"fileName":"c/","action":"folder","contentLength":0,"uploadTimestamp":0,"fileInfo":{}`)
+			}
 		})
 	}
 }

@@ -98,6 +98,9 @@ func partHeader(part int, final bool) consumer.Header {
 }
 
 func wireFile(f b2.File) schema.File {
+	if f.FileInfo == nil {
+		f.FileInfo = map[string]string{} // B2 sends {}: a reply never has null here
+	}
 	return schema.File{
 		FileName: f.FileName, FileID: f.FileID, Action: f.Action, ContentLength: f.ContentLength,
 		ContentType: f.ContentType, ContentSha1: f.ContentSHA1, ContentMd5: f.ContentMD5,

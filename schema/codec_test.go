@@ -197,7 +197,8 @@ func TestOmitEmpty(t *testing.T) {
 			assert.Empty(t, asMap(t, cc.codec, AuthorizeRequest{}))
 			assert.Empty(t, asMap(t, cc.codec, ListFileNamesRequest{}))
 			m := asMap(t, cc.codec, File{FileName: "a", Action: "upload"})
-			assert.ElementsMatch(t, []string{"fileName", "action", "contentLength", "uploadTimestamp"}, keys(m))
+			assert.ElementsMatch(t, []string{"fileName", "action", "contentLength", "uploadTimestamp", "fileInfo"}, keys(m),
+				"fileInfo is always written, as B2 does")
 			m = asMap(t, cc.codec, Error{Code: "internal"})
 			assert.ElementsMatch(t, []string{"code", "message", "retryable"}, keys(m))
 			m = asMap(t, cc.codec, Allowed{})

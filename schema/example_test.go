@@ -72,8 +72,9 @@ func ExamplePartitionFiles() {
 		fmt.Println(part.Result.Part, len(chunk), len(b) <= maxPayload)
 	}
 	// Output:
-	// 1 54 true
-	// 2 46 true
+	// 1 47 true
+	// 2 47 true
+	// 3 6 true
 }
 
 // Operator tools read a dead letter's headers.

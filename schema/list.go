@@ -35,8 +35,9 @@ type File struct {
 	ContentSha1   string `json:"contentSha1,omitempty" msgpack:"contentSha1,omitempty"`
 	ContentMd5    string `json:"contentMd5,omitempty" msgpack:"contentMd5,omitempty"`
 	// UploadTimestamp is B2's, in milliseconds since the Unix epoch.
-	UploadTimestamp int64             `json:"uploadTimestamp" msgpack:"uploadTimestamp"`
-	FileInfo        map[string]string `json:"fileInfo,omitempty" msgpack:"fileInfo,omitempty"`
+	UploadTimestamp int64 `json:"uploadTimestamp" msgpack:"uploadTimestamp"`
+	// FileInfo is always written, {} when empty, as B2 does.
+	FileInfo map[string]string `json:"fileInfo" msgpack:"fileInfo"`
 }
 
 // listResultFields is ListResult without its methods, for the default encoders: the final part,
