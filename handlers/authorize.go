@@ -50,11 +50,7 @@ func (h *Authorize) Handle(ctx context.Context, m *consumer.Message, w consumer.
 
 // Reject implements consumer.Handler.
 func (h *Authorize) Reject(ctx context.Context, m *consumer.Message, f consumer.Failure, w consumer.ReplyWriter) (consumer.Rejection, error) {
-	return h.reject(ctx, m, f, w, func(c schema.Codec, data []byte) string {
-		var req schema.AuthorizeRequest
-		_ = schema.DecodeRequest(c, data, &req)
-		return req.ID
-	})
+	return h.reject(ctx, m, f, w)
 }
 
 func authorizeResult(s *b2.Session, cached bool) *schema.AuthorizeResult {

@@ -170,3 +170,26 @@ func TestBreakerStatesAndHealth(t *testing.T) {
 	f.addAccount(t, "other", b2test.Key{ID: "o", Secret: "s"}, fastBreaker)
 	assert.True(t, f.set.Breakers.AnyAccountHealthy(), "a second, healthy account")
 }
+
+// A request held by an open breaker does not start B2 work once its deadline has passed.
+func TestDeadlineRecheckedAfterHold(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fastBreaker)
+	f.fake.CreateBucket("late-bucket")
+	ctx := context.Background()
+	require.NoError(t, listOnce(t, f, ctx, newRecorder(), map[string]any{"bucketName": "late-bucket"}))
+	f.fake.Inject(b2test.EndpointListFileNames, b2test.Fault{Status: 503})
+	for range 3 {
+		require.Error(t, listOnce(t, f, ctx, newRecorder(), map[string]any{"bucketName": "late-bucket"}))
+	}
+	require.Equal(t, gobreaker.StateOpen, f.set.Breakers.State("default", schema.OpListFileNames))
+	f.fake.ClearFaults() // the probe after OpenFor (300ms) will close the breaker
+
+	deadline := time.Now().Add(100 * time.Millisecond).UTC().Format(time.RFC3339Nano)
+	before := f.fake.Calls(b2test.EndpointListFileNames)
+	err := listOnce(t, f, ctx, newRecorder(), map[string]any{"bucketName": "late-bucket", "prefix": "x/", "deadline": deadline})
+	require.Error(t, err)
+	assert.True(t, consumer.IsPermanent(err))
+	assert.Equal(t, schema.CodeDeadlineExceeded, handlers.Classify(err).Code)
+	assert.Equal(t, before+1, f.fake.Calls(b2test.EndpointListFileNames), "only the breaker's probe reached B2")
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"github.com/b2jet/b2jet/b2"
+	"github.com/b2jet/b2jet/consumer"
 	"github.com/b2jet/b2jet/handlers"
 	"github.com/b2jet/b2jet/schema"
 )
@@ -47,6 +48,7 @@ func TestClassifyToContractCodes(t *testing.T) {
 		{"paused", &b2.PausedError{Op: "x", RetryAfter: time.Second}, schema.CodeUnavailable, true, 0},
 		{"canceled", context.Canceled, schema.CodeUnavailable, true, 0},
 		{"anything else", errors.New("boom"), schema.CodeInternal, true, 0},
+		{"refused Reply-To", consumer.Permanent(fmt.Errorf("%w: system subject", consumer.ErrInvalidReplyTo)), schema.CodeInvalidRequest, false, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -114,10 +114,23 @@ func (b base) decode(m *consumer.Message, v interface{ Validate() error }, bodyI
 	return r, nil
 }
 
-// requestID resolves the request id per the contract: body, B2-Request-Id, Nats-Msg-Id, and
-// else one derived from the stored message, stable across redeliveries.
+// requestID resolves the request id per the contract: the body's id, else what the consumer
+// resolved from the headers (B2-Request-Id, Nats-Msg-Id, else "<stream>-<seq>").
 func requestID(m *consumer.Message, bodyID string) string {
-	return schema.ResolveRequestID(bodyID, m.Header, fmt.Sprintf("%s-%d", m.Stream, m.Sequence))
+	if bodyID != "" {
+		return bodyID
+	}
+	return m.RequestID
+}
+
+// bodyID reads only the id of a request body, whatever its operation; "" when the body has none
+// or cannot be decoded.
+func bodyID(c schema.Codec, data []byte) string {
+	var req struct {
+		ID string `json:"id" msgpack:"id"`
+	}
+	_ = schema.DecodeRequest(c, data, &req)
+	return req.ID
 }
 
 // b2Context is the context of a request's B2 calls: while the B2 client waits out the account's
@@ -159,7 +172,7 @@ func send[T any](ctx context.Context, w consumer.ReplyWriter, codec schema.Codec
 // reject writes the error reply of a message the consumer gave up on and describes the dead
 // letter. A payload that cannot be decoded still gets a reply (in JSON when its Content-Type is
 // unsupported) with the id from its headers.
-func (b base) reject(ctx context.Context, m *consumer.Message, f consumer.Failure, w consumer.ReplyWriter, bodyID func(schema.Codec, []byte) string) (consumer.Rejection, error) {
+func (b base) reject(ctx context.Context, m *consumer.Message, f consumer.Failure, w consumer.ReplyWriter) (consumer.Rejection, error) {
 	codec, err := schema.CodecForPayload(m.Header.Get(schema.HeaderContentType), m.Data)
 	if err != nil {
 		codec = schema.JSON

@@ -138,9 +138,11 @@ func message(t *testing.T, op, account string, codec schema.Codec, body any) *co
 	} else {
 		account = schema.DefaultAccount
 	}
-	return &consumer.Message{
+	m := &consumer.Message{
 		Subject: subject, Op: op, Account: account, Data: data,
 		Header:  consumer.Header{schema.HeaderContentType: {codec.ContentType()}, schema.HeaderMsgID: {"msg-" + strconv.FormatUint(n, 10)}},
-		Attempt: 1, MaxAttempts: 5, Stream: schema.StreamRequests, Sequence: n, Published: time.Now(),
+		Attempt: 1, MaxAttempts: 5, Stream: schema.StreamRequests, Sequence: n, Published: time.Now(), Received: time.Now(),
 	}
+	m.RequestID = m.Header.Get(schema.HeaderMsgID) // as the consumer resolves it from the headers
+	return m
 }

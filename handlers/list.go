@@ -28,11 +28,13 @@ func (h *ListFileNames) Handle(ctx context.Context, m *consumer.Message, w consu
 	if err != nil {
 		return disposition(fmt.Errorf("%w: match: %w", schema.ErrInvalidRequest, err))
 	}
-	// An empty prefix becomes the glob's literal leading part, so that
-	// "exports/2026-05/**.csv" lists only under "exports/2026-05/".
 	lr := b2.ListRequest{
-		BucketID: req.BucketID, BucketName: req.BucketName, Prefix: req.EffectivePrefix(),
+		BucketID: req.BucketID, BucketName: req.BucketName, Prefix: req.Prefix,
 		Delimiter: req.Delimiter, StartFileName: req.StartFileName, MaxFileCount: req.PageSize(),
+	}
+	if lr.Prefix == "" && match != nil {
+		// The glob's literal leading part: "exports/2026-05/**.csv" lists only under "exports/2026-05/".
+		lr.Prefix = match.LiteralPrefix()
 	}
 	parts, err := newPartWriter(w, r, m, req.AllPages)
 	if err != nil {
@@ -77,11 +79,7 @@ func (h *ListFileNames) Handle(ctx context.Context, m *consumer.Message, w consu
 
 // Reject implements consumer.Handler.
 func (h *ListFileNames) Reject(ctx context.Context, m *consumer.Message, f consumer.Failure, w consumer.ReplyWriter) (consumer.Rejection, error) {
-	return h.reject(ctx, m, f, w, func(c schema.Codec, data []byte) string {
-		var req schema.ListFileNamesRequest
-		_ = schema.DecodeRequest(c, data, &req)
-		return req.ID
-	})
+	return h.reject(ctx, m, f, w)
 }
 
 // listProbe is the cheapest form of a failing listing: one name of the same bucket.

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -207,4 +208,42 @@ func TestListPermanentErrors(t *testing.T) {
 			assert.Equal(t, schema.StatusError, w.all()[0].Header.Get(schema.HeaderStatus))
 		})
 	}
+}
+
+// An error reply after parts already sent in the same delivery is the next, final part; it
+// reports the delivery that produced it and the time spent on it.
+func TestRejectContinuesPartsAndReportsDelivery(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, handlers.BreakerSettings{})
+	m := message(t, schema.OpListFileNames, "", schema.JSON, map[string]any{"bucketName": "gone-bucket"})
+	m.Attempt, m.Received = 6, time.Now().Add(-1500*time.Millisecond) // a spare delivery after the last attempt
+	w := newRecorder()
+	for range 2 {
+		require.NoError(t, w.Send(context.Background(), consumer.Reply{Data: []byte("{}")}))
+	}
+	_, err := f.set.ListFileNames.Reject(context.Background(), m, consumer.Failure{Exhausted: true}, w)
+	require.NoError(t, err)
+	last := w.all()[2]
+	assert.Equal(t, "3", last.Header.Get(schema.HeaderPart))
+	assert.Equal(t, "true", last.Header.Get(schema.HeaderFinal))
+	var env schema.Reply[struct{}]
+	require.NoError(t, schema.JSON.Unmarshal(last.Data, &env))
+	assert.Equal(t, 6, env.Attempt)
+	assert.GreaterOrEqual(t, env.DurationMs, int64(1500))
+	assert.Equal(t, schema.CodeUnavailable, env.Error.Code)
+}
+
+// `{}` published without Content-Type (as `nats pub b2.req.authorize '{}'` does) is JSON, and is
+// answered in JSON.
+func TestRequestWithoutContentTypeIsSniffed(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, handlers.BreakerSettings{})
+	m := message(t, schema.OpAuthorize, "", schema.JSON, map[string]any{"id": "sniffed"})
+	delete(m.Header, schema.HeaderContentType)
+	w := newRecorder()
+	require.NoError(t, f.set.Authorize.Handle(context.Background(), m, w))
+	assert.Equal(t, schema.ContentTypeJSON, w.all()[0].Header.Get(schema.HeaderContentType))
+	env := decodeReplies[schema.AuthorizeResult](t, w)[0]
+	assert.True(t, env.OK)
+	assert.Equal(t, "sniffed", env.ID)
 }

@@ -322,3 +322,26 @@ func TestNilListResultPointer(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []byte{0xc0}, b)
 }
+
+func TestCodecForPayload(t *testing.T) {
+	tests := []struct {
+		name, contentType, data string
+		want                    Codec
+	}{
+		{"no header, JSON object", "", `{}`, JSON},
+		{"no header, JSON after blanks", "", " \n\t{\"force\":true}", JSON},
+		{"no header, msgpack map", "", "\x80", Msgpack},
+		{"no header, empty payload", "", "", Msgpack},
+		{"header wins over the bytes", ContentTypeMsgpack, `{}`, Msgpack},
+		{"JSON header", ContentTypeJSON, "\x80", JSON},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := CodecForPayload(tt.contentType, []byte(tt.data))
+			require.NoError(t, err)
+			assert.Equal(t, tt.want.ContentType(), c.ContentType())
+		})
+	}
+	_, err := CodecForPayload("text/csv", []byte(`{}`))
+	require.ErrorIs(t, err, ErrInvalidRequest)
+}
