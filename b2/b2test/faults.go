@@ -128,6 +128,7 @@ func (s *Server) serveFault(w http.ResponseWriter, r *http.Request, f Fault) boo
 	}
 	if f.RetryAfter != "" {
 		w.Header().Set("Retry-After", f.RetryAfter)
+		s.startQuiet(f.RetryAfter, time.Now())
 	}
 	if f.RawBody != nil {
 		w.WriteHeader(status)

@@ -62,6 +62,13 @@ type Server struct {
 	calls  map[Endpoint]int
 
 	fullPageContinuation atomic.Bool
+
+	// quietMu guards the Retry-After pauses the fake asked for and the calls that broke them.
+	quietMu       sync.Mutex
+	quiet         []quietWindow
+	quietGrace    time.Duration
+	quietGraceSet bool
+	violations    []Violation
 }
 
 // NewServer starts a fake on a loopback port, with one account, a master
@@ -173,6 +180,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // endpoint's handler.
 func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request, version int, ep Endpoint) {
 	s.count(ep)
+	s.checkQuiet(ep, time.Now())
 	// list_file_names parameters are read before the faults, which may
 	// match on them; a parameter error is answered only if no fault hits.
 	var lr *listRequest
