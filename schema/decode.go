@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"unicode/utf8"
 )
 
 // DecodeRequest decodes a request body into v, a non-nil pointer to a request struct.
@@ -16,7 +17,7 @@ import (
 // *DecodeError (matching ErrInvalidRequest): a payload that is not a single map/object, a field
 // of the wrong type ("maxFileCount: expected integer, got string"), or malformed bytes.
 //
-// JSON is decoded by encoding/json, so keys also match case-insensitively ("BucketName");
+// JSON must be valid UTF-8 throughout. It is decoded by encoding/json, so keys also match case-insensitively ("BucketName");
 // msgpack keys must match exactly. Msgpack fields accept nil, strings accept str and bin, and
 // integers accept every msgpack int and uint width whose value fits; floats are refused.
 func DecodeRequest(c Codec, data []byte, v any) error {
@@ -57,6 +58,11 @@ func decodeJSONRequest(data []byte, v any) error {
 	}
 	err := json.Unmarshal(trimmed, v)
 	if err == nil {
+		// encoding/json quietly turns invalid UTF-8 inside strings into U+FFFD, so a prefix of
+		// bad bytes would list something other than what was asked. JSON text is UTF-8 (RFC 8259).
+		if !utf8.Valid(trimmed) {
+			return derr("", errors.New("not valid UTF-8"))
+		}
 		return nil
 	}
 	var te *json.UnmarshalTypeError

@@ -57,6 +57,8 @@ func TestDecodeRequestJSON(t *testing.T) {
 			"schema: undecodable application/json payload: top level is a number, expected an object"},
 		{"top level bool", `true`, ListFileNamesRequest{}, "",
 			"schema: undecodable application/json payload: top level is a boolean, expected an object"},
+		{"invalid UTF-8 in a string", "{\"bucketName\":\"my-bucket\",\"prefix\":\"a\xff\xfe/\"}", ListFileNamesRequest{}, "",
+			"schema: undecodable application/json payload: not valid UTF-8"},
 		{"syntax error", `{"bucketName":}`, ListFileNamesRequest{}, "",
 			"schema: undecodable application/json payload: invalid character '}' looking for beginning of value"},
 		{"truncated", `{"bucketName":"x"`, ListFileNamesRequest{}, "",
