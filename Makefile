@@ -5,7 +5,7 @@ FUZZTIME  ?= 30000x
 BENCHTIME ?= 1x
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all run build test test-race vet fuzz bench lint clean
+.PHONY: all run build test test-race vet fuzz bench chaos lint clean
 
 all: lint test build
 
@@ -32,6 +32,13 @@ fuzz:
 ## bench: the benchmarks (see BENCHMARKS.md for how to read them)
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 30m ./...
+
+## chaos: the fault-injection suite at full size (real worker, nats-server and fake B2 processes);
+## `make test` runs the short version of every scenario
+chaos:
+	@mkdir -p bin
+	$(GO) test -count=1 -timeout 60m ./cmd/b2jet-chaos -args -chaos.full -chaos.summary $(CURDIR)/bin/chaos-summary.md
+	@cat bin/chaos-summary.md
 
 ## lint: gofmt, vet and staticcheck (fetched through the Go module proxy)
 lint: vet

@@ -71,6 +71,13 @@ type Config struct {
 	BackoffMax  time.Duration
 	// FetchMaxWait is how long one pull waits for messages; default 2s, minimum 100ms.
 	FetchMaxWait time.Duration
+	// StoredReplies publishes every reply with JetStream and waits for its PubAck before the
+	// request is acknowledged, for publishers that capture their reply subjects in a stream. A
+	// core reply is only known to have reached the server the worker is connected to; in a
+	// cluster that loses the reply stream's leader at that moment it is dropped. With
+	// StoredReplies a reply that is not stored fails the delivery, which is retried. Every reply
+	// subject must then be captured by a stream: a reply no stream captures fails (no responders).
+	StoredReplies bool
 	// DrainTimeout is how long Run waits for in-flight handlers after its context is cancelled
 	// before it cancels their contexts; default 20s.
 	DrainTimeout time.Duration

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/b2jet/b2jet/schema"
 )
@@ -15,6 +16,7 @@ import (
 type replyWriter struct {
 	sent    int // replies sent so far
 	nc      *nats.Conn
+	js      jetstream.JetStream // set when replies are stored (Config.StoredReplies)
 	subject string
 	// subjectErr is set when the request's Reply-To cannot be used; Send then always fails with it.
 	subjectErr   error
@@ -36,6 +38,9 @@ func (w *Worker) newReplyWriter(h Header, op, accountToken string, t *tracker, o
 	}
 	if tp := h[schema.HeaderTraceParent]; len(tp) > 0 {
 		rw.traceparent = append([]string(nil), tp...)
+	}
+	if w.cfg.StoredReplies {
+		rw.js = w.js
 	}
 	if replyTo := h.Get(schema.HeaderReplyTo); replyTo != "" {
 		rw.subject = replyTo
@@ -73,8 +78,8 @@ func replyToError(subject string, s schema.Subjects) error {
 	return nil
 }
 
-// Send publishes r to the reply subject with the request's traceparent, then flushes. Success
-// counts as progress.
+// Send publishes r to the reply subject with the request's traceparent, then flushes (or, with
+// Config.StoredReplies, waits for the PubAck). Success counts as progress.
 func (rw *replyWriter) Send(ctx context.Context, r Reply) error {
 	if rw.subjectErr != nil {
 		return rw.subjectErr
@@ -89,13 +94,19 @@ func (rw *replyWriter) Send(ctx context.Context, r Reply) error {
 	if size, limit := msg.Size()-len(msg.Subject), rw.MaxPayload(); size > limit {
 		return Permanent(fmt.Errorf("%w: %d bytes with headers, max %d", ErrReplyTooLarge, size, limit))
 	}
-	if err := rw.nc.PublishMsg(msg); err != nil {
-		return rw.fail(fmt.Errorf("consumer: publish reply: %w", err))
-	}
 	fctx, cancel := context.WithTimeout(ctx, rw.flushTimeout)
 	defer cancel()
-	if err := rw.nc.FlushWithContext(fctx); err != nil {
-		return rw.fail(fmt.Errorf("consumer: flush reply: %w", err))
+	if rw.js != nil {
+		if _, err := rw.js.PublishMsg(fctx, msg); err != nil {
+			return rw.fail(fmt.Errorf("consumer: store reply: %w", err))
+		}
+	} else {
+		if err := rw.nc.PublishMsg(msg); err != nil {
+			return rw.fail(fmt.Errorf("consumer: publish reply: %w", err))
+		}
+		if err := rw.nc.FlushWithContext(fctx); err != nil {
+			return rw.fail(fmt.Errorf("consumer: flush reply: %w", err))
+		}
 	}
 	rw.sent++
 	rw.tracker.progress()

@@ -51,6 +51,7 @@ type WorkerCmd struct {
 	AckWait       time.Duration `name:"ack-wait" env:"B2JET_ACK_WAIT" default:"30s" help:"How long JetStream waits for an ack (or progress) before redelivering; minimum 500ms." group:"Processing"`
 	MaxAckPending int           `name:"max-ack-pending" env:"B2JET_MAX_ACK_PENDING" default:"1000" help:"Unacknowledged requests per operation across all workers; -1 for no limit." group:"Processing"`
 	FetchMaxWait  time.Duration `name:"fetch-max-wait" env:"B2JET_FETCH_MAX_WAIT" default:"2s" help:"How long one pull waits for requests; minimum 100ms." group:"Processing"`
+	StoredReplies bool          `name:"stored-replies" env:"B2JET_STORED_REPLIES" help:"Publish replies with JetStream and wait until they are stored before acknowledging the request; every reply subject must then be captured by a stream." group:"Processing"`
 	DrainTimeout  time.Duration `name:"drain-timeout" env:"B2JET_DRAIN_TIMEOUT" default:"20s" help:"On SIGINT/SIGTERM, how long in-flight requests may finish before they are cancelled and put back." group:"Processing"`
 
 	BreakerFailures uint32        `name:"breaker-failures" env:"B2JET_BREAKER_FAILURES" default:"5" help:"Consecutive retryable B2 failures (5xx, 408, timeouts, connection errors) of one account and operation that open its circuit breaker." group:"Processing"`
@@ -213,6 +214,7 @@ func (c *WorkerCmd) consumerConfig(log *slog.Logger) consumer.Config {
 		BackoffMax:      c.BackoffMax,
 		FetchMaxWait:    c.FetchMaxWait,
 		DrainTimeout:    c.DrainTimeout,
+		StoredReplies:   c.StoredReplies,
 		Logger:          log,
 	}
 }

@@ -1,0 +1,198 @@
+package chaos
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Settings every chaos worker runs with: short enough for failures to play out in seconds.
+const (
+	ackWait     = 3 * time.Second
+	concurrency = 16
+)
+
+// env is one scenario's world: NATS, the fake B2, workers and the test's own connection.
+type env struct {
+	t        *testing.T
+	name     string // the scenario's row in the summary, e.g. "1 kill -9 workers"
+	nats     *natsSet
+	fake     *fakeB2
+	replicas int
+	// workerArgs are the worker flags after the connection ones; a scenario may change them
+	// before starting workers.
+	workerArgs []string
+	workers    []*worker // running now, by slot
+	everyProc  []*proc   // every worker process ever started, for the secrets scan
+	nc         *nats.Conn
+	js         jetstream.JetStream
+	replyTo    string
+}
+
+// newEnv starts natsNodes nats-servers (a cluster with R3 streams when more than one), the fake
+// B2 with a recognisable application key, and connects the test.
+func newEnv(t *testing.T, name string, natsNodes int) *env {
+	t.Helper()
+	e := &env{t: t, name: name, replicas: 1, replyTo: "chaos.reply." + strings.Fields(name)[0]}
+	if natsNodes > 1 {
+		e.replicas = 3
+	}
+	e.workerArgs = []string{
+		"--concurrency", strconv.Itoa(concurrency), "--ack-wait", ackWait.String(), "--b2-call-timeout", "1s",
+		"--backoff-base", "100ms", "--backoff-max", "1s", "--breaker-open-for", "1s", "--drain-timeout", "2s",
+		"--fetch-max-wait", "500ms",
+	}
+	e.nats = startNATS(t, natsNodes)
+	e.fake = startFake(t, "K005CHAOS"+rand.Text()+"SECRETKEY")
+	nc, err := nats.Connect(e.nats.urls(), nats.Name("chaos "+t.Name()), nats.MaxReconnects(-1),
+		nats.ReconnectWait(100*time.Millisecond), nats.RetryOnFailedConnect(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	e.nc = nc
+	e.js, err = jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.retry("creating CHAOS_REPLIES", func(ctx context.Context) error {
+		_, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name: "CHAOS_REPLIES", Subjects: []string{"chaos.reply.>"}, Storage: jetstream.FileStorage, Replicas: e.replicas,
+		})
+		return err
+	})
+	return e
+}
+
+// retry runs fn until it succeeds, for at most a minute: JetStream API calls fail while a
+// cluster elects leaders.
+func (e *env) retry(what string, fn func(ctx context.Context) error) {
+	e.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := fn(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// worker is a running b2jet worker process.
+type worker struct {
+	p       *proc
+	http    string // host:port of /metrics
+	stopped bool   // stopped or killed by the test
+}
+
+// startWorker starts a worker in slot i (replacing whatever ran there) and waits until it is ready.
+func (e *env) startWorker(i int) *worker {
+	e.t.Helper()
+	args := append([]string{"worker", "--log-format", "json", "--server", e.nats.urls(), "--sandbox=false",
+		"--b2-realm-url", e.fake.url, "--replicas", strconv.Itoa(e.replicas), "--http", "127.0.0.1:0",
+		"--connect-timeout", "1m"}, e.workerArgs...)
+	envv := append(cleanEnv(), "B2_APPLICATION_KEY_ID="+chaosKeyID, "B2_APPLICATION_KEY="+e.fake.key)
+	p := startProc(e.t, fmt.Sprintf("worker %d", i), bins.b2jet, envv, args...)
+	e.everyProc = append(e.everyProc, p)
+	line := p.waitLine(e.t, "HTTP endpoint serving", time.Minute)
+	var l struct{ Addr string }
+	if err := json.Unmarshal([]byte(line), &l); err != nil || l.Addr == "" {
+		e.t.Fatalf("worker %d: no HTTP address in %q (%v)", i, line, err)
+	}
+	p.waitLine(e.t, "b2jet worker ready", time.Minute)
+	w := &worker{p: p, http: l.Addr}
+	for len(e.workers) <= i {
+		e.workers = append(e.workers, nil)
+	}
+	e.workers[i] = w
+	return w
+}
+
+// startWorkers starts n workers in slots 0..n-1.
+func (e *env) startWorkers(n int) {
+	for i := range n {
+		e.startWorker(i)
+	}
+}
+
+// stopWorkers drains every worker with SIGTERM and checks that each exited by itself with 0.
+func (e *env) stopWorkers() {
+	e.t.Helper()
+	for i, w := range e.workers {
+		if w == nil || !w.p.running() {
+			continue
+		}
+		w.stopped = true
+		if !w.p.stop(30 * time.Second) {
+			e.t.Errorf("worker %d did not drain within 30s of SIGTERM", i)
+		} else if w.p.err != nil {
+			e.t.Errorf("worker %d exited with %v after SIGTERM", i, w.p.err)
+		}
+	}
+}
+
+// crashed returns the workers that exited although nobody stopped them.
+func (e *env) crashed() []string {
+	var out []string
+	for i, w := range e.workers {
+		if w != nil && !w.stopped && !w.p.running() {
+			out = append(out, fmt.Sprintf("worker %d: %v", i, w.p.err))
+		}
+	}
+	return out
+}
+
+// kill kills the worker in slot i with SIGKILL.
+func (e *env) kill(i int) {
+	e.workers[i].stopped = true
+	e.workers[i].p.kill()
+}
+
+// goroutines reads go_goroutines from the worker's /metrics.
+func (w *worker) goroutines() (int, error) {
+	resp, err := http.Get("http://" + w.http + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "go_goroutines "); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, errors.New("no go_goroutines in /metrics")
+}
+
+// cleanEnv is the environment without anything b2jet reads.
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "NATS_") || strings.HasPrefix(name, "B2_") || strings.HasPrefix(name, "B2JET_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}

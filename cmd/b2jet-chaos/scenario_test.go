@@ -1,0 +1,56 @@
+package chaos
+
+import (
+	"strings"
+	"time"
+)
+
+// size picks the short or the full (-chaos.full) figure.
+func size[T any](short, fullSize T) T {
+	if *full {
+		return fullSize
+	}
+	return short
+}
+
+// finish accounts for reqs, scans for secrets, records the summary row and fails the test on
+// anything lost, conflicting or leaked, or on a worker that died by itself.
+func (e *env) finish(l *ledger, reqs []request, b2calls, note string) tally {
+	e.t.Helper()
+	tl := l.account(reqs)
+	sc := e.scanSecrets(l)
+	record(row{scenario: e.name, tally: tl, b2calls: b2calls, note: note})
+	if len(tl.problems) > 0 {
+		e.t.Errorf("%d of %d requests lost; problems (first 20):\n%s", tl.lost, tl.requests, tl)
+		e.explain(l, reqs)
+	}
+	if len(sc.leaks) > 0 {
+		e.t.Errorf("secrets leaked:\n%s", strings.Join(sc.leaks, "\n"))
+	}
+	if c := e.crashed(); len(c) > 0 {
+		e.t.Errorf("workers died by themselves: %v", c)
+	}
+	e.t.Logf("%s: %d requests, %d ok, %d error+DLQ, %d lost, %d duplicates, stall %v, B2 calls %s, %s",
+		e.name, tl.requests, tl.ok, tl.errDLQ, tl.lost, tl.duplicates, tl.stall.Round(time.Millisecond), b2calls, note)
+	return tl
+}
+
+// explain logs what the workers wrote about the first few requests without a final outcome.
+func (e *env) explain(l *ledger, reqs []request) {
+	e.t.Helper()
+	n := 0
+	for _, r := range reqs {
+		if l.final(r) || n == 5 {
+			continue
+		}
+		n++
+		e.t.Logf("what the workers logged about %s:", r.id)
+		for _, p := range e.everyProc {
+			for _, line := range p.output() {
+				if strings.Contains(line, `"request_id":"`+r.id+`"`) {
+					e.t.Logf("  %s: %s", p.name, line)
+				}
+			}
+		}
+	}
+}
