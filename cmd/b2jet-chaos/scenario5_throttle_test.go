@@ -14,7 +14,7 @@ import (
 func TestThrottleStorm(t *testing.T) {
 	e := newEnv(t, "5 429 storm", 1)
 	e.startWorkers(1)
-	storm := size(7*time.Second, 7*time.Second) // under 3 pauses of 3 s: 5 attempts always suffice
+	const storm = 7 * time.Second // under 3 pauses of 3 s: 5 attempts always suffice
 	reqs := validRequests("storm", size(300, 2000))
 	rate := float64(len(reqs)) / (3 * storm.Seconds())
 	l := e.newLedger()
