@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -17,11 +16,10 @@ type replyWriter struct {
 	nc      *nats.Conn
 	subject string
 	// subjectErr is set when the request's Reply-To cannot be used; Send then always fails with it.
-	subjectErr   error
-	traceparent  []string
-	tracker      *tracker
-	flushTimeout time.Duration
-	onFail       func(error)
+	subjectErr  error
+	traceparent []string
+	tracker     *tracker
+	onFail      func(error)
 }
 
 // newReplyWriter picks the reply subject: the request's Reply-To header when present and not empty
@@ -29,10 +27,9 @@ type replyWriter struct {
 // ("" when it had none). The JetStream reply subject is the ack subject and is never used.
 func (w *Worker) newReplyWriter(h Header, op, accountToken string, t *tracker, onFail func(error)) *replyWriter {
 	rw := &replyWriter{
-		nc:           w.nc,
-		tracker:      t,
-		flushTimeout: w.cfg.AckWait,
-		onFail:       onFail,
+		nc:      w.nc,
+		tracker: t,
+		onFail:  onFail,
 	}
 	if tp := h[schema.HeaderTraceParent]; len(tp) > 0 {
 		rw.traceparent = append([]string(nil), tp...)
@@ -73,9 +70,15 @@ func replyToError(subject string, s schema.Subjects) error {
 	return nil
 }
 
-// Send publishes r to the reply subject with the request's traceparent, then flushes. Success
-// counts as progress.
-func (rw *replyWriter) Send(ctx context.Context, r Reply) error {
+// Send publishes r to the reply subject with the request's traceparent. Success counts as
+// progress.
+//
+// Send does not flush (a PING/PONG round trip per reply was the largest cost per message in the
+// overhead benchmark, cmd/b2jet-bench). Nothing is lost by it: the reply and the ack that
+// follows a successful Handle travel on the same connection, in that order, so the server never
+// has the ack without the reply; if the connection fails before they are written, both are lost
+// and the request is redelivered after the ack wait.
+func (rw *replyWriter) Send(_ context.Context, r Reply) error {
 	if rw.subjectErr != nil {
 		return rw.subjectErr
 	}
@@ -91,11 +94,6 @@ func (rw *replyWriter) Send(ctx context.Context, r Reply) error {
 	}
 	if err := rw.nc.PublishMsg(msg); err != nil {
 		return rw.fail(fmt.Errorf("consumer: publish reply: %w", err))
-	}
-	fctx, cancel := context.WithTimeout(ctx, rw.flushTimeout)
-	defer cancel()
-	if err := rw.nc.FlushWithContext(fctx); err != nil {
-		return rw.fail(fmt.Errorf("consumer: flush reply: %w", err))
 	}
 	rw.sent++
 	rw.tracker.progress()
