@@ -35,8 +35,12 @@ func (b *bench) hidingAll(ctx context.Context) (hidingResult, error) {
 	for rep := range b.sz.Reps {
 		for _, c := range b.sz.HidingConcurrency {
 			fake.ResetCalls()
+			var profile string
+			if rep == 0 {
+				profile = fmt.Sprintf("hiding-%d", c)
+			}
 			col, err := b.drain(ctx, b2jetRun, drainRun{fake: fake, op: schema.OpListFileNames, body: pageRequest,
-				n: b.sz.HidingRequests, settings: workerSettings{Concurrency: c, MaxAckPending: c}})
+				n: b.sz.HidingRequests, settings: workerSettings{Concurrency: c, MaxAckPending: c}, profile: profile})
 			if err != nil {
 				return r, fmt.Errorf("concurrency %d, run %d: %w", c, rep+1, err)
 			}

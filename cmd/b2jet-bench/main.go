@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	quick := fs.Bool("quick", false, "smaller workloads (a few minutes instead of ~15)")
 	reps := fs.Int("reps", 0, "repetitions of each measurement (default 3)")
 	only := fs.String("scenarios", "1,2,3,4,5,6", "comma-separated scenario numbers to run")
-	profile := fs.String("cpuprofile", "", "directory for CPU profiles of the in-process b2jet runs (scenario 1, first repetition)")
+	profile := fs.String("cpuprofile", "", "directory for CPU profiles of the in-process runs (scenarios 1 and 3, first repetition)")
 	bin := fs.String("b2jet", "", "b2jet binary for scenarios 4 and 5 (default: built from this module)")
 	encoding := fs.String("encoding", "", "request encoding: json (default) or msgpack")
 	conc := fs.Int("concurrency", 0, "worker concurrency of scenarios 1 and 2 (default 64)")
