@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/b2jet/b2jet/b2"
 	"github.com/b2jet/b2jet/b2/b2test"
 	"github.com/b2jet/b2jet/schema"
 )
@@ -19,6 +20,8 @@ import (
 // listingResult is scenario 4: one allPages listing of ListNames names.
 type listingResult struct {
 	B2jet, Bare sample // files/s
+	// Client is a b2.Client page loop in this process (files/s): decoding included, no replies.
+	Client sample
 	RSSMiB      sample // the worker's peak RSS
 	// Count is the count of each b2jet listing's final part; Parts its reply parts; Pages
 	// the pages of each bare loop.
@@ -68,6 +71,13 @@ func (b *bench) listing(ctx context.Context) (listingResult, error) {
 		rate = float64(b.sz.ListNames) / time.Since(start).Seconds()
 		r.Bare, r.Pages = append(r.Bare, rate), append(r.Pages, pages)
 		b.logf("  bare     run %d: %s files/s, %d pages", rep+1, thousands(rate), pages)
+
+		rate, err = clientList(ctx, fake, b.sz.ListPage, b.sz.ListNames)
+		if err != nil {
+			return r, fmt.Errorf("client run %d: %w", rep+1, err)
+		}
+		r.Client = append(r.Client, rate)
+		b.logf("  client   run %d: %s files/s", rep+1, thousands(rate))
 	}
 	return r, nil
 }
@@ -226,6 +236,36 @@ func (l *bareLister) list(ctx context.Context, maxPages int) (int, error) {
 	}
 }
 
+// clientList lists the big bucket with the b2 client b2jet uses (session, typed decoding, checks)
+// and returns files/s: what b2jet's handler gets from B2 before it builds any reply.
+func clientList(ctx context.Context, fake *b2test.Server, page, want int) (float64, error) {
+	key := fake.MasterKey()
+	c, err := b2.New(b2.Config{KeyID: key.ID, Key: b2.Secret(key.Secret), RealmURL: fake.URL})
+	if err != nil {
+		return 0, fmt.Errorf("client: %w", err)
+	}
+	if _, _, err := c.Session(ctx); err != nil {
+		return 0, fmt.Errorf("client: %w", err)
+	}
+	start, files := time.Now(), 0
+	req := b2.ListRequest{BucketName: bigBucket, MaxFileCount: page}
+	for {
+		p, err := c.ListFileNames(ctx, req)
+		if err != nil {
+			return 0, fmt.Errorf("client: %w", err)
+		}
+		files += len(p.Files)
+		if p.NextFileName == nil {
+			break
+		}
+		req.StartFileName, req.BucketID = *p.NextFileName, p.BucketID
+	}
+	if files != want {
+		return 0, fmt.Errorf("client: listed %d names, want %d", files, want)
+	}
+	return float64(files) / time.Since(start).Seconds(), nil
+}
+
 func (r listingResult) section(sz sizes) section {
 	ratios := ratio(r.B2jet, r.Bare)
 	s := section{
@@ -239,8 +279,12 @@ func (r listingResult) section(sz sizes) section {
 		Header: []string{"lister", "files/s", "ratio to bare loop", "peak RSS MiB"},
 		Rows: [][]string{
 			{"bare HTTP loop (fake's own rate)", fmtRate(r.Bare), "1.00", ""},
+			{"b2.Client page loop (decoding, no replies)", fmtRate(r.Client), fmtRatio(ratio(r.Client, r.Bare)), ""},
 			{"b2jet worker", fmtRate(r.B2jet), fmtRatio(ratios), fmtMiB(r.RSSMiB)},
 		},
+	}
+	if len(r.Client) > 0 {
+		s.Notes = append(s.Notes, fmt.Sprintf("b2jet ÷ b2.Client page loop: %s.", fmtRatio(ratio(r.B2jet, r.Client))))
 	}
 	if len(ratios) > 0 {
 		s.Targets = []target{

@@ -65,6 +65,7 @@ func TestSmoke(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, r.B2jet, sz.Reps)
 		require.Len(t, r.Bare, sz.Reps)
+		require.Len(t, r.Client, sz.Reps)
 		for i := range sz.Reps {
 			assert.Equal(t, sz.ListNames, r.Count[i])
 			assert.Positive(t, r.Parts[i])
