@@ -22,7 +22,7 @@ type listingResult struct {
 	B2jet, Bare sample // files/s
 	// Client is a b2.Client page loop in this process (files/s): decoding included, no replies.
 	Client sample
-	RSSMiB      sample // the worker's peak RSS
+	RSSMiB sample // the worker's peak RSS
 	// Count is the count of each b2jet listing's final part; Parts its reply parts; Pages
 	// the pages of each bare loop.
 	Count, Parts, Pages []int
