@@ -53,6 +53,7 @@ func TestSmoke(t *testing.T) {
 		require.NoError(t, err)
 		for _, c := range sz.HidingConcurrency {
 			assert.Len(t, r.Rates[c], sz.Reps)
+			assert.Len(t, r.Client[c], sz.Reps)
 		}
 		for _, calls := range r.ListCalls {
 			assert.Equal(t, sz.HidingRequests, calls, "one B2 list call per request")
