@@ -3,9 +3,10 @@ GO        ?= go
 BIN       ?= bin/b2jet
 FUZZTIME  ?= 30000x
 BENCHTIME ?= 1x
+BENCH_FLAGS ?=
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all run build test test-race vet fuzz bench chaos lint clean
+.PHONY: all run build test test-race vet fuzz bench bench-micro chaos lint clean
 
 all: lint test build
 
@@ -29,8 +30,13 @@ test-race:
 fuzz:
 	./.ci/fuzz.sh $(FUZZTIME)
 
-## bench: the benchmarks (see BENCHMARKS.md for how to read them)
+## bench: the end-to-end benchmark program (cmd/b2jet-bench, ~10 min; BENCH_FLAGS=-quick for a
+## shorter run); it rewrites its section of BENCHMARKS.md
 bench:
+	$(GO) run ./cmd/b2jet-bench -out BENCHMARKS.md $(BENCH_FLAGS)
+
+## bench-micro: the go test micro-benchmarks (BenchmarkListMillion and others), BENCHTIME each
+bench-micro:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 30m ./...
 
 ## chaos: the fault-injection suite at full size (real worker, nats-server and fake B2 processes);

@@ -9,7 +9,8 @@ import (
 type actionKind uint8
 
 const (
-	// actAck acknowledges the message: the handler succeeded and its replies were flushed.
+	// actAck acknowledges the message: the handler succeeded and its replies were published
+	// (ahead of the ack, on the same connection).
 	actAck actionKind = iota + 1
 	// actNak naks the message with a delay (never zero: a bare Nak redelivers at once).
 	actNak

@@ -71,8 +71,9 @@ type Reply struct {
 
 // ReplyWriter sends replies for one message. It is not safe for concurrent use.
 type ReplyWriter interface {
-	// Send publishes one reply and waits until the server has it (a flush). Each Send also counts as
-	// progress. An error means the reply may not have been delivered; the handler should return it.
+	// Send publishes one reply on the worker's connection, ahead of the message's ack (it does
+	// not wait for the server). Each Send also counts as progress. An error means the reply was
+	// not published; the handler should return it.
 	Send(ctx context.Context, r Reply) error
 	// MaxPayload is the largest message, headers included, that the connection accepts.
 	MaxPayload() int

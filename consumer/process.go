@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -20,9 +21,44 @@ type delivery struct {
 	m            *Message
 	accountToken string // the subject's account token, "" when it has none
 	received     time.Time
-	log          *slog.Logger
 	tracker      *tracker
 	rw           *replyWriter
+
+	// logger is the worker's logger with this delivery's attributes, built on first use by log:
+	// most deliveries log only "message handled", which logAttrs writes without it.
+	logOnce sync.Once
+	logger  *slog.Logger
+}
+
+// attrs are the attributes of every log line about this delivery.
+func (d *delivery) attrs() []slog.Attr {
+	return []slog.Attr{
+		slog.String("subject", d.m.Subject), slog.String("op", d.m.Op), slog.String("account", d.m.Account),
+		slog.Int("attempt", d.m.Attempt), slog.Uint64("stream_seq", d.m.Sequence),
+	}
+}
+
+// log returns the worker's logger with this delivery's attributes.
+func (d *delivery) log() *slog.Logger {
+	d.logOnce.Do(func() {
+		args := make([]any, 0, 5)
+		for _, a := range d.attrs() {
+			args = append(args, a)
+		}
+		d.logger = d.r.w.log.With(args...)
+	})
+	return d.logger
+}
+
+// logAttrs logs msg with this delivery's attributes followed by more, as d.log() would, without
+// building a logger (With formats its attributes even when nothing is logged with them).
+func (d *delivery) logAttrs(level slog.Level, msg string, more ...slog.Attr) {
+	l := d.r.w.log
+	ctx := context.Background()
+	if !l.Enabled(ctx, level) {
+		return
+	}
+	l.LogAttrs(ctx, level, msg, append(d.attrs(), more...)...)
 }
 
 // process runs one delivery to its end: build the Message, run the handler (unless the attempts
@@ -66,11 +102,9 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time, 
 		m:            m,
 		accountToken: parsed.Account,
 		received:     received,
-		log: w.log.With("subject", m.Subject, "op", m.Op, "account", m.Account,
-			"attempt", m.Attempt, "stream_seq", m.Sequence),
 	}
 	d.tracker = newTracker(msg, w.cfg.AckWait, received, func(err error) {
-		d.log.Warn("in-progress signal failed", "error", err)
+		d.log().Warn("in-progress signal failed", "error", err)
 		w.emit(d.event(EventAckFailed, func(e *Event) { e.Target = "in_progress"; e.Err = err }))
 	})
 	d.rw = w.newReplyWriter(m.Header, r.op, parsed.Account, d.tracker, func(err error) {
@@ -147,7 +181,7 @@ func (d *delivery) handle(rs *runState, out *outcome) {
 func (d *delivery) safeHandle(f func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			d.log.Error("Handle panicked", "panic", p, "stack", string(debug.Stack()))
+			d.log().Error("Handle panicked", "panic", p, "stack", string(debug.Stack()))
 			err = fmt.Errorf("%w: %v", ErrHandlerPanic, p)
 		}
 	}()
@@ -156,11 +190,12 @@ func (d *delivery) safeHandle(f func() error) (err error) {
 
 func (d *delivery) ack() {
 	if err := d.msg.Ack(); err != nil {
-		d.log.Warn("ack failed", "outcome", "ack_failed", "error", err)
+		d.log().Warn("ack failed", "outcome", "ack_failed", "error", err)
 		d.r.w.emit(d.event(EventAckFailed, func(e *Event) { e.Target = "ack"; e.Err = err }))
 		return
 	}
-	d.log.Info("message handled", "request_id", d.m.RequestID, "outcome", "acked", "duration", time.Since(d.received))
+	d.logAttrs(slog.LevelInfo, "message handled", slog.String("request_id", d.m.RequestID),
+		slog.String("outcome", "acked"), slog.Duration("duration", time.Since(d.received)))
 	d.r.w.emit(d.event(EventAcked, nil))
 }
 
@@ -175,7 +210,7 @@ const (
 func (d *delivery) nak(delay time.Duration, outcome string, cause error) {
 	delay = max(delay, minNakDelay)
 	if err := d.msg.NakWithDelay(delay); err != nil {
-		d.log.Warn("nak failed", "outcome", "nak_failed", "error", err)
+		d.log().Warn("nak failed", "outcome", "nak_failed", "error", err)
 		d.r.w.emit(d.event(EventAckFailed, func(e *Event) { e.Target = "nak"; e.Err = err }))
 		return
 	}
@@ -185,7 +220,7 @@ func (d *delivery) nak(delay time.Duration, outcome string, cause error) {
 		if shutdown {
 			level = slog.LevelDebug
 		}
-		d.log.Log(context.Background(), level, "message naked", "request_id", d.m.RequestID,
+		d.log().Log(context.Background(), level, "message naked", "request_id", d.m.RequestID,
 			"outcome", outcome, "delay", delay, "error", cause)
 	}
 	d.r.w.emit(d.event(EventNaked, func(e *Event) { e.Delay, e.Shutdown, e.Err = delay, shutdown, cause }))

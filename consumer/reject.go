@@ -32,7 +32,7 @@ func (d *delivery) reject(rs *runState, f Failure) {
 		err = nil // the request has no usable reply subject: there is no error reply to send
 	}
 	if err != nil {
-		d.log.Warn("reject failed", "last_delivery", last, "error", err)
+		d.log().Warn("reject failed", "last_delivery", last, "error", err)
 		w.emit(d.event(EventPublishFailed, func(e *Event) { e.Target = "reject"; e.Err = err }))
 		if !last {
 			d.nakForRetry(rs, err)
@@ -71,13 +71,13 @@ func (d *delivery) reject(rs *runState, f Failure) {
 	if perr := w.publishDeadLetterTries(ctx, buildDeadLetter(w.cfg.Subjects, dl), dl.msgID(), tries); perr != nil {
 		w.emit(d.event(EventPublishFailed, func(e *Event) { e.Target = "dead_letter"; e.Err = perr }))
 		if !last {
-			d.log.Warn("dead letter publish failed", "error", perr)
+			d.log().Warn("dead letter publish failed", "error", perr)
 			d.nakForRetry(rs, perr)
 			return
 		}
 		// The server will not deliver it again. It stays in the request stream (limits retention)
 		// and the server emits its MAX_DELIVERIES advisory for this nak; make the loss loud.
-		d.log.Error("request lost: dead letter not published on the last delivery",
+		d.log().Error("request lost: dead letter not published on the last delivery",
 			"request_id", rej.RequestID, "outcome", "lost", "code", rej.Code, "error", perr)
 		w.emit(d.event(EventLost, func(e *Event) { e.Code = rej.Code; e.Err = perr }))
 		d.nak(w.policy.delay(perr, d.m.Attempt), nakLost, perr)
@@ -86,11 +86,11 @@ func (d *delivery) reject(rs *runState, f Failure) {
 	if terr := d.msg.TermWithReason(rej.Code); terr != nil {
 		// The dead letter is stored; the message comes back after the ack wait and its second dead
 		// letter is dropped as a duplicate.
-		d.log.Warn("term failed", "error", terr)
+		d.log().Warn("term failed", "error", terr)
 		w.emit(d.event(EventAckFailed, func(e *Event) { e.Target = "term"; e.Err = terr }))
 		return
 	}
-	d.log.Warn("message dead-lettered", "request_id", rej.RequestID, "outcome", "dead_lettered", "code", rej.Code,
+	d.log().Warn("message dead-lettered", "request_id", rej.RequestID, "outcome", "dead_lettered", "code", rej.Code,
 		"exhausted", f.Exhausted, "error", f.Err)
 	w.emit(d.event(EventDeadLettered, func(e *Event) {
 		e.Code, e.Exhausted, e.Err = rej.Code, f.Exhausted, f.Err
@@ -111,7 +111,7 @@ func (d *delivery) nakForRetry(rs *runState, err error) {
 func (d *delivery) safeReject(f func() (Rejection, error)) (rej Rejection, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			d.log.Error("Reject panicked", "panic", p, "stack", string(debug.Stack()))
+			d.log().Error("Reject panicked", "panic", p, "stack", string(debug.Stack()))
 			err = fmt.Errorf("%w: Reject: %v", ErrHandlerPanic, p)
 		}
 	}()

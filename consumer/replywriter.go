@@ -14,16 +14,17 @@ import (
 
 // replyWriter is the ReplyWriter of one delivery.
 type replyWriter struct {
-	sent    int // replies sent so far
-	nc      *nats.Conn
-	js      jetstream.JetStream // set when replies are stored (Config.StoredReplies)
-	subject string
+	sent int // replies sent so far
+	nc   *nats.Conn
+	js   jetstream.JetStream // set when replies are stored (Config.StoredReplies)
+	// storeTimeout bounds the wait for a stored reply's PubAck.
+	storeTimeout time.Duration
+	subject      string
 	// subjectErr is set when the request's Reply-To cannot be used; Send then always fails with it.
-	subjectErr   error
-	traceparent  []string
-	tracker      *tracker
-	flushTimeout time.Duration
-	onFail       func(error)
+	subjectErr  error
+	traceparent []string
+	tracker     *tracker
+	onFail      func(error)
 }
 
 // newReplyWriter picks the reply subject: the request's Reply-To header when present and not empty
@@ -31,16 +32,15 @@ type replyWriter struct {
 // ("" when it had none). The JetStream reply subject is the ack subject and is never used.
 func (w *Worker) newReplyWriter(h Header, op, accountToken string, t *tracker, onFail func(error)) *replyWriter {
 	rw := &replyWriter{
-		nc:           w.nc,
-		tracker:      t,
-		flushTimeout: w.cfg.AckWait,
-		onFail:       onFail,
+		nc:      w.nc,
+		tracker: t,
+		onFail:  onFail,
 	}
 	if tp := h[schema.HeaderTraceParent]; len(tp) > 0 {
 		rw.traceparent = append([]string(nil), tp...)
 	}
 	if w.cfg.StoredReplies {
-		rw.js = w.js
+		rw.js, rw.storeTimeout = w.js, w.cfg.AckWait
 	}
 	if replyTo := h.Get(schema.HeaderReplyTo); replyTo != "" {
 		rw.subject = replyTo
@@ -78,8 +78,14 @@ func replyToError(subject string, s schema.Subjects) error {
 	return nil
 }
 
-// Send publishes r to the reply subject with the request's traceparent, then flushes (or, with
-// Config.StoredReplies, waits for the PubAck). Success counts as progress.
+// Send publishes r to the reply subject with the request's traceparent (with
+// Config.StoredReplies, it waits for the PubAck). Success counts as progress.
+//
+// A core reply is not flushed (a PING/PONG round trip per reply was the largest cost per message
+// in the overhead benchmark, cmd/b2jet-bench). Nothing is lost by it: the reply and the ack that
+// follows a successful Handle travel on the same connection, in that order, so the server never
+// has the ack without the reply; if the connection fails before they are written, both are lost
+// and the request is redelivered after the ack wait.
 func (rw *replyWriter) Send(ctx context.Context, r Reply) error {
 	if rw.subjectErr != nil {
 		return rw.subjectErr
@@ -94,19 +100,14 @@ func (rw *replyWriter) Send(ctx context.Context, r Reply) error {
 	if size, limit := msg.Size()-len(msg.Subject), rw.MaxPayload(); size > limit {
 		return Permanent(fmt.Errorf("%w: %d bytes with headers, max %d", ErrReplyTooLarge, size, limit))
 	}
-	fctx, cancel := context.WithTimeout(ctx, rw.flushTimeout)
-	defer cancel()
 	if rw.js != nil {
-		if _, err := rw.js.PublishMsg(fctx, msg); err != nil {
+		sctx, cancel := context.WithTimeout(ctx, rw.storeTimeout)
+		defer cancel()
+		if _, err := rw.js.PublishMsg(sctx, msg); err != nil {
 			return rw.fail(fmt.Errorf("consumer: store reply: %w", err))
 		}
-	} else {
-		if err := rw.nc.PublishMsg(msg); err != nil {
-			return rw.fail(fmt.Errorf("consumer: publish reply: %w", err))
-		}
-		if err := rw.nc.FlushWithContext(fctx); err != nil {
-			return rw.fail(fmt.Errorf("consumer: flush reply: %w", err))
-		}
+	} else if err := rw.nc.PublishMsg(msg); err != nil {
+		return rw.fail(fmt.Errorf("consumer: publish reply: %w", err))
 	}
 	rw.sent++
 	rw.tracker.progress()

@@ -116,7 +116,7 @@ type runState struct {
 	// hard is cancelled with cause ErrShutdown when the drain timeout expires; every handler
 	// context derives from it. It keeps the values of Run's context.
 	hard context.Context
-	// inflight counts delivery goroutines.
+	// inflight counts deliveries handed to handler goroutines and not finished.
 	inflight sync.WaitGroup
 }
 
@@ -150,11 +150,17 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	var (
 		dispatchers sync.WaitGroup
+		handlers    sync.WaitGroup
 		fatalOnce   sync.Once
 		fatal       error
 	)
 	for _, r := range runners {
+		r.jobs = make(chan job)
+		for range w.cfg.Concurrency {
+			handlers.Go(func() { r.serve(rs) })
+		}
 		dispatchers.Go(func() {
+			defer close(r.jobs)
 			if err := r.dispatch(rs); err != nil {
 				fatalOnce.Do(func() { fatal = err })
 				stopPulling(err)
@@ -172,6 +178,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.log.Info("worker draining", "timeout", w.cfg.DrainTimeout)
 	}
 	w.drain(rs, hardStop)
+	handlers.Wait()
 	w.log.Info("worker stopped")
 	return fatal
 }

@@ -34,6 +34,14 @@ var (
 // msgpack. Media types are compared case-insensitively and parameters are ignored, except that
 // a JSON charset other than UTF-8 is refused. Anything else is an *UnsupportedContentTypeError.
 func CodecFor(contentType string) (Codec, error) {
+	// The exact values b2jet and its clients send skip mime.ParseMediaType, which allocates and
+	// was a visible cost per message in the overhead benchmark (cmd/b2jet-bench).
+	switch contentType {
+	case ContentTypeJSON:
+		return JSON, nil
+	case ContentTypeMsgpack:
+		return Msgpack, nil
+	}
 	if strings.TrimSpace(contentType) == "" {
 		return Msgpack, nil
 	}

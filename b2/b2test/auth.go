@@ -120,6 +120,16 @@ func (s *Server) ExpireTokens() {
 	s.mu.Unlock()
 }
 
+// ExpireTokensEvery makes the fake call ExpireTokens after every n-th call
+// of ep from now on, that call included: the n-th call itself then answers
+// 401 expired_auth_token, as does every call still holding an older token.
+// It counts calls as Calls does. n <= 0 turns it off.
+func (s *Server) ExpireTokensEvery(ep Endpoint, n int) {
+	s.callMu.Lock()
+	defer s.callMu.Unlock()
+	s.expireEp, s.expireEvery, s.expireCount = ep, max(n, 0), 0
+}
+
 // checkToken finds the key behind the request's Authorization token.
 func (s *Server) checkToken(r *http.Request) (*keyRec, *apiError) {
 	tok := r.Header.Get("Authorization")

@@ -244,6 +244,32 @@ func TestExpireTokens(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
 }
 
+func TestExpireTokensEvery(t *testing.T) {
+	s := start(t)
+	bucketID := s.CreateBucket("bucket")
+	params := map[string]any{"bucketId": bucketID}
+	list := func(tok string) int {
+		return call(t, s, http.MethodPost, "v2", b2test.EndpointListFileNames, tok, params).status
+	}
+	tok := authorize(t, s, s.MasterKey())
+	s.ExpireTokensEvery(b2test.EndpointListFileNames, 3)
+	require.Equal(t, http.StatusOK, list(tok))
+	require.Equal(t, http.StatusOK, list(tok))
+	require.Equal(t, http.StatusUnauthorized, list(tok), "the third call expires the tokens, its own included")
+	require.Equal(t, http.StatusUnauthorized, list(tok), "the expired token stays expired")
+
+	tok = authorize(t, s, s.MasterKey()) // authorize calls do not count
+	require.Equal(t, http.StatusOK, list(tok))
+	require.Equal(t, http.StatusUnauthorized, list(tok), "the sixth call expires the tokens again")
+
+	s.ExpireTokensEvery(b2test.EndpointListFileNames, 0)
+	tok = authorize(t, s, s.MasterKey())
+	for range 4 {
+		require.Equal(t, http.StatusOK, list(tok))
+	}
+	require.Equal(t, 10, s.Calls(b2test.EndpointListFileNames))
+}
+
 func TestRouting(t *testing.T) {
 	s := start(t)
 	tests := []struct {

@@ -60,6 +60,11 @@ type Server struct {
 
 	callMu sync.Mutex
 	calls  map[Endpoint]int
+	// expireEvery, when positive, expires every token after each expireEvery-th call of
+	// expireEp (see ExpireTokensEvery); expireCount counts those calls.
+	expireEp    Endpoint
+	expireEvery int
+	expireCount int
 
 	fullPageContinuation atomic.Bool
 
@@ -148,7 +153,15 @@ func (s *Server) ResetCalls() {
 func (s *Server) count(ep Endpoint) {
 	s.callMu.Lock()
 	s.calls[ep]++
+	expire := false
+	if s.expireEvery > 0 && ep == s.expireEp {
+		s.expireCount++
+		expire = s.expireCount%s.expireEvery == 0
+	}
 	s.callMu.Unlock()
+	if expire {
+		s.ExpireTokens()
+	}
 }
 
 // serveHTTP routes /b2api/{v1,v2,v3,v4}/<apiName>.
