@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -131,12 +130,18 @@ func (r *opRunner) release(n int) {
 }
 
 // fetch pulls up to n messages (n slots are reserved) and starts a delivery goroutine for each as
-// it arrives; unused slots are released when the pull ends. A pull cut short by its own deadline
-// or by the worker stopping is not an error.
+// it arrives; unused slots are released when the pull ends.
+//
+// The pull is bounded by FetchMaxWait alone, never by a context deadline: the server ends it with
+// a timeout status after FetchMaxWait and the client keeps reading for a second longer, so a
+// message the server sent just before it expired the pull is still read. With a context deadline
+// (FetchContext), the server's expiry is only 10% earlier than the client's, counted from when
+// the server receives the pull; on a loaded machine a message could reach an inbox nobody read
+// any more and come back only after the ack wait, a delivery spent for nothing. When the worker
+// stops, the pull runs out by itself (at most FetchMaxWait); what it still brings is put back
+// unhandled (see job.stopping).
 func (r *opRunner) fetch(rs *runState, n int) error {
-	fctx, cancel := context.WithTimeout(rs.pull, r.w.cfg.FetchMaxWait)
-	defer cancel()
-	batch, err := r.consumer().Fetch(n, jetstream.FetchContext(fctx))
+	batch, err := r.consumer().Fetch(n, jetstream.FetchMaxWait(r.w.cfg.FetchMaxWait))
 	if err != nil {
 		r.release(n)
 		return err
@@ -151,11 +156,7 @@ func (r *opRunner) fetch(rs *runState, n int) error {
 		r.jobs <- job{msg: msg, received: received, stopping: stopping}
 	}
 	r.release(n)
-	err = batch.Error()
-	if fctx.Err() != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
-		return nil
-	}
-	return err
+	return batch.Error()
 }
 
 // job is one pulled message on its way to a handler goroutine.
