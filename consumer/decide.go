@@ -41,8 +41,8 @@ func (a action) String() string {
 
 // outcome is everything decide needs to know about one delivery.
 type outcome struct {
-	// Err is the handler's error; nil on success. When the handler was not called because the
-	// worker is stopping, Err is ErrShutdown and Shutdown is true.
+	// Err is the handler's error; nil on success. When the drain timeout cancelled the handler,
+	// Shutdown is true.
 	Err error
 	// Attempt is the delivery number (NumDelivered, from 1).
 	Attempt int

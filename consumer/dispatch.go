@@ -129,8 +129,8 @@ func (r *opRunner) release(n int) {
 	}
 }
 
-// fetch pulls up to n messages (n slots are reserved) and starts a delivery goroutine for each as
-// it arrives; unused slots are released when the pull ends.
+// fetch pulls up to n messages (n slots are reserved) and hands each, as it arrives, to a handler
+// goroutine; unused slots are released when the pull ends.
 //
 // The pull is bounded by FetchMaxWait alone, never by a context deadline: the server ends it with
 // a timeout status after FetchMaxWait and the client keeps reading for a second longer, so a
@@ -138,8 +138,8 @@ func (r *opRunner) release(n int) {
 // (FetchContext), the server's expiry is only 10% earlier than the client's, counted from when
 // the server receives the pull; on a loaded machine a message could reach an inbox nobody read
 // any more and come back only after the ack wait, a delivery spent for nothing. When the worker
-// stops, the pull runs out by itself (at most FetchMaxWait); what it still brings is put back
-// unhandled (see job.stopping).
+// stops, the pull runs out by itself (at most FetchMaxWait); what it still brings is handled like
+// any other delivery, within the drain.
 func (r *opRunner) fetch(rs *runState, n int) error {
 	batch, err := r.consumer().Fetch(n, jetstream.FetchMaxWait(r.w.cfg.FetchMaxWait))
 	if err != nil {
@@ -148,12 +148,11 @@ func (r *opRunner) fetch(rs *runState, n int) error {
 	}
 	for msg := range batch.Messages() {
 		received := time.Now()
-		stopping := rs.pull.Err() != nil
 		n--
 		r.busy.Add(1)
 		rs.inflight.Add(1)
 		// A handler goroutine is free or about to be: this message's slot was free.
-		r.jobs <- job{msg: msg, received: received, stopping: stopping}
+		r.jobs <- job{msg: msg, received: received}
 	}
 	r.release(n)
 	return batch.Error()
@@ -163,7 +162,6 @@ func (r *opRunner) fetch(rs *runState, n int) error {
 type job struct {
 	msg      jetstream.Msg
 	received time.Time
-	stopping bool // pulled after pulling stopped: naked without being handled
 }
 
 // serve is one of the operation's Concurrency handler goroutines: it processes the messages the
@@ -172,7 +170,7 @@ type job struct {
 // one each time (runtime.newstack was 6% of the CPU of the overhead benchmark, cmd/b2jet-bench).
 func (r *opRunner) serve(rs *runState) {
 	for j := range r.jobs {
-		r.process(rs, j.msg, j.received, j.stopping)
+		r.process(rs, j.msg, j.received)
 		r.busy.Add(-1)
 		r.release(1)
 		rs.inflight.Done()

@@ -30,4 +30,9 @@ var (
 	// ErrReplyTooLarge is returned (wrapped with Permanent) by ReplyWriter.Send for a reply whose
 	// data and headers exceed the connection's max payload.
 	ErrReplyTooLarge = errors.New("consumer: reply exceeds max payload")
+	// ErrReplyNotCaptured is returned (wrapped) by ReplyWriter.Send with Config.StoredReplies when
+	// no stream answered for the reply subject (no responders): no stream captures it, or, in a
+	// cluster, its stream has no leader for the moment. It is retryable; when it fails an error
+	// reply, the request is dead-lettered without one, as for an invalid Reply-To.
+	ErrReplyNotCaptured = errors.New("consumer: no stream stored the reply")
 )

@@ -71,9 +71,10 @@ type Reply struct {
 
 // ReplyWriter sends replies for one message. It is not safe for concurrent use.
 type ReplyWriter interface {
-	// Send publishes one reply on the worker's connection, ahead of the message's ack (it does
-	// not wait for the server). Each Send also counts as progress. An error means the reply was
-	// not published; the handler should return it.
+	// Send publishes one reply on the worker's connection, ahead of the message's ack. A core
+	// reply is not waited for; with Config.StoredReplies, Send waits for the PubAck. Each Send
+	// also counts as progress. An error means the reply was not published or not known to be
+	// stored (after a PubAck timeout it may have been); the handler should return it.
 	Send(ctx context.Context, r Reply) error
 	// MaxPayload is the largest message, headers included, that the connection accepts.
 	MaxPayload() int

@@ -62,9 +62,9 @@ func (d *delivery) logAttrs(level slog.Level, msg string, more ...slog.Attr) {
 }
 
 // process runs one delivery to its end: build the Message, run the handler (unless the attempts
-// are over or the worker is stopping), decide, and act. It never returns an error: every path ends
+// are over), decide, and act. It never returns an error: every path ends
 // in ack, a delayed nak, or a rejection, and is logged.
-func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time, stopping bool) {
+func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) {
 	w := r.w
 	md, err := msg.Metadata()
 	if err != nil {
@@ -116,8 +116,6 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time, 
 	switch {
 	case m.Attempt > w.cfg.MaxAttempts:
 		// Back after its last attempt: rejected below without calling the handler.
-	case stopping:
-		out.Err, out.Shutdown = ErrShutdown, true
 	case perr != nil:
 		out.Err = Permanent(perr)
 	case d.rw.subjectErr != nil:

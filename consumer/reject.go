@@ -28,8 +28,10 @@ func (d *delivery) reject(rs *runState, f Failure) {
 	ctx, end := d.tracker.phase(rs.hard)
 	rej, err := d.safeReject(func() (Rejection, error) { return d.r.h.Reject(ctx, d.m, f, d.rw) })
 	end()
-	if errors.Is(err, ErrInvalidReplyTo) {
-		err = nil // the request has no usable reply subject: there is no error reply to send
+	if errors.Is(err, ErrInvalidReplyTo) || errors.Is(err, ErrReplyNotCaptured) {
+		// The request has no usable reply subject (or no stream stores its replies): there is no
+		// error reply to send, and retrying the rejection would only spend deliveries.
+		err = nil
 	}
 	if err != nil {
 		d.log().Warn("reject failed", "last_delivery", last, "error", err)

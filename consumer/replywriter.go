@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -104,6 +105,9 @@ func (rw *replyWriter) Send(ctx context.Context, r Reply) error {
 		sctx, cancel := context.WithTimeout(ctx, rw.storeTimeout)
 		defer cancel()
 		if _, err := rw.js.PublishMsg(sctx, msg); err != nil {
+			if errors.Is(err, jetstream.ErrNoStreamResponse) {
+				err = fmt.Errorf("%w on %s: %w", ErrReplyNotCaptured, rw.subject, err)
+			}
 			return rw.fail(fmt.Errorf("consumer: store reply: %w", err))
 		}
 	} else if err := rw.nc.PublishMsg(msg); err != nil {

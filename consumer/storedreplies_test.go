@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -45,8 +44,13 @@ func TestStoredReplies(t *testing.T) {
 	e.publish("b2.req.authorize", []byte(`{}`), nats.Header{schema.HeaderReplyTo: {"not.captured"}})
 	err = <-sendErrs
 	require.Error(t, err)
-	assert.True(t, errors.Is(err, jetstream.ErrNoStreamResponse), "%v", err)
-	require.Error(t, <-sendErrs, "the delivery was retried")
+	assert.ErrorIs(t, err, ErrReplyNotCaptured)
+	assert.ErrorIs(t, err, jetstream.ErrNoStreamResponse)
+	require.ErrorIs(t, <-sendErrs, ErrReplyNotCaptured, "the delivery was retried")
 	require.Eventually(t, func() bool { return e.dlqCount() == 1 }, 10*time.Second, 20*time.Millisecond,
 		"after the attempts the request is dead-lettered")
+	dl := e.lastDeadLetter("b2.dlq.authorize")
+	assert.Equal(t, "2", dl.Header.Get(schema.HeaderAttempts),
+		"dead-lettered on its last attempt, without spending the spare deliveries on an error reply no stream stores")
+	assert.Len(t, h.rejectCalls(), 1)
 }

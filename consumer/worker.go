@@ -121,9 +121,9 @@ type runState struct {
 }
 
 // Run sets up the streams and consumers (see Setup), then pulls and handles messages until ctx is
-// cancelled. Then it drains, like http.Server.Shutdown: it stops fetching (messages still arriving
-// from the cancelled pull are naked with a short delay without being handled), waits up to
-// DrainTimeout for in-flight handlers, then cancels their contexts with cause ErrShutdown (their
+// cancelled. Then it drains, like http.Server.Shutdown: it stops pulling (a pull already waiting
+// runs out within FetchMaxWait, and what it still brings is handled), waits up to DrainTimeout
+// for in-flight handlers, then cancels their contexts with cause ErrShutdown (their
 // messages are naked with a short delay, not dead-lettered). Run returns once every goroutine it
 // started has finished: nil after a drain, or the error that stopped it (setup failure, closed
 // connection). A Worker runs once; a second Run returns ErrRunning.
@@ -169,6 +169,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.log.Info("worker running", "ops", len(runners), "concurrency", w.cfg.Concurrency)
 	w.pulling.Store(true)
+	// Not ready from the moment pulling stops, although a last pull may still be running out.
+	stopReady := context.AfterFunc(pull, func() { w.pulling.Store(false) })
+	defer stopReady()
 	dispatchers.Wait()
 	w.pulling.Store(false)
 

@@ -63,6 +63,10 @@ func decodeJSONRequest(data []byte, v any) error {
 		if !utf8.Valid(trimmed) {
 			return derr("", errors.New("not valid UTF-8"))
 		}
+		// The same goes for a \u escape of a lone UTF-16 surrogate.
+		if loneSurrogateEscape(trimmed) {
+			return derr("", errors.New("a \\u escape of a lone UTF-16 surrogate is not a character"))
+		}
 		return nil
 	}
 	var te *json.UnmarshalTypeError
@@ -119,4 +123,58 @@ func withArticle(kind string) string {
 		return "an " + kind
 	}
 	return "a " + kind
+}
+
+// loneSurrogateEscape reports whether data (valid JSON) has a \uD800–\uDFFF escape that is not
+// a high surrogate followed by a low one, which encoding/json would decode as U+FFFD.
+func loneSurrogateEscape(data []byte) bool {
+	for i := 0; i < len(data); i++ {
+		if data[i] != '\\' {
+			continue
+		}
+		i++ // the escaped character
+		if i >= len(data) || data[i] != 'u' {
+			continue
+		}
+		r, ok := hex4(data[i+1:])
+		if !ok {
+			continue
+		}
+		i += 4
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return true // a low surrogate first
+		case r >= 0xD800 && r <= 0xDBFF:
+			if i+2 >= len(data) || data[i+1] != '\\' || data[i+2] != 'u' {
+				return true
+			}
+			lo, ok := hex4(data[i+3:])
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return true
+			}
+			i += 6
+		}
+	}
+	return false
+}
+
+// hex4 parses four hex digits at the start of b.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
