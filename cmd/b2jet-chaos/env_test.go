@@ -4,13 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,8 +34,10 @@ type env struct {
 	// workerArgs are the worker flags after the connection ones; a scenario may change them
 	// before starting workers.
 	workerArgs []string
-	workers    []*worker // running now, by slot
-	everyProc  []*proc   // every worker process ever started, for the secrets scan
+	workers    []*worker    // running now, by slot
+	everyProc  []*proc      // every worker process ever started, for the secrets scan
+	crashes    []string     // workers found dead before the test stopped them
+	published  atomic.Int64 // requests stored in B2_REQUESTS by the publishers
 	nc         *nats.Conn
 	js         jetstream.JetStream
 	replyTo    string
@@ -150,7 +152,7 @@ func (e *env) stopWorkers() {
 
 // crashed returns the workers that exited although nobody stopped them.
 func (e *env) crashed() []string {
-	var out []string
+	out := append([]string(nil), e.crashes...)
 	for i, w := range e.workers {
 		if w != nil && !w.stopped && !w.p.running() {
 			out = append(out, fmt.Sprintf("worker %d: %v", i, w.p.err))
@@ -159,14 +161,29 @@ func (e *env) crashed() []string {
 	return out
 }
 
-// kill kills the worker in slot i with SIGKILL.
+// kill kills the worker in slot i with SIGKILL, noting a worker that had died by itself.
 func (e *env) kill(i int) {
-	e.workers[i].stopped = true
-	e.workers[i].p.kill()
+	w := e.workers[i]
+	if !w.p.running() {
+		e.crashes = append(e.crashes, fmt.Sprintf("worker %d: %v", i, w.p.err))
+	}
+	w.stopped = true
+	w.p.kill()
 }
 
-// goroutines reads go_goroutines from the worker's /metrics.
-func (w *worker) goroutines() (int, error) {
+// setArg sets a worker flag of workerArgs (replacing its value) before workers start.
+func (e *env) setArg(flag, value string) {
+	for i := 0; i+1 < len(e.workerArgs); i++ {
+		if e.workerArgs[i] == flag {
+			e.workerArgs[i+1] = value
+			return
+		}
+	}
+	e.workerArgs = append(e.workerArgs, flag, value)
+}
+
+// metric sums the samples of a metric (every label set) on the worker's /metrics.
+func (w *worker) metric(name string) (float64, error) {
 	resp, err := http.Get("http://" + w.http + "/metrics")
 	if err != nil {
 		return 0, err
@@ -176,12 +193,23 @@ func (w *worker) goroutines() (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	sum, found := 0.0, false
 	for line := range strings.SplitSeq(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, "go_goroutines "); ok {
-			return strconv.Atoi(strings.TrimSpace(v))
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '{') {
+			continue
 		}
+		fields := strings.Fields(rest)
+		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", name, err)
+		}
+		sum, found = sum+v, true
 	}
-	return 0, errors.New("no go_goroutines in /metrics")
+	if !found {
+		return 0, fmt.Errorf("no %s in /metrics", name)
+	}
+	return sum, nil
 }
 
 // cleanEnv is the environment without anything b2jet reads.

@@ -23,8 +23,9 @@ type reply struct {
 
 // deadLetter is one dead letter of a request, as stored by B2_DLQ.
 type deadLetter struct {
-	code string
-	at   time.Time
+	code     string
+	attempts string // B2-Attempts
+	at       time.Time
 }
 
 // ledger collects every reply and dead letter, by request id.
@@ -67,7 +68,7 @@ func (l *ledger) poll(ctx context.Context) error {
 	return errors.Join(err, l.dlqTail.poll(ctx, func(m jetstream.Msg, at time.Time) {
 		h := m.Headers()
 		id := h.Get("B2-Request-Id")
-		l.dlq[id] = append(l.dlq[id], deadLetter{code: h.Get("B2-Error-Code"), at: at})
+		l.dlq[id] = append(l.dlq[id], deadLetter{code: h.Get("B2-Error-Code"), attempts: h.Get("B2-Attempts"), at: at})
 		l.letters++
 		l.raw = append(l.raw, m.Data(), []byte(fmt.Sprint(h)))
 	}))

@@ -38,18 +38,22 @@ func startProc(t *testing.T, name, bin string, env []string, args ...string) *pr
 	read := make(chan struct{})
 	go func() {
 		defer close(read)
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.lines = append(p.lines, sc.Text())
-			p.mu.Unlock()
-			select {
-			case p.notify <- struct{}{}:
-			default:
+		rd := bufio.NewReader(pr) // lines of any length: nothing a process writes is skipped
+		for {
+			line, err := rd.ReadString('\n')
+			if line != "" {
+				p.mu.Lock()
+				p.lines = append(p.lines, strings.TrimSuffix(line, "\n"))
+				p.mu.Unlock()
+				select {
+				case p.notify <- struct{}{}:
+				default:
+				}
+			}
+			if err != nil {
+				return
 			}
 		}
-		_, _ = io.Copy(io.Discard, pr) // a line over 1 MiB: keep the pipe flowing
 	}()
 	go func() {
 		p.err = p.cmd.Wait()

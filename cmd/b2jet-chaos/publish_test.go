@@ -74,6 +74,7 @@ func (e *env) publish(ctx context.Context, reqs []request, rate float64) *publis
 				return
 			}
 			pub.published.Add(1)
+			e.published.Add(1)
 		}
 	}()
 	return pub

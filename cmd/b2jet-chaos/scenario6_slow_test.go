@@ -13,7 +13,7 @@ import (
 // before.
 func TestSlowB2(t *testing.T) {
 	e := newEnv(t, "6 slow B2", 1)
-	e.workerArgs = append(e.workerArgs, "--b2-call-timeout", "500ms")
+	e.setArg("--b2-call-timeout", "500ms")
 	e.startWorkers(2)
 
 	// Warm up (sessions, connections), then take the baseline.
@@ -42,14 +42,20 @@ func TestSlowB2(t *testing.T) {
 	}
 	e.await(l, reqs, 2*time.Minute, time.Second)
 	for _, r := range reqs {
-		if dls := l.dlq[r.id]; !r.wantOK && len(dls) > 0 && dls[0].code != "unavailable" {
-			t.Errorf("%s: dead-lettered with %s, want unavailable", r.id, dls[0].code)
+		if dls := l.dlq[r.id]; !r.wantOK && len(dls) > 0 && (dls[0].code != "unavailable" || dls[0].attempts != "5") {
+			t.Errorf("%s: dead-lettered with %s after %s attempts, want unavailable after 5 (timeouts retried)",
+				r.id, dls[0].code, dls[0].attempts)
 		}
 	}
 	after := e.goroutines(baseline)
-	for i := range baseline {
+	for i, w := range e.workers {
 		if after[i] > baseline[i]+goroutineSlack {
 			t.Errorf("worker %d: %d goroutines after the slow calls, %d before", i, after[i], baseline[i])
+		}
+		// The handler pool's goroutines live as long as the worker, so a stuck handler would not
+		// show in the count: it shows as a request still in flight.
+		if n, err := w.metric("b2jet_in_flight_requests"); err != nil || n != 0 {
+			t.Errorf("worker %d: %v requests in flight after the scenario (%v)", i, n, err)
 		}
 	}
 	e.stopWorkers()
@@ -69,11 +75,11 @@ func (e *env) goroutines(target []int) []int {
 	for {
 		var out []int
 		for i, w := range e.workers {
-			n, err := w.goroutines()
+			n, err := w.metric("go_goroutines")
 			if err != nil {
 				e.t.Fatalf("worker %d: %v", i, err)
 			}
-			out = append(out, n)
+			out = append(out, int(n))
 		}
 		settled := true
 		for i := range out {

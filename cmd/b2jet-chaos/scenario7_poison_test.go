@@ -31,5 +31,5 @@ func TestPoisonInput(t *testing.T) {
 	e.await(l, reqs, 3*time.Minute, time.Second)
 	e.stopWorkers()
 	e.finish(l, reqs, fmt.Sprint(e.fake.stats(t).total()),
-		fmt.Sprintf("%d poison, %d valid; no worker crashed", len(poison), len(valid)))
+		fmt.Sprintf("%d poison, %d valid; workers crashed: %d", len(poison), len(valid), len(e.crashed())))
 }

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"context"
 	"strings"
 	"time"
 )
@@ -30,6 +31,18 @@ func (e *env) finish(l *ledger, reqs []request, b2calls, note string) tally {
 	if c := e.crashed(); len(c) > 0 {
 		e.t.Errorf("workers died by themselves: %v", c)
 	}
+	// Nothing but the publishers wrote to the request subjects (a refused Reply-To such as
+	// b2.req.authorize must never get a reply).
+	e.retry("reading B2_REQUESTS", func(ctx context.Context) error {
+		s, err := e.js.Stream(ctx, "B2_REQUESTS")
+		if err != nil {
+			return err
+		}
+		if got, want := s.CachedInfo().State.Msgs, uint64(e.published.Load()); got != want {
+			e.t.Errorf("B2_REQUESTS holds %d messages, %d were published", got, want)
+		}
+		return nil
+	})
 	e.t.Logf("%s: %d requests, %d ok, %d error+DLQ, %d lost, %d duplicates, stall %v, B2 calls %s, %s",
 		e.name, tl.requests, tl.ok, tl.errDLQ, tl.lost, tl.duplicates, tl.stall.Round(time.Millisecond), b2calls, note)
 	return tl
