@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,10 +14,12 @@ import (
 	"github.com/b2jet/b2jet/schema"
 )
 
-// reply is one reply to a request, as stored by CHAOS_REPLIES.
+// reply is one reply (or one part of a listing's reply) to a request, as stored by CHAOS_REPLIES.
 type reply struct {
 	ok      bool
 	attempt int
+	part    int  // B2-Part, from 1 (1 for a reply in one part)
+	final   bool // B2-Final (true for a reply in one part)
 	code    string
 	at      time.Time
 }
@@ -55,7 +58,11 @@ func (l *ledger) poll(ctx context.Context) error {
 		if err != nil || codec.Unmarshal(m.Data(), &r) != nil {
 			r.ID = "(undecodable reply) " + string(m.Data())
 		}
-		rec := reply{ok: r.OK, attempt: r.Attempt, at: at}
+		rec := reply{ok: r.OK, attempt: r.Attempt, part: 1, final: true, at: at}
+		if p := m.Headers().Get(schema.HeaderPart); p != "" {
+			rec.part, _ = strconv.Atoi(p)
+			rec.final = m.Headers().Get(schema.HeaderFinal) == "true"
+		}
 		if r.Error != nil {
 			rec.code = r.Error.Code
 		}
@@ -76,15 +83,40 @@ func (l *ledger) poll(ctx context.Context) error {
 
 // final reports whether the request has its final outcome.
 func (l *ledger) final(r request) bool {
-	for _, rep := range l.replies[r.id] {
-		if rep.ok {
-			return true
-		}
+	reps := l.replies[r.id]
+	if complete(reps) {
+		return true
 	}
 	if len(l.dlq[r.id]) == 0 {
 		return false
 	}
-	return len(l.replies[r.id]) > 0 || !expectsReply(r)
+	return slices.ContainsFunc(reps, func(x reply) bool { return !x.ok && x.final }) || !expectsReply(r)
+}
+
+// complete reports whether one attempt delivered an ok reply whole: parts 1..k, all ok, k final.
+func complete(reps []reply) bool {
+	byAttempt := map[int][]reply{}
+	for _, x := range reps {
+		byAttempt[x.attempt] = append(byAttempt[x.attempt], x)
+	}
+	for _, parts := range byAttempt {
+		seen, last, ok := map[int]bool{}, 0, true
+		for _, x := range parts {
+			seen[x.part] = true
+			ok = ok && x.ok
+			if x.final {
+				last = x.part
+			}
+		}
+		whole := last > 0 && ok
+		for p := 1; whole && p <= last; p++ {
+			whole = seen[p]
+		}
+		if whole {
+			return true
+		}
+	}
+	return false
 }
 
 // expectsReply reports whether a reply can be expected: not without a Reply-To, nor to one the
@@ -188,8 +220,8 @@ func (l *ledger) account(reqs []request) tally {
 	}
 	for _, r := range reqs {
 		reps, dls := l.replies[r.id], l.dlq[r.id]
-		oks := slices.IndexFunc(reps, func(x reply) bool { return x.ok }) >= 0
-		errs := slices.IndexFunc(reps, func(x reply) bool { return !x.ok }) >= 0
+		oks := complete(reps)
+		errs := slices.ContainsFunc(reps, func(x reply) bool { return !x.ok })
 		switch {
 		case oks && (errs || len(dls) > 0):
 			problem("%s: both an ok reply and an error reply or dead letter", r.id)
@@ -210,16 +242,18 @@ func (l *ledger) account(reqs []request) tally {
 			t.lost++
 			problem("%s: lost (%d replies, %d dead letters)", r.id, len(reps), len(dls))
 		}
-		if len(reps) > 1 {
-			t.duplicates += len(reps) - 1
-			attempts := map[int]bool{}
-			for _, x := range reps {
-				if attempts[x.attempt] {
-					problem("%s: two replies with attempt %d (an unmarked duplicate)", r.id, x.attempt)
-				}
-				attempts[x.attempt] = true
+		// A request answered by more than one delivery is a duplicate the replies mark (attempt);
+		// the same part of the same attempt twice is not.
+		attempts, seen := map[int]bool{}, map[[2]int]bool{}
+		for _, x := range reps {
+			attempts[x.attempt] = true
+			if key := [2]int{x.attempt, x.part}; seen[key] {
+				problem("%s: part %d of attempt %d twice (an unmarked duplicate)", r.id, x.part, x.attempt)
+			} else {
+				seen[key] = true
 			}
 		}
+		t.duplicates += max(0, len(attempts)-1)
 		if first, ok := firstOutcome(reps, dls); ok {
 			finals = append(finals, first)
 		}

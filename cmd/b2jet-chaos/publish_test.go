@@ -22,15 +22,20 @@ type request struct {
 }
 
 // validRequests returns n requests that must succeed: list_file_names of one small page, with
-// every fifth an authorize (served from the session cache).
+// every fifth an authorize (served from the session cache) and every hundredth a listing of
+// every page of 1,000 names (10 pages, its reply in several parts).
 func validRequests(prefix string, n int) []request {
 	out := make([]request, n)
 	for i := range out {
 		r := request{id: fmt.Sprintf("%s-%05d", prefix, i), op: "list_file_names", wantOK: true}
-		if i%5 == 4 {
+		switch {
+		case i%5 == 4:
 			r.op = "authorize"
 			r.data = []byte(`{}`)
-		} else {
+		case i%100 == 50:
+			r.data, _ = json.Marshal(map[string]any{"bucketName": chaosBucket, "prefix": "data/000",
+				"maxFileCount": 100, "allPages": true})
+		default:
 			r.data = listBody(fmt.Sprintf("data/%06d", i%fakeFiles/10))
 		}
 		out[i] = r
