@@ -128,15 +128,19 @@ func withArticle(kind string) string {
 // loneSurrogateEscape reports whether data (valid JSON) has a \uD800–\uDFFF escape that is not
 // a high surrogate followed by a low one, which encoding/json would decode as U+FFFD.
 func loneSurrogateEscape(data []byte) bool {
-	for i := 0; i < len(data); i++ {
-		if data[i] != '\\' {
+	for i := 0; ; {
+		j := bytes.IndexByte(data[i:], '\\')
+		if j < 0 {
+			return false
+		}
+		i += j + 2 // past the backslash and the escaped character
+		if i > len(data) {
+			return false
+		}
+		if data[i-1] != 'u' {
 			continue
 		}
-		i++ // the escaped character
-		if i >= len(data) || data[i] != 'u' {
-			continue
-		}
-		r, ok := hex4(data[i+1:])
+		r, ok := hex4(data[i:])
 		if !ok {
 			continue
 		}
@@ -145,17 +149,16 @@ func loneSurrogateEscape(data []byte) bool {
 		case r >= 0xDC00 && r <= 0xDFFF:
 			return true // a low surrogate first
 		case r >= 0xD800 && r <= 0xDBFF:
-			if i+2 >= len(data) || data[i+1] != '\\' || data[i+2] != 'u' {
+			if i+1 >= len(data) || data[i] != '\\' || data[i+1] != 'u' {
 				return true
 			}
-			lo, ok := hex4(data[i+3:])
+			lo, ok := hex4(data[i+2:])
 			if !ok || lo < 0xDC00 || lo > 0xDFFF {
 				return true
 			}
 			i += 6
 		}
 	}
-	return false
 }
 
 // hex4 parses four hex digits at the start of b.

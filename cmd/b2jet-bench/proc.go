@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/b2jet/b2jet/b2/b2test"
+	"github.com/b2jet/b2jet/cmd/internal/procenv"
 )
 
 // readyLine is what `b2jet worker` logs once it pulls.
@@ -54,7 +55,7 @@ func startWorker(bin string, env *natsEnv, fake *b2test.Server, logPath string, 
 	args := append([]string{"worker", "--server", env.url, "--b2-realm-url", fake.URL, "--sandbox=false"}, extra...)
 	cmd := exec.Command(bin, args...)
 	key := fake.MasterKey()
-	cmd.Env = append(cleanEnv(), "B2_APPLICATION_KEY_ID="+key.ID, "B2_APPLICATION_KEY="+key.Secret)
+	cmd.Env = procenv.Clean("B2_APPLICATION_KEY_ID="+key.ID, "B2_APPLICATION_KEY="+key.Secret)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting b2jet worker: %w", err)
@@ -65,19 +66,6 @@ func startWorker(bin string, env *natsEnv, fake *b2test.Server, logPath string, 
 		close(p.done)
 	}()
 	return p, nil
-}
-
-// cleanEnv is this process's environment without anything b2jet reads.
-func cleanEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "NATS_") || strings.HasPrefix(name, "B2_") || strings.HasPrefix(name, "B2JET_") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
 }
 
 // waitReady waits until the worker logs that it is ready, it exits, or timeout passes.

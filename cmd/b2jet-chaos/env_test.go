@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/b2jet/b2jet/cmd/internal/procenv"
 )
 
 // Settings every chaos worker runs with: short enough for failures to play out in seconds.
@@ -110,7 +111,7 @@ func (e *env) startWorker(i int) *worker {
 	args := append([]string{"worker", "--log-format", "json", "--server", e.nats.urls(), "--sandbox=false",
 		"--b2-realm-url", e.fake.url, "--replicas", strconv.Itoa(e.replicas), "--http", "127.0.0.1:0",
 		"--connect-timeout", "1m"}, e.workerArgs...)
-	envv := append(cleanEnv(), "B2_APPLICATION_KEY_ID="+chaosKeyID, "B2_APPLICATION_KEY="+e.fake.key)
+	envv := procenv.Clean("B2_APPLICATION_KEY_ID="+chaosKeyID, "B2_APPLICATION_KEY="+e.fake.key)
 	p := startProc(e.t, fmt.Sprintf("worker %d", i), bins.b2jet, envv, args...)
 	e.everyProc = append(e.everyProc, p)
 	line := p.waitLine(e.t, "HTTP endpoint serving", time.Minute)
@@ -210,17 +211,4 @@ func (w *worker) metric(name string) (float64, error) {
 		return 0, fmt.Errorf("no %s in /metrics", name)
 	}
 	return sum, nil
-}
-
-// cleanEnv is the environment without anything b2jet reads.
-func cleanEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "NATS_") || strings.HasPrefix(name, "B2_") || strings.HasPrefix(name, "B2JET_") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/b2jet/b2jet/cmd/internal/procenv"
 	"github.com/b2jet/b2jet/consumer/natstest"
 	"github.com/b2jet/b2jet/schema"
 	"github.com/b2jet/b2jet/schema/glob"
@@ -52,19 +53,6 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
-}
-
-// cleanEnv is the test process's environment without anything b2jet reads, plus extra.
-func cleanEnv(extra ...string) []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "NATS_") || strings.HasPrefix(name, "B2_") || strings.HasPrefix(name, "B2JET_") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return append(out, extra...)
 }
 
 // result is a finished b2jet run.
@@ -186,7 +174,7 @@ func (w *workerProc) stop(t *testing.T, timeout time.Duration) error {
 }
 
 func TestEndToEnd(t *testing.T) {
-	env := cleanEnv()
+	env := procenv.Clean()
 	w := startWorker(t, env, "--sandbox", "--embedded-port", "0", "--data-dir", t.TempDir(), "--drain-timeout", "5s")
 
 	warning := w.waitLog(t, "SANDBOX MODE", 30*time.Second)
@@ -269,7 +257,7 @@ func TestEndToEnd(t *testing.T) {
 
 // A bad configuration fails at once with exit code 2 and one line naming the setting.
 func TestEndToEndBadConfig(t *testing.T) {
-	r := b2jet(t, cleanEnv("B2_APPLICATION_KEY_ID=0041234567890ab0000000001"), "worker", "--data-dir", t.TempDir())
+	r := b2jet(t, procenv.Clean("B2_APPLICATION_KEY_ID=0041234567890ab0000000001"), "worker", "--data-dir", t.TempDir())
 	assert.Equal(t, exitUsage, r.code)
 	assert.Equal(t, "b2jet: --b2-key (B2_APPLICATION_KEY): missing: B2_APPLICATION_KEY_ID is set but the application key is not\n", r.stderr)
 	assert.Empty(t, r.stdout)
@@ -279,7 +267,7 @@ func TestEndToEndBadConfig(t *testing.T) {
 func TestEndToEndEmbeddedPortBusy(t *testing.T) {
 	s := natstest.RunServer(t)
 	port := strings.TrimPrefix(s.ClientURL(), "nats://127.0.0.1:")
-	r := b2jet(t, cleanEnv(), "worker", "--sandbox", "--embedded-port", port, "--data-dir", t.TempDir())
+	r := b2jet(t, procenv.Clean(), "worker", "--sandbox", "--embedded-port", port, "--data-dir", t.TempDir())
 	assert.Equal(t, exitUsage, r.code)
 	lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
 	assert.True(t, strings.HasPrefix(lines[len(lines)-1], "b2jet: --embedded-port (B2JET_EMBEDDED_PORT): cannot listen on 127.0.0.1:"+port), r.stderr)
@@ -289,7 +277,7 @@ func TestEndToEndEmbeddedPortBusy(t *testing.T) {
 // out (4).
 func TestEndToEndRequestWithoutWorker(t *testing.T) {
 	s := natstest.RunServer(t)
-	env := cleanEnv("NATS_URL=" + s.ClientURL())
+	env := procenv.Clean("NATS_URL=" + s.ClientURL())
 
 	r := b2jet(t, env, "request", "authorize", "--timeout", "2s")
 	assert.Equal(t, exitFailure, r.code, r.stderr)
@@ -337,12 +325,12 @@ authorization {
 	accounts := filepath.Join(dir, "accounts.yaml")
 	require.NoError(t, os.WriteFile(accounts, []byte("accounts:\n  acme:\n    keyId: acme-key\n    key: acme-secret\n"), 0o600))
 
-	w := startWorker(t, cleanEnv("NATS_URL="+s.ClientURL(), "NATS_USER=b2jet", "NATS_PASSWORD=worker-pass"),
+	w := startWorker(t, procenv.Clean("NATS_URL="+s.ClientURL(), "NATS_USER=b2jet", "NATS_PASSWORD=worker-pass"),
 		"--sandbox", "--config", accounts, "--drain-timeout", "5s")
 	w.waitLog(t, "b2jet worker ready", 30*time.Second)
 	assert.NotContains(t, w.log(), "worker-pass")
 
-	tenant := cleanEnv("NATS_URL="+s.ClientURL(), "NATS_USER=acme", "NATS_PASSWORD=acme-pass", "B2JET_INBOX_PREFIX=_INBOX.acme")
+	tenant := procenv.Clean("NATS_URL="+s.ClientURL(), "NATS_USER=acme", "NATS_PASSWORD=acme-pass", "B2JET_INBOX_PREFIX=_INBOX.acme")
 	r := b2jet(t, tenant, "request", "authorize", "--account", "acme")
 	require.Equal(t, exitOK, r.code, "stderr: %s", r.stderr)
 	assert.Contains(t, r.stdout, `"authorizationToken"`)
@@ -359,7 +347,7 @@ authorization {
 	// The worker's permissions cover everything it does, its status service included, and the
 	// operator's cover the operator commands.
 	assert.NotContains(t, strings.ToLower(w.log()), "permissions violation")
-	r = b2jet(t, cleanEnv("NATS_URL="+s.ClientURL(), "NATS_USER=ops", "NATS_PASSWORD=ops-pass"), "status", "--json")
+	r = b2jet(t, procenv.Clean("NATS_URL="+s.ClientURL(), "NATS_USER=ops", "NATS_PASSWORD=ops-pass"), "status", "--json")
 	require.Equal(t, exitOK, r.code, "stderr: %s", r.stderr)
 	assert.Contains(t, r.stdout, `"workers": [`)
 	assert.NotContains(t, r.stdout, `"workers": []`)

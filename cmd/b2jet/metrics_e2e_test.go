@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/b2jet/b2jet/b2/b2test"
+	"github.com/b2jet/b2jet/cmd/internal/procenv"
 )
 
 // scrape fetches /metrics and returns series → value ("name{labels}" exactly as exposed; labels
@@ -54,7 +55,7 @@ func TestEndToEndMetricsAndReadiness(t *testing.T) {
 	fake.CreateBucket("metrics-bucket")
 	fake.AddFiles("metrics-bucket", "a.csv", "b.csv")
 	k := fake.MasterKey()
-	env := cleanEnv("B2_APPLICATION_KEY_ID="+k.ID, "B2_APPLICATION_KEY="+k.Secret, "B2_REALM_URL="+fake.URL)
+	env := procenv.Clean("B2_APPLICATION_KEY_ID="+k.ID, "B2_APPLICATION_KEY="+k.Secret, "B2_REALM_URL="+fake.URL)
 	w := startWorker(t, env, "--embedded-port", "0", "--data-dir", t.TempDir(), "--http", "127.0.0.1:0",
 		"--breaker-failures", "2", "--breaker-open-for", "500ms", "--backoff-base", "100ms", "--backoff-max", "200ms",
 		"--drain-timeout", "5s")

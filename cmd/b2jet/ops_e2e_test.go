@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/b2jet/b2jet/cmd/internal/procenv"
 	"github.com/b2jet/b2jet/consumer/ops"
 	"github.com/b2jet/b2jet/schema"
 )
@@ -93,12 +94,12 @@ func showJSON(t *testing.T, env []string, seq uint64) dlqRecord {
 // The operator commands against a sandbox worker: dead letters listed, shown, redriven (up to the
 // loop guard) and purged; requests replayed to another reply subject; the status of two workers.
 func TestEndToEndOps(t *testing.T) {
-	w := startWorker(t, cleanEnv(), "--sandbox", "--embedded-port", "0", "--data-dir", t.TempDir(), "--drain-timeout", "5s")
+	w := startWorker(t, procenv.Clean(), "--sandbox", "--embedded-port", "0", "--data-dir", t.TempDir(), "--drain-timeout", "5s")
 	embedded := w.waitLog(t, "no NATS_URL: started an embedded NATS JetStream server", 30*time.Second)
 	url, _ := embedded["url"].(string)
 	require.True(t, strings.HasPrefix(url, "nats://127.0.0.1:"), "embedded url %q", url)
 	w.waitLog(t, "b2jet worker ready", 30*time.Second)
-	env := cleanEnv("NATS_URL=" + url)
+	env := procenv.Clean("NATS_URL=" + url)
 
 	nc, err := nats.Connect(url)
 	require.NoError(t, err)
@@ -332,7 +333,7 @@ func TestEndToEndOps(t *testing.T) {
 	})
 
 	t.Run("status of two workers", func(t *testing.T) {
-		w2 := startWorker(t, cleanEnv(), "--sandbox", "-s", url, "--drain-timeout", "5s")
+		w2 := startWorker(t, procenv.Clean(), "--sandbox", "-s", url, "--drain-timeout", "5s")
 		w2.waitLog(t, "b2jet worker ready", 30*time.Second)
 
 		r := b2jet(t, env, "status", "--json", "--wait", "2s")
@@ -383,7 +384,7 @@ func TestEndToEndOps(t *testing.T) {
 
 // Without a server: one line and exit code 1.
 func TestEndToEndOpsUnreachable(t *testing.T) {
-	env := cleanEnv("NATS_URL=nats://127.0.0.1:1")
+	env := procenv.Clean("NATS_URL=nats://127.0.0.1:1")
 	for _, args := range [][]string{{"dlq", "ls"}, {"status"}, {"replay", "--since", "1h"}} {
 		r := b2jet(t, env, args...)
 		assert.Equal(t, exitFailure, r.code, "%v", args)
