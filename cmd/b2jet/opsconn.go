@@ -31,7 +31,7 @@ import (
 type OpsFlags struct {
 	Server         string `name:"server" short:"s" env:"NATS_URL" default:"nats://127.0.0.1:4222" help:"NATS server URLs, comma separated (the default reaches a worker started by 'make run')." group:"NATS connection"`
 	NATSAuth       `embed:""`
-	InboxPrefix    string `name:"inbox-prefix" env:"B2JET_INBOX_PREFIX" default:"_INBOX" help:"Prefix of the inboxes of JetStream API and worker status replies." group:"NATS connection"`
+	InboxPrefix    string `name:"inbox-prefix" env:"B2JET_INBOX_PREFIX" default:"_INBOX" help:"Prefix of the inboxes of JetStream API and worker status replies: give the operator its own, e.g. _INBOX_ops, and allow it to subscribe only there." group:"NATS connection"`
 	SubjectPrefix  string `name:"subject-prefix" env:"B2JET_SUBJECT_PREFIX" default:"b2" help:"Subject prefix of the workers." group:"JetStream"`
 	RequestsStream string `name:"requests-stream" env:"B2JET_REQUESTS_STREAM" default:"B2_REQUESTS" help:"Name of the request stream." group:"JetStream"`
 	DLQStream      string `name:"dlq-stream" env:"B2JET_DLQ_STREAM" default:"B2_DLQ" help:"Name of the dead-letter stream." group:"JetStream"`
