@@ -69,15 +69,15 @@ func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) e
 	tw.row("  NAME\tMESSAGES\tBYTES\tFIRST-SEQ\tLAST-SEQ\tLAST-STORED\tCONSUMERS\tSUBJECTS")
 	for _, ss := range st.Streams {
 		if ss.Missing {
-			tw.row("  %s\tmissing\t\t\t\t\t\t", ss.Name)
+			tw.row("  %s\tmissing\t\t\t\t\t\t", printable(ss.Name))
 			continue
 		}
 		last := "-"
 		if ss.Messages > 0 && !ss.LastTime.IsZero() {
 			last = ago(now.Sub(ss.LastTime)) + " ago"
 		}
-		tw.row("  %s\t%d\t%s\t%d\t%d\t%s\t%d\t%s", ss.Name, ss.Messages, bytesIEC(ss.Bytes),
-			ss.FirstSeq, ss.LastSeq, last, ss.Consumers, strings.Join(ss.Subjects, ","))
+		tw.row("  %s\t%d\t%s\t%d\t%d\t%s\t%d\t%s", printable(ss.Name), ss.Messages, bytesIEC(ss.Bytes),
+			ss.FirstSeq, ss.LastSeq, last, ss.Consumers, printable(strings.Join(ss.Subjects, ",")))
 	}
 	_ = tw.writeTo(bw)
 
@@ -88,14 +88,14 @@ func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) e
 		tw = newTable()
 		tw.row("  STREAM\tNAME\tPENDING\tACK-PENDING\tREDELIVERED\tWAITING\tDELIVERED\tACK-FLOOR")
 		for _, cs := range st.Consumers {
-			name := cs.Name
+			name := printable(cs.Name) // consumer names may hold control characters
 			if !cs.Durable {
 				name += " (ephemeral)"
 			}
 			if cs.Paused {
 				name += " (paused)"
 			}
-			tw.row("  %s\t%s\t%d\t%d\t%d\t%d\t%d\t%d", cs.Stream, name, cs.NumPending, cs.NumAckPending,
+			tw.row("  %s\t%s\t%d\t%d\t%d\t%d\t%d\t%d", printable(cs.Stream), name, cs.NumPending, cs.NumAckPending,
 				cs.NumRedelivered, cs.NumWaiting, cs.Delivered, cs.AckFloor)
 		}
 		_ = tw.writeTo(bw)
@@ -116,7 +116,7 @@ func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) e
 		for _, op := range slices.Sorted(maps.Keys(st.DeadLetters)) {
 			byAccount := st.DeadLetters[op]
 			for _, account := range slices.Sorted(maps.Keys(byAccount)) {
-				tw.row("  %s\t%s\t%d", op, account, byAccount[account])
+				tw.row("  %s\t%s\t%d", printable(op), printable(account), byAccount[account])
 			}
 		}
 		_ = tw.writeTo(bw)
@@ -131,14 +131,15 @@ func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) e
 			fmt.Fprintln(bw, "  none answered")
 		}
 		for _, ws := range st.Workers {
-			fmt.Fprintf(bw, "  %s  version %s, up %s\n", ws.ID, ws.Version, ws.Uptime)
+			// A worker's answer is anyone's who can answer on the status subject.
+			fmt.Fprintf(bw, "  %s  version %s, up %s\n", printable(ws.ID), printable(ws.Version), printable(ws.Uptime))
 			tw = newTable()
 			tw.row("    in flight\t%s", joinCounts(ws.InFlight))
 			for _, account := range slices.Sorted(maps.Keys(ws.Breakers)) {
-				tw.row("    breakers %s\t%s", account, joinStates(ws.Breakers[account]))
+				tw.row("    breakers %s\t%s", printable(account), joinStates(ws.Breakers[account]))
 			}
 			for _, account := range slices.Sorted(maps.Keys(ws.SessionAge)) {
-				tw.row("    session %s\t%s old", account, ws.SessionAge[account])
+				tw.row("    session %s\t%s old", printable(account), printable(ws.SessionAge[account]))
 			}
 			_ = tw.writeTo(bw)
 		}
@@ -146,7 +147,7 @@ func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) e
 	if len(st.Problems) > 0 {
 		fmt.Fprintln(bw, "\nProblems")
 		for _, p := range st.Problems {
-			fmt.Fprintf(bw, "  %s\n", p)
+			fmt.Fprintf(bw, "  %s\n", printable(p))
 		}
 	}
 	return bw.Flush()
@@ -159,7 +160,7 @@ func joinCounts(m map[string]int) string {
 	}
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(m)) {
-		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+		parts = append(parts, fmt.Sprintf("%s=%d", printable(k), m[k]))
 	}
 	return strings.Join(parts, " ")
 }
@@ -168,7 +169,7 @@ func joinCounts(m map[string]int) string {
 func joinStates(m map[string]string) string {
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(m)) {
-		parts = append(parts, k+"="+m[k])
+		parts = append(parts, printable(k)+"="+printable(m[k]))
 	}
 	return strings.Join(parts, " ")
 }
