@@ -25,7 +25,8 @@ func (c *StatusCmd) Help() string {
 	return `Shows the request and dead-letter streams (a missing one as missing), their consumers (pending,
 ack-pending, redelivered, waiting pulls), the dead letters per operation and account, and every
 worker that answers on <prefix>.status within --wait: id, version, uptime, requests in flight,
-circuit breakers per account and B2 session age per account.
+circuit breakers per account, B2 session age per account, the consumer settings it runs by (and
+its flags when they differ) and the dead letters it could not store yet.
 
 Exit codes: 0 ok; 1 runtime failure (cannot connect); 2 bad usage.`
 }
@@ -86,7 +87,7 @@ func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) e
 		fmt.Fprintln(bw, "  none")
 	} else {
 		tw = newTable()
-		tw.row("  STREAM\tNAME\tPENDING\tACK-PENDING\tREDELIVERED\tWAITING\tDELIVERED\tACK-FLOOR")
+		tw.row("  STREAM\tNAME\tPENDING\tACK-PENDING\tREDELIVERED\tWAITING\tDELIVERED\tACK-FLOOR\tACK-WAIT\tMAX-DELIVER")
 		for _, cs := range st.Consumers {
 			name := printable(cs.Name) // consumer names may hold control characters
 			if !cs.Durable {
@@ -95,8 +96,8 @@ func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) e
 			if cs.Paused {
 				name += " (paused)"
 			}
-			tw.row("  %s\t%s\t%d\t%d\t%d\t%d\t%d\t%d", printable(cs.Stream), name, cs.NumPending, cs.NumAckPending,
-				cs.NumRedelivered, cs.NumWaiting, cs.Delivered, cs.AckFloor)
+			tw.row("  %s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%d", printable(cs.Stream), name, cs.NumPending, cs.NumAckPending,
+				cs.NumRedelivered, cs.NumWaiting, cs.Delivered, cs.AckFloor, cs.AckWait, cs.MaxDeliver)
 		}
 		_ = tw.writeTo(bw)
 	}
@@ -141,6 +142,12 @@ func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) e
 			for _, account := range slices.Sorted(maps.Keys(ws.SessionAge)) {
 				tw.row("    session %s\t%s old", printable(account), printable(ws.SessionAge[account]))
 			}
+			for _, op := range slices.Sorted(maps.Keys(ws.Consumers)) {
+				tw.row("    consumer %s\t%s", printable(op), consumerLine(ws.Consumers[op], ws.UpdateConsumerSettings))
+			}
+			if ws.DeadLettersPending > 0 {
+				tw.row("    dead letters pending\t%d (request stream seqs %s)", ws.DeadLettersPending, joinSeqs(ws.PendingDeadLetters, ws.DeadLettersPending))
+			}
 			_ = tw.writeTo(bw)
 		}
 	}
@@ -151,6 +158,33 @@ func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) e
 		}
 	}
 	return bw.Flush()
+}
+
+// consumerLine formats a worker's consumer settings: "ack wait 30s, max deliver 7, attempts 5",
+// followed by the flags when they differ.
+func consumerLine(c ops.WorkerConsumer, updating bool) string {
+	line := fmt.Sprintf("ack wait %s, max deliver %d, attempts %d", c.AckWait, c.MaxDeliver, c.MaxAttempts)
+	if c.DiffersFromFlags {
+		line += fmt.Sprintf(" (differs from its flags: ack wait %s, max deliver %d, attempts %d)",
+			c.FlagAckWait, c.FlagMaxDeliver, c.FlagMaxAttempts)
+	}
+	if updating {
+		line += " [--update-consumer-settings]"
+	}
+	return line
+}
+
+// joinSeqs formats stream sequences, saying how many of total are not listed.
+func joinSeqs(seqs []uint64, total int) string {
+	parts := make([]string, len(seqs))
+	for i, s := range seqs {
+		parts[i] = fmt.Sprint(s)
+	}
+	out := strings.Join(parts, " ")
+	if total > len(seqs) {
+		out += fmt.Sprintf(" and %d more", total-len(seqs))
+	}
+	return out
 }
 
 // joinCounts formats {"authorize":0,"list_file_names":2} as "authorize=0 list_file_names=2".
