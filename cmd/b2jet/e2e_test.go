@@ -302,22 +302,7 @@ func TestEndToEndTenantPermissions(t *testing.T) {
 	require.NoError(t, os.WriteFile(conf, []byte(`
 listen: "127.0.0.1:-1"
 jetstream { store_dir: "`+filepath.Join(dir, "js")+`" }
-authorization {
-  users = [
-    { user: acme, password: acme-pass, permissions: {
-        publish:   { allow: ["b2.req.*.acme"] }
-        subscribe: { allow: ["_INBOX.acme.>"] } } }
-    { user: b2jet, password: worker-pass, permissions: {
-        publish:   { allow: ["$JS.API.>", "$JS.ACK.>", "$KV.>", "b2.res.>", "b2.dlq.>", "_INBOX.>"] }
-        subscribe: { allow: ["_INBOX.>", "$SRV.>", "b2.status",
-                             "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.B2_REQUESTS.*",
-                             "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.B2_REQUESTS.*"] } } }
-    { user: ops, password: ops-pass, permissions: {
-        publish:   { allow: ["$JS.API.>", "b2.req.>", "b2.status", "$SRV.>"] }
-        subscribe: { allow: ["_INBOX.>"] } } }
-  ]
-}
-`), 0o600))
+`+readmePermissions), 0o600))
 	s := natstest.RunServer(t, func(o *server.Options) {
 		fileOpts, err := server.ProcessConfigFile(conf)
 		require.NoError(t, err)
@@ -349,7 +334,7 @@ authorization {
 	// The worker's permissions cover everything it does, its status service included, and the
 	// operator's cover the operator commands.
 	assert.NotContains(t, strings.ToLower(w.log()), "permissions violation")
-	r = b2jet(t, procenv.Clean("NATS_URL="+s.ClientURL(), "NATS_USER=ops", "NATS_PASSWORD=ops-pass"), "status", "--json")
+	r = b2jet(t, procenv.Clean("NATS_URL="+s.ClientURL(), "NATS_USER=ops", "NATS_PASSWORD=ops-pass", "B2JET_INBOX_PREFIX=_INBOX_ops"), "status", "--json")
 	require.Equal(t, exitOK, r.code, "stderr: %s", r.stderr)
 	assert.Contains(t, r.stdout, `"workers": [`)
 	assert.NotContains(t, r.stdout, `"workers": []`)

@@ -22,38 +22,13 @@ import (
 	"github.com/b2jet/b2jet/schema"
 )
 
-// opsPermissions is the authorization block of TestEndToEndOpsPermissions: the operator
-// subscribes only under its own inbox prefix _INBOX_ops, outside the _INBOX.<tenant> tree, so it
-// reads no tenant's replies (authorize tokens) and no tenant can make the worker publish into its
-// inboxes. The worker answers its status requests as responses (allow_responses), not through a
-// publish permission on _INBOX_ops.>.
-const opsPermissions = `
-authorization {
-  users = [
-    { user: acme, password: acme-pass, permissions: {
-        publish:   { allow: ["b2.req.*.acme"] }
-        subscribe: { allow: ["_INBOX.acme.>"] } } }
-    { user: globex, password: globex-pass, permissions: {
-        publish:   { allow: ["b2.req.*.globex"] }
-        subscribe: { allow: ["_INBOX.globex.>"] } } }
-    { user: b2jet, password: worker-pass, permissions: {
-        publish:   { allow: ["$JS.API.>", "$JS.ACK.>", "$KV.>", "b2.res.>", "b2.dlq.>", "_INBOX.>"] }
-        subscribe: { allow: ["_INBOX.>", "$SRV.>", "b2.status"] }
-        allow_responses: true } }
-    { user: ops, password: ops-pass, permissions: {
-        publish:   { allow: ["$JS.API.>", "b2.req.>", "b2.status"] }
-        subscribe: { allow: ["_INBOX_ops.>"] } } }
-  ]
-}
-`
-
 // The operator commands work as an ops user confined to its own inbox prefix, and a tenant cannot
 // trick them: junk stored under the ids redrive and replay used to derive pre-empts nothing, and a
 // dead letter with control characters in its subject is shown escaped and refused with a reason.
 func TestEndToEndOpsPermissions(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "nats.conf")
-	require.NoError(t, os.WriteFile(conf, []byte("listen: \"127.0.0.1:-1\"\njetstream { store_dir: \""+filepath.Join(dir, "js")+"\" }\n"+opsPermissions), 0o600))
+	require.NoError(t, os.WriteFile(conf, []byte("listen: \"127.0.0.1:-1\"\njetstream { store_dir: \""+filepath.Join(dir, "js")+"\" }\n"+readmePermissions), 0o600))
 	s := natstest.RunServer(t, func(o *server.Options) {
 		fileOpts, err := server.ProcessConfigFile(conf)
 		require.NoError(t, err)
