@@ -179,7 +179,7 @@ func (o *Ops) replayOne(ctx context.Context, limiter *rate.Limiter, m jetstream.
 	if err := limiter.Wait(ctx); err != nil {
 		return err
 	}
-	h := replayHeader(m.Headers(), seq, opts.ReplyTo)
+	h := replayHeader(m.Headers(), o.cfg.RequestsStream, seq, opts.ReplyTo)
 	h.Set(schema.HeaderMsgID, o.replayMsgID(seq))
 	msg := &nats.Msg{Subject: m.Subject(), Header: h, Data: m.Data()}
 	ack, err := o.publishVerified(ctx, msg)
@@ -203,18 +203,17 @@ func (o *Ops) replayMsgID(seq uint64) string {
 	return fmt.Sprintf("replay-%s-%d-%s", o.cfg.RequestsStream, seq, o.runID)
 }
 
-// replayHeader builds the headers of the replay of the request stored at seq with headers h.
-func replayHeader(h nats.Header, seq uint64, replyTo string) nats.Header {
+// replayHeader builds the headers of the replay of the request stored at seq in stream with
+// headers h. The replay keeps the request id the worker resolved for the original (the body's
+// id wins over headers, so only the header and fallback ids need carrying): its B2-Request-Id,
+// else its Nats-Msg-Id, else "<stream>-<seq>", which a replay would otherwise lose to its own
+// derived Nats-Msg-Id.
+func replayHeader(h nats.Header, stream string, seq uint64, replyTo string) nats.Header {
 	out := republishHeader(h)
-	if orig := h.Get(schema.HeaderMsgID); orig != "" {
-		if out.Get(schema.HeaderOriginalMsgID) == "" {
-			out.Set(schema.HeaderOriginalMsgID, orig)
-		}
-		if out.Get(schema.HeaderRequestID) == "" {
-			// The request id was (unless the body has one) this Nats-Msg-Id: keep it.
-			out.Set(schema.HeaderRequestID, orig)
-		}
+	if orig := h.Get(schema.HeaderMsgID); orig != "" && out.Get(schema.HeaderOriginalMsgID) == "" {
+		out.Set(schema.HeaderOriginalMsgID, orig)
 	}
+	out.Set(schema.HeaderRequestID, schema.ResolveRequestID("", h, schema.DeadLetterMsgID(stream, seq)))
 	out.Set(HeaderReplayOf, strconv.FormatUint(seq, 10))
 	if replyTo != "" {
 		out.Set(schema.HeaderReplyTo, replyTo)

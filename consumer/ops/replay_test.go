@@ -67,8 +67,13 @@ func TestReplaySeqRange(t *testing.T) {
 		schema.HeaderReplyTo:       {"_INBOX.a"},
 		HeaderReplayOf:             {"1"},
 	}, got[0].Header)
-	// Request 2 had no headers.
-	assert.Equal(t, nats.Header{schema.HeaderMsgID: {"replay-B2_REQUESTS-2-" + e.ops.runID}, HeaderReplayOf: {"2"}}, got[1].Header)
+	// Request 2 had no headers: its id was the stored message's, and the replay keeps it rather
+	// than answering under its own derived Nats-Msg-Id.
+	assert.Equal(t, nats.Header{
+		schema.HeaderMsgID:     {"replay-B2_REQUESTS-2-" + e.ops.runID},
+		schema.HeaderRequestID: {"B2_REQUESTS-2"},
+		HeaderReplayOf:         {"2"},
+	}, got[1].Header)
 	// Request 3 keeps its own request id.
 	assert.Equal(t, "rid-3", got[2].Header.Get(schema.HeaderRequestID))
 	assert.Equal(t, "pub-3", got[2].Header.Get(schema.HeaderOriginalMsgID))
