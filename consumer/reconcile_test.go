@@ -394,6 +394,7 @@ func TestDeadLetterPendingUntilStored(t *testing.T) {
 			require.NoError(t, err, "the request is still in the stream")
 			assert.Equal(t, 1, count(EventDeadLetterPending))
 			assert.Zero(t, count(EventLost))
+			assert.Equal(t, 2, count(EventNaked), "the last delivery ends as dead_letter_pending, not also as retried")
 
 			tc.fix(e, r.w)
 			dl := e.lastDeadLetter("b2.dlq.authorize")
