@@ -128,12 +128,13 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 	if resp.StatusCode != http.StatusOK {
 		apiErr := decodeError(r.op, resp, c.cfg.Now())
 		c.emit(Event{Kind: EventCall, Op: r.op, Status: apiErr.Status, Code: apiErr.Code, Duration: time.Since(start), Err: apiErr})
-		if r.limited && apiErr.RetryAfter > 0 &&
-			(apiErr.Status == http.StatusTooManyRequests || apiErr.Status == http.StatusServiceUnavailable) {
-			c.limiter.pause(apiErr.RetryAfter)
-			c.emit(Event{Kind: EventPause, Op: r.op, Status: apiErr.Status, Duration: apiErr.RetryAfter})
+		if r.limited {
+			c.rateLimited(r.op, apiErr)
 		}
 		return apiErr
+	}
+	if r.limited {
+		c.limiter.answered()
 	}
 	if out != nil {
 		err = c.decodeBody(ctx, r.op, resp.Body, out)
@@ -166,6 +167,26 @@ func (c *Client) decodeBody(ctx context.Context, op string, body io.Reader, out 
 
 // transportError wraps a failure to get an answer. The caller's own cancellation is returned
 // as the context's error so that it classifies as Canceled, not as a B2 failure.
+// rateLimited starts the account's shared pause for a 429, or a 503 with Retry-After: B2's delay
+// when it gives one, else the account's own doubling back-off (limiter.pauseBare).
+func (c *Client) rateLimited(op string, e *APIError) {
+	if e.Status != http.StatusTooManyRequests {
+		c.limiter.answered()
+	}
+	d := e.RetryAfter
+	switch {
+	case d > 0 && (e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable):
+		c.limiter.pause(d)
+	case e.Status == http.StatusTooManyRequests:
+		d = c.limiter.pauseBare()
+	default:
+		return
+	}
+	if d > 0 {
+		c.emit(Event{Kind: EventPause, Op: op, Status: e.Status, Duration: d})
+	}
+}
+
 func (c *Client) transportError(ctx context.Context, op string, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("b2: %s: %w", op, ctxErr)

@@ -5,7 +5,8 @@
 // allowances) and reuses it until Config.RefreshMargin before B2's 24 h limit, or until B2
 // answers 401 expired_auth_token/bad_auth_token; then exactly one b2_authorize_account runs for
 // all callers in flight, and the failed call is retried once with the new token. A 429 or 503
-// with Retry-After pauses every caller of the account until that time. Apart from these, the
+// with Retry-After pauses every caller of the account until that time; a 429 without it pauses
+// them for 1 s, doubling while 429s repeat, at most 60 s. Apart from these, the
 // Client never retries: callers (b2jet's JetStream redelivery) own retries, guided by Classify
 // and RetryAfterOf.
 //

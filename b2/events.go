@@ -16,7 +16,8 @@ const (
 	EventSessionMiss EventKind = "session_miss"
 	// EventRefresh: b2_authorize_account produced a new session (Err nil) or failed (Err set).
 	EventRefresh EventKind = "refresh"
-	// EventPause: a 429/503 with Retry-After paused the account's calls for Duration.
+	// EventPause: a 429/503 with Retry-After paused the account's calls for Duration, or a 429
+	// without it for the account's own back-off (1 s, doubling while 429s repeat, at most 60 s).
 	EventPause EventKind = "pause"
 )
 

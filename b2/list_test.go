@@ -270,3 +270,55 @@ func TestWaitHookDuringPause(t *testing.T) {
 	require.NoError(t, err)
 	assert.Positive(t, hooked)
 }
+
+// A 429 without Retry-After still pauses the account: 1 s, doubling while 429s repeat (only a
+// 429 after the pause ended counts), at most 60 s, and back to 1 s once B2 answers otherwise.
+func TestBare429PausesWithBackoff(t *testing.T) {
+	t.Parallel()
+	s := newFake(t)
+	id := s.CreateBucket("bare-bucket")
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	var pauses []time.Duration
+	c := newClient(t, s.URL, s.MasterKey(), func(c *b2.Config) {
+		c.Now = clock
+		c.OnEvent = func(e b2.Event) {
+			if e.Kind == b2.EventPause {
+				mu.Lock()
+				pauses = append(pauses, e.Duration)
+				mu.Unlock()
+			}
+		}
+	})
+	ctx := context.Background()
+	_, _, err := c.Session(ctx)
+	require.NoError(t, err)
+
+	list := func() error {
+		_, err := c.ListFileNames(ctx, b2.ListRequest{BucketID: id})
+		return err
+	}
+	s.Inject(b2test.EndpointListFileNames, b2test.Fault{Status: 429, Times: 8})
+	for range 8 {
+		require.True(t, b2.IsRateLimit(list()))
+		require.Positive(t, c.PauseRemaining(), "a bare 429 pauses the account")
+		advance(c.PauseRemaining()) // the pause ends; the next 429 repeats
+	}
+	require.NoError(t, list(), "B2 answers: the back-off starts again")
+	// Two calls in flight together both get a 429: the second arrives inside the pause the first
+	// started (the clock stands still) and neither doubles nor extends it.
+	s.Inject(b2test.EndpointListFileNames, b2test.Fault{Status: 429, Times: 2, Latency: 200 * time.Millisecond})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { assert.True(t, b2.IsRateLimit(list())) })
+	}
+	wg.Wait()
+	assert.Equal(t, time.Second, c.PauseRemaining())
+
+	mu.Lock()
+	defer mu.Unlock()
+	sec := time.Second
+	assert.Equal(t, []time.Duration{sec, 2 * sec, 4 * sec, 8 * sec, 16 * sec, 32 * sec, 60 * sec, 60 * sec, sec}, pauses)
+}

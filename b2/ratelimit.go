@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -17,7 +18,16 @@ type limiter struct {
 	rps   *rate.Limiter // nil: no limit
 	mu    sync.Mutex
 	until time.Time // no call before this instant
+	// bare is the last pause a 429 without Retry-After started, 0 once B2 answers anything else.
+	bare atomic.Int64
 }
+
+// Pauses of a 429 without Retry-After: B2 gave no delay, so the account backs off on its own,
+// from bareFirst, doubling while 429s repeat, up to bareMax.
+const (
+	bareFirst = time.Second
+	bareMax   = 60 * time.Second
+)
 
 func newLimiter(rps float64, burst int, now func() time.Time) *limiter {
 	l := &limiter{now: now}
@@ -36,6 +46,37 @@ func (l *limiter) pause(d time.Duration) {
 		l.until = until
 	}
 	l.mu.Unlock()
+}
+
+// pauseBare pauses the account after a 429 without Retry-After and returns the pause it started,
+// or 0 when it started none. Only a 429 received after the previous pause ended doubles it: the
+// calls that were already in flight when the first 429 came back say nothing new.
+func (l *limiter) pauseBare() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	d := time.Duration(l.bare.Load())
+	switch {
+	case d == 0:
+		d = bareFirst
+	case !now.Before(l.until):
+		d = min(2*d, bareMax)
+	default:
+		return 0
+	}
+	l.bare.Store(int64(d))
+	if until := now.Add(d); until.After(l.until) {
+		l.until = until
+	}
+	return d
+}
+
+// answered records an answer of B2 other than a 429: the next bare 429 starts again from
+// bareFirst.
+func (l *limiter) answered() {
+	if l.bare.Load() != 0 {
+		l.bare.Store(0)
+	}
 }
 
 // remaining is how long the pause still lasts.
