@@ -271,6 +271,29 @@ func TestWaitHookDuringPause(t *testing.T) {
 	assert.Positive(t, hooked)
 }
 
+// A caller queued behind the requests-per-second budget is told while it waits, as during a
+// pause, so that waiting for the budget never looks like a stuck request (and costs no attempt);
+// a hook error gives its token back to the others.
+func TestWaitHookDuringBudgetWait(t *testing.T) {
+	t.Parallel()
+	s := newFake(t)
+	id := s.CreateBucket("budget-bucket")
+	// One call every 2 s: the calls below find the budget spent, on any machine.
+	c := newClient(t, s.URL, s.MasterKey(), func(c *b2.Config) { c.RequestsPerSecond = 0.5; c.Burst = 1 })
+	ctx := context.Background()
+	_, err := c.ListFileNames(ctx, b2.ListRequest{BucketID: id}) // takes the only token
+	require.NoError(t, err)
+
+	stop := errors.New("stop")
+	_, err = c.ListFileNames(b2.WithWaitHook(ctx, func() error { return stop }), b2.ListRequest{BucketID: id})
+	require.ErrorIs(t, err, stop, "the hook is called before the budget admits the call")
+
+	hooked := 0
+	_, err = c.ListFileNames(b2.WithWaitHook(ctx, func() error { hooked++; return nil }), b2.ListRequest{BucketID: id})
+	require.NoError(t, err)
+	assert.Positive(t, hooked)
+}
+
 // A 429 without Retry-After still pauses the account: 1 s, doubling while 429s repeat (only a
 // 429 after the pause ended counts), at most 60 s, and back to 1 s once B2 answers otherwise.
 func TestBare429PausesWithBackoff(t *testing.T) {

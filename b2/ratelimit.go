@@ -92,7 +92,8 @@ const waitHookInterval = 500 * time.Millisecond
 type waitHookKey struct{}
 
 // WithWaitHook returns a context whose B2 calls, while they wait out the account's shared
-// Retry-After pause, call hook before every half second of waiting. A queue worker uses it to
+// Retry-After pause or its requests-per-second budget, call hook before every half second of
+// waiting. A queue worker uses it to
 // tell its queue that the request is still being worked on; a hook error ends the wait and is
 // returned by the call (for example: the request's own deadline passed).
 func WithWaitHook(ctx context.Context, hook func() error) context.Context {
@@ -122,12 +123,39 @@ func (l *limiter) wait(ctx context.Context, op string) error {
 		}
 	}
 	if l.rps != nil {
-		if err := l.rps.Wait(ctx); err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("b2: %s: waiting for the rate limit: %w", op, ctx.Err())
+		return l.waitBudget(ctx, op, hook)
+	}
+	return nil
+}
+
+// waitBudget waits for the requests-per-second limit to admit a call, calling hook as wait does,
+// so that a request queued behind its account's budget is never taken for a stuck one.
+func (l *limiter) waitBudget(ctx context.Context, op string, hook func() error) error {
+	r := l.rps.Reserve()
+	d := r.Delay()
+	perCall := time.Duration(float64(time.Second) / float64(l.rps.Limit()))
+	if !r.OK() {
+		return &PausedError{Op: op, RetryAfter: perCall}
+	}
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < d {
+		r.Cancel() // the token goes back to callers that can wait for it
+		return &PausedError{Op: op, RetryAfter: d}
+	}
+	for ; d > 0; d = r.Delay() {
+		if hook != nil {
+			if err := hook(); err != nil {
+				r.Cancel()
+				return err
 			}
-			// The limiter knows the wait would outlast ctx's deadline.
-			return &PausedError{Op: op, RetryAfter: time.Duration(float64(time.Second) / float64(l.rps.Limit()))}
+			d = min(d, waitHookInterval)
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			r.Cancel()
+			return fmt.Errorf("b2: %s: waiting for the rate limit: %w", op, ctx.Err())
+		case <-t.C:
 		}
 	}
 	return nil
