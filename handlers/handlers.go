@@ -134,7 +134,7 @@ func bodyID(c schema.Codec, data []byte) string {
 }
 
 // b2Context is the context of a request's B2 calls: while the B2 client waits out the account's
-// Retry-After pause it signals progress (so JetStream does not redeliver the request meanwhile)
+// Retry-After pause or its budget it signals progress (so JetStream does not redeliver meanwhile)
 // and gives up once the request's deadline has passed.
 func (b base) b2Context(ctx context.Context, w consumer.ReplyWriter, deadline time.Time, hasDeadline bool) context.Context {
 	return b2.WithWaitHook(ctx, func() error {
