@@ -56,6 +56,11 @@ type Config struct {
 	// (the first try plus four retries). The consumers' server-side MaxDeliver is MaxAttempts+2: the
 	// two spare deliveries let a request whose last attempt crashed, timed out or could not be
 	// rejected come back once more to be dead-lettered.
+	//
+	// MaxAttempts, AckWait and MaxAckPending are the shared settings of a consumer: they are
+	// written when the worker creates the consumer, or with UpdateConsumerSettings. A worker that
+	// finds the consumer with other values adopts them (attempts = MaxDeliver − 2, at least 1)
+	// and re-reads them every few seconds, so that workers never disagree about the last attempt.
 	MaxAttempts int
 	// AckWait is how long the server waits for an ack before redelivering; default 30s, minimum
 	// 500ms. Handlers get a watchdog deadline shorter than it (see ReplyWriter.Progress).
@@ -63,6 +68,10 @@ type Config struct {
 	// MaxAckPending caps unacknowledged messages per consumer across all workers; default 1000,
 	// -1 for no limit. Delayed naks hold a slot for their whole delay.
 	MaxAckPending int
+	// UpdateConsumerSettings makes Setup write MaxAttempts+2, AckWait and MaxAckPending onto
+	// consumers that exist with other values (logged at warn); every other worker adopts them
+	// within a few seconds. Without it, existing consumers keep their values.
+	UpdateConsumerSettings bool
 	// Concurrency is the number of handler goroutines per operation; default 16.
 	Concurrency int
 	// BackoffBase and BackoffMax shape the retry delay: full jitter over
@@ -181,8 +190,13 @@ func (c Config) validate() error {
 	return errors.Join(errs...)
 }
 
-// maxDeliver is the server-side delivery limit: the attempts plus two spare deliveries.
-func (c Config) maxDeliver() int { return c.MaxAttempts + 2 }
+// spareDeliveries are the deliveries a consumer's MaxDeliver allows beyond the attempts: never a
+// B2 attempt, only a chance to dead-letter a request whose last attempt did not finish.
+const spareDeliveries = 2
+
+// maxDeliver is the server-side delivery limit the configuration asks for: the attempts plus the
+// spare deliveries.
+func (c Config) maxDeliver() int { return c.MaxAttempts + spareDeliveries }
 
 // validName reports whether s is usable as a stream or consumer name, and hence as a subject
 // token: non-empty, without whitespace, '.', '*', '>', '/' or '\'.

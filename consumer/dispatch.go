@@ -36,17 +36,23 @@ type opRunner struct {
 	// terminated) and floorAt when it was read.
 	ackFloor uint64
 	floorAt  time.Time
+	// shared are the consumer's shared settings, adopted from its info (see adoptLocked);
+	// adopted is false until the first info was read.
+	shared  SharedSettings
+	adopted bool
 }
 
 func (r *opRunner) consumerName() string { return r.w.cfg.Subjects.ConsumerName(r.op) }
 
-// setConsumer replaces the consumer handle and remembers the ack floor of its info.
+// setConsumer replaces the consumer handle and remembers the ack floor and the shared settings of
+// its info.
 func (r *opRunner) setConsumer(c jetstream.Consumer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.cons = c
 	if info := c.CachedInfo(); info != nil {
 		r.ackFloor, r.floorAt = info.AckFloor.Stream, time.Now()
+		r.adoptLocked(info.Config)
 	}
 }
 

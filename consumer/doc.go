@@ -2,13 +2,18 @@
 //
 //   - the streams (B2_REQUESTS, B2_DLQ) and the durable pull consumer of every operation, created or
 //     updated at start without touching settings an operator changed by hand (setup.go), and
-//     created again when one vanishes under a running worker (recover.go);
+//     created again when one vanishes under a running worker (recover.go); the consumers' shared
+//     settings (ack wait, max deliver) are read from them and re-read every few seconds, so that
+//     every worker decides the last attempt as the server does (settings.go);
 //   - dispatch: per operation one dispatcher that pulls exactly as many messages as it has free
 //     handler slots, behind the operation's Gate (worker.go, dispatch.go);
 //   - the life of one delivery: building the Message, running the Handler under a watchdog deadline
 //     shorter than the ack wait, and turning the outcome into an ack, a delayed nak or a rejection
 //     (process.go, watchdog.go, decide.go, backoff.go, reject.go);
 //   - replies (replywriter.go) and dead letters (deadletter.go), as the wire contract defines them;
+//   - reconciliation (reconcile.go): a request is terminated only after its dead letter is stored;
+//     a dead letter that cannot be stored is retried until it is, and a request that reaches max
+//     deliveries without one gets it from the server's advisories;
 //   - graceful shutdown, shaped like http.Server.Shutdown (worker.go).
 //
 // Handlers never ack and never see NATS: they get a *Message and a ReplyWriter and return an error,

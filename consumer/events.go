@@ -23,8 +23,16 @@ const (
 	// EventAckFailed: an ack, nak, term or in-progress signal could not be sent (Target "ack",
 	// "nak", "term" or "in_progress"); Err holds the error.
 	EventAckFailed EventKind = "ack_failed"
-	// EventLost: the server's last delivery of a request could be neither dead-lettered nor
-	// retried; the request stays in the stream and the server emits its MAX_DELIVERIES advisory.
+	// EventDeadLetterPending: a dead letter could not be stored (Err) and was put in the worker's
+	// retry set (see Worker.DeadLettersPending); the request stays in the stream, unterminated.
+	// Target is why it was due: "last_delivery", "max_deliveries" or "terminated".
+	EventDeadLetterPending EventKind = "dead_letter_pending"
+	// EventDeadLetterReconciled: a dead letter was stored by the retry set or for an advisory,
+	// not by a delivery; Code is its error code, Target as for EventDeadLetterPending.
+	EventDeadLetterReconciled EventKind = "dead_letter_reconciled"
+	// EventLost: a request ended without a dead letter and nothing can give it one: it is no
+	// longer in its stream, the retry set is full, or the worker stopped with it still pending
+	// (it stays in the stream, for an operator to replay).
 	EventLost EventKind = "lost"
 	// EventConsumerError: pulling from an operation's consumer failed; Err holds the error.
 	EventConsumerError EventKind = "consumer_error"
@@ -50,7 +58,8 @@ type Event struct {
 	// Exhausted and Code describe a dead letter.
 	Exhausted bool
 	Code      string
-	// Target says what failed to be sent (EventPublishFailed, EventAckFailed).
+	// Target says what failed to be sent (EventPublishFailed, EventAckFailed), or why a dead
+	// letter was reconciled (EventDeadLetterPending, EventDeadLetterReconciled).
 	Target string
 	// Err is the error behind the event, if any.
 	Err error

@@ -130,37 +130,3 @@ func TestRejectAfterWatchdogGetsFreshContext(t *testing.T) {
 	assert.ErrorIs(t, rejects[0].Failure.Err, ErrNoProgress)
 	assert.Zero(t, e.consumerInfo(schema.OpAuthorize).NumRedelivered)
 }
-
-func TestDeadLetterPublishFailureOnLastDeliveryIsLoud(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	h := &fakeHandler{handle: func(ctx context.Context, m *Message, w ReplyWriter) error {
-		return Permanent(errors.New("bad request"))
-	}}
-	var lost atomic.Int32
-	var lostSeq atomic.Uint64
-	cfg := testConfig(t)
-	cfg.MaxAttempts = 1 // server MaxDeliver 3
-	cfg.BackoffBase = 20 * time.Millisecond
-	cfg.OnEvent = func(ev Event) {
-		if ev.Kind == EventLost {
-			lost.Add(1)
-			lostSeq.Store(ev.Sequence)
-		}
-	}
-	startWorker(t, e.nc, cfg, func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })
-	require.NoError(t, e.js.DeleteStream(context.Background(), schema.StreamDLQ))
-
-	seq := e.publish("b2.req.authorize", []byte(`{}`), nil)
-	require.Eventually(t, func() bool { return lost.Load() == 1 }, 20*time.Second, 10*time.Millisecond)
-	assert.Equal(t, seq, lostSeq.Load())
-	assert.Len(t, h.handledCalls(), 1)
-	assert.Len(t, h.rejectCalls(), 3, "the first two failures were retried on spare deliveries")
-	e.settled(schema.OpAuthorize)
-
-	// The request is still in the stream for an operator to redrive.
-	st, err := e.js.Stream(context.Background(), schema.StreamRequests)
-	require.NoError(t, err)
-	_, err = st.GetMsg(context.Background(), seq)
-	assert.NoError(t, err)
-}

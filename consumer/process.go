@@ -26,6 +26,8 @@ type delivery struct {
 	received     time.Time
 	tracker      *tracker
 	rw           *replyWriter
+	// lim are the consumer's shared settings when the delivery arrived (see opRunner.settings).
+	lim SharedSettings
 
 	// logger is the worker's logger with this delivery's attributes, built on first use by log:
 	// most deliveries log only "message handled", which logAttrs writes without it.
@@ -78,6 +80,7 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 		}
 		return
 	}
+	lim := r.settings()
 	m := &Message{
 		Subject:     msg.Subject(),
 		Op:          r.op,
@@ -85,7 +88,7 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 		Data:        msg.Data(),
 		Header:      Header(msg.Headers()).Clone(),
 		Attempt:     int(md.NumDelivered),
-		MaxAttempts: w.cfg.MaxAttempts,
+		MaxAttempts: lim.MaxAttempts,
 		Stream:      md.Stream,
 		Sequence:    md.Sequence.Stream,
 		Published:   md.Timestamp,
@@ -108,8 +111,9 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 		accountToken: parsed.Account,
 		storedID:     storedID,
 		received:     received,
+		lim:          lim,
 	}
-	d.tracker = newTracker(msg, w.cfg.AckWait, received, func(err error) {
+	d.tracker = newTracker(msg, lim.AckWait, received, func(err error) {
 		d.log().Warn("in-progress signal failed", logErr(err))
 		w.emit(d.event(EventAckFailed, func(e *Event) { e.Target = "in_progress"; e.Err = err }))
 	})
@@ -118,7 +122,7 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 	})
 	w.emit(d.event(EventDelivered, nil))
 
-	out := outcome{Attempt: m.Attempt, MaxAttempts: w.cfg.MaxAttempts, MaxDeliver: w.cfg.maxDeliver()}
+	out := outcome{Attempt: m.Attempt, MaxAttempts: lim.MaxAttempts, MaxDeliver: lim.lastDelivery()}
 	if doorErr != nil {
 		// Refused whatever the attempt: a request over a limit never reaches the handler, and
 		// its dead letter says invalid_request even when an earlier rejection of it failed.
@@ -126,7 +130,7 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 		return
 	}
 	switch {
-	case m.Attempt > w.cfg.MaxAttempts:
+	case m.Attempt > lim.MaxAttempts:
 		// Back after its last attempt: rejected below without calling the handler.
 	case perr != nil:
 		out.Err = Permanent(perr)
@@ -155,7 +159,7 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 		}
 	case actReject:
 		failure := Failure{Err: out.Err, Exhausted: act.Exhausted}
-		if m.Attempt > w.cfg.MaxAttempts {
+		if m.Attempt > lim.MaxAttempts {
 			failure.Err = nil
 		}
 		d.reject(rs, failure)
@@ -213,7 +217,6 @@ func (d *delivery) ack() {
 const (
 	nakRetry    = "retry"        // a retry of the handler or of the rejection
 	nakShutdown = "shutdown_nak" // given back because the worker is stopping
-	nakLost     = "lost"         // the last delivery could not be dead-lettered
 )
 
 // nak naks with delay (always > 0: the package never sends a bare Nak).
@@ -225,14 +228,12 @@ func (d *delivery) nak(delay time.Duration, outcome string, cause error) {
 		return
 	}
 	shutdown := outcome == nakShutdown
-	if outcome != nakLost { // already logged at error level
-		level := slog.LevelInfo
-		if shutdown {
-			level = slog.LevelDebug
-		}
-		d.log().Log(context.Background(), level, "message naked", logString("request_id", d.m.RequestID),
-			"outcome", outcome, "delay", delay, logErr(cause))
+	level := slog.LevelInfo
+	if shutdown {
+		level = slog.LevelDebug
 	}
+	d.log().Log(context.Background(), level, "message naked", logString("request_id", d.m.RequestID),
+		"outcome", outcome, "delay", delay, logErr(cause))
 	d.r.w.emit(d.event(EventNaked, func(e *Event) { e.Delay, e.Shutdown, e.Err = delay, shutdown, cause }))
 }
 

@@ -11,7 +11,7 @@ import (
 )
 
 // ackFloorRefresh is how often a dispatcher reads its consumer's info to remember the ack floor
-// (see opRunner.recoverPull).
+// (see opRunner.recoverPull) and to adopt the consumer's shared settings (see adoptLocked).
 const ackFloorRefresh = 5 * time.Second
 
 // recoverPull handles a failed pull (or info read) that is not fatal. When the consumer is gone
@@ -61,7 +61,9 @@ func (r *opRunner) recoverPull(ctx context.Context, err error) bool {
 }
 
 // refreshAckFloor reads the consumer's info when the known ack floor is older than
-// Worker.floorRefresh. It returns the error of the read only when the consumer is gone.
+// Worker.floorRefresh, and adopts the consumer's shared settings from it, so that a change made by
+// an operator or by another worker reaches this one within a refresh. It returns the error of the
+// read only when the consumer is gone.
 func (r *opRunner) refreshAckFloor(ctx context.Context) error {
 	r.mu.Lock()
 	due := time.Since(r.floorAt) >= r.w.floorRefresh
@@ -79,6 +81,7 @@ func (r *opRunner) refreshAckFloor(ctx context.Context) error {
 	}
 	r.mu.Lock()
 	r.ackFloor, r.floorAt = info.AckFloor.Stream, time.Now()
+	r.adoptLocked(info.Config)
 	r.mu.Unlock()
 	return nil
 }

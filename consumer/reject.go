@@ -20,10 +20,11 @@ const deadLetterTriesLast = 3
 // When Reject fails or the dead letter cannot be published, the message is naked with a backoff
 // delay so that a spare delivery retries the rejection; on the server's last delivery there is
 // none, so the dead letter is published anyway (Reject's error reply is then missing) with a few
-// tries, and if even that fails the loss is logged at error level and reported as EventLost.
+// tries, and if even that fails the request is handed to the worker's dead-letter retries
+// (reconcile.go), never terminated without its dead letter.
 func (d *delivery) reject(rs *runState, f Failure) {
 	w := d.r.w
-	last := !retryRejection(d.m.Attempt, w.cfg.maxDeliver())
+	last := !retryRejection(d.m.Attempt, d.lim.lastDelivery())
 
 	ctx, end := d.tracker.phase(rs.hard)
 	rej, err := d.safeReject(func() (Rejection, error) { return d.r.h.Reject(ctx, d.m, f, d.rw) })
@@ -56,7 +57,7 @@ func (d *delivery) reject(rs *runState, f Failure) {
 		Header:       d.m.Header,
 		Stream:       d.m.Stream,
 		Seq:          d.m.Sequence,
-		Attempts:     min(d.m.Attempt, w.cfg.MaxAttempts),
+		Attempts:     min(d.m.Attempt, d.m.MaxAttempts),
 		Rejection:    rej,
 		FailedAt:     time.Now(),
 		History:      d.attemptHistory(final),
@@ -77,12 +78,8 @@ func (d *delivery) reject(rs *runState, f Failure) {
 			d.nakForRetry(rs, perr)
 			return
 		}
-		// The server will not deliver it again. It stays in the request stream (limits retention)
-		// and the server emits its MAX_DELIVERIES advisory for this nak; make the loss loud.
-		d.log().Error("request lost: dead letter not published on the last delivery",
-			logString("request_id", rej.RequestID), "outcome", "lost", "code", rej.Code, logErr(perr))
-		w.emit(d.event(EventLost, func(e *Event) { e.Code = rej.Code; e.Err = perr }))
-		d.nak(w.policy.delay(perr, d.m.Attempt), nakLost, perr)
+		// The server will not deliver it again: the worker keeps publishing it (reconcile.go).
+		d.handOff(dl, perr)
 		return
 	}
 	if terr := d.msg.TermWithReason(rej.Code); terr != nil {

@@ -16,9 +16,11 @@ const setupTries = 3
 // Setup creates or updates the request and dead-letter streams and the durable consumer of every
 // registered operation. It is idempotent and safe to run from many workers at once. Only the fields
 // the worker manages are written (streams: subjects, retention, storage, max age, duplicate window,
-// replicas; consumers: filter subjects, ack policy, ack wait, max deliver, max ack pending); every
-// other setting, such as one an operator changed by hand, is read back and kept, and nothing is
-// updated when the managed fields already match.
+// replicas; consumers: filter subjects and ack policy, plus ack wait, max deliver and max ack
+// pending when it creates the consumer or with Config.UpdateConsumerSettings); every other
+// setting, such as one an operator changed by hand, is read back and kept, and nothing is updated
+// when the managed fields already match. The worker then runs by the consumer's shared settings
+// (see ConsumerSettings).
 func (w *Worker) Setup(ctx context.Context) error {
 	for _, want := range []jetstream.StreamConfig{w.requestsStreamConfig(), w.dlqStreamConfig()} {
 		if err := w.ensureStream(ctx, want); err != nil {
@@ -148,7 +150,7 @@ func (w *Worker) ensureConsumer(ctx context.Context, op string, startSeq uint64)
 			return nil, fmt.Errorf("consumer: look up consumer %s: %w", want.Durable, err)
 		}
 		prev := c.CachedInfo().Config
-		merged, changed := mergeConsumerConfig(prev, want)
+		merged, changed := mergeConsumerConfig(prev, want, w.cfg.UpdateConsumerSettings)
 		if !changed {
 			return c, nil
 		}
@@ -159,32 +161,41 @@ func (w *Worker) ensureConsumer(ctx context.Context, op string, startSeq uint64)
 		if err != nil {
 			return nil, fmt.Errorf("consumer: update consumer %s: %w", want.Durable, err)
 		}
-		// Every worker of a deployment sets these: different values mean workers started with
-		// different settings, which then overwrite each other (and time out by their own ack wait).
-		w.log.Warn("consumer settings changed: run every worker sharing it with the same settings",
-			"consumer", want.Durable,
-			"ack_wait", merged.AckWait, "ack_wait_was", prev.AckWait,
-			"max_deliver", merged.MaxDeliver, "max_deliver_was", prev.MaxDeliver,
-			"max_ack_pending", merged.MaxAckPending, "max_ack_pending_was", prev.MaxAckPending)
+		if w.cfg.adopt(prev) != w.cfg.adopt(merged) {
+			// Every other worker sharing the consumer adopts the new values within a refresh.
+			w.log.Warn("consumer settings updated (--update-consumer-settings): every worker sharing it adopts them",
+				"consumer", want.Durable,
+				"ack_wait", merged.AckWait, "ack_wait_was", prev.AckWait,
+				"max_deliver", merged.MaxDeliver, "max_deliver_was", prev.MaxDeliver,
+				"max_ack_pending", merged.MaxAckPending, "max_ack_pending_was", prev.MaxAckPending)
+		} else {
+			w.log.Info("consumer updated", "consumer", want.Durable)
+		}
 		return c, nil
 	}
 	return nil, fmt.Errorf("consumer: create consumer %s: still racing after %d tries", want.Durable, setupTries)
 }
 
 // mergeConsumerConfig returns cur with the managed fields of want, and whether any of them changed.
-func mergeConsumerConfig(cur, want jetstream.ConsumerConfig) (jetstream.ConsumerConfig, bool) {
+// The filter subjects and the ack policy are always managed: the worker cannot run without them.
+// The shared settings (ack wait, max deliver, max ack pending) are managed only with shared: every
+// worker sharing the consumer reads them from it (see opRunner.adoptLocked), so that one worker
+// started with other flags cannot silently change them under the others.
+func mergeConsumerConfig(cur, want jetstream.ConsumerConfig, shared bool) (jetstream.ConsumerConfig, bool) {
 	changed := cur.FilterSubject != "" ||
 		!slices.Equal(cur.FilterSubjects, want.FilterSubjects) ||
-		cur.AckPolicy != want.AckPolicy ||
-		cur.AckWait != want.AckWait ||
-		cur.MaxDeliver != want.MaxDeliver ||
-		cur.MaxAckPending != want.MaxAckPending
+		cur.AckPolicy != want.AckPolicy
 	cur.Durable = want.Durable
 	cur.FilterSubject = ""
 	cur.FilterSubjects = slices.Clone(want.FilterSubjects)
 	cur.AckPolicy = want.AckPolicy
-	cur.AckWait = want.AckWait
-	cur.MaxDeliver = want.MaxDeliver
-	cur.MaxAckPending = want.MaxAckPending
+	if shared {
+		changed = changed || cur.AckWait != want.AckWait ||
+			cur.MaxDeliver != want.MaxDeliver ||
+			cur.MaxAckPending != want.MaxAckPending
+		cur.AckWait = want.AckWait
+		cur.MaxDeliver = want.MaxDeliver
+		cur.MaxAckPending = want.MaxAckPending
+	}
 	return cur, changed
 }

@@ -79,14 +79,20 @@ func TestSetupIdempotent(t *testing.T) {
 	_, err = e.js.UpdateConsumer(ctx, schema.StreamRequests, cc)
 	require.NoError(t, err)
 
-	// A new release with fewer attempts and a different ack wait.
+	// A worker started with fewer attempts and a different ack wait adopts the consumer's.
 	var changes syncBuffer
 	w2 := newWorker(Config{MaxAttempts: 3, AckWait: 10 * time.Second, Logger: slog.New(slog.NewTextHandler(&changes, nil))})
 	require.NoError(t, w2.Setup(ctx))
 	require.NoError(t, w2.Setup(ctx))
-	assert.Contains(t, changes.String(), "consumer settings changed", "a change of shared settings is a warning")
-	assert.Contains(t, changes.String(), "max_deliver=5 max_deliver_was=7")
-	assert.Equal(t, 2, strings.Count(changes.String(), "consumer settings changed"), "once per consumer, not on the second Setup")
+	assert.Contains(t, changes.String(), "consumer settings differ from flags; adopting the consumer's; pass --update-consumer-settings to change them")
+	assert.Contains(t, changes.String(), "ack_wait=30s ack_wait_flag=10s max_deliver=7 max_deliver_flag=5 max_attempts=5 max_attempts_flag=3")
+	assert.Equal(t, 2, strings.Count(changes.String(), "consumer settings differ"), "once per consumer, not on the second Setup")
+	assert.NotContains(t, changes.String(), "consumer updated")
+	got := w2.ConsumerSettings()[schema.OpAuthorize]
+	assert.Equal(t, "b2-authorize", got.Consumer)
+	assert.Equal(t, SharedSettings{AckWait: 30 * time.Second, MaxDeliver: 7, MaxAttempts: 5, MaxAckPending: 1000}, got.Adopted)
+	assert.Equal(t, SharedSettings{AckWait: 10 * time.Second, MaxDeliver: 5, MaxAttempts: 3, MaxAckPending: 1000}, got.Configured)
+	assert.True(t, got.Differs())
 
 	st, err = e.js.Stream(ctx, schema.StreamRequests)
 	require.NoError(t, err)
@@ -100,12 +106,28 @@ func TestSetupIdempotent(t *testing.T) {
 	cc = c.CachedInfo().Config
 	assert.Equal(t, "operator note", cc.Description, "unmanaged consumer field survives")
 	assert.Equal(t, "ops", cc.Metadata["owner"])
-	assert.Equal(t, 5, cc.MaxDeliver, "MaxDeliver follows MaxAttempts+2")
-	assert.Equal(t, 10*time.Second, cc.AckWait)
+	assert.Equal(t, 7, cc.MaxDeliver, "shared settings are not rewritten")
+	assert.Equal(t, 30*time.Second, cc.AckWait)
 
-	c, err = e.js.Consumer(ctx, schema.StreamRequests, "b2-list-file-names")
+	// With UpdateConsumerSettings the worker writes its own, and says so.
+	var updates syncBuffer
+	w3 := newWorker(Config{MaxAttempts: 3, AckWait: 10 * time.Second, UpdateConsumerSettings: true,
+		Logger: slog.New(slog.NewTextHandler(&updates, nil))})
+	require.NoError(t, w3.Setup(ctx))
+	require.NoError(t, w3.Setup(ctx))
+	assert.Equal(t, 2, strings.Count(updates.String(), "consumer settings updated (--update-consumer-settings)"), "once per consumer")
+	assert.Contains(t, updates.String(), "ack_wait=10s ack_wait_was=30s max_deliver=5 max_deliver_was=7")
+	assert.NotContains(t, updates.String(), "differ from flags")
+	assert.False(t, w3.ConsumerSettings()[schema.OpListFileNames].Differs())
+	c, err = e.js.Consumer(ctx, schema.StreamRequests, "b2-authorize")
 	require.NoError(t, err)
-	assert.Equal(t, 5, c.CachedInfo().Config.MaxDeliver)
+	assert.Equal(t, "operator note", c.CachedInfo().Config.Description, "unmanaged consumer field survives an update")
+	for _, name := range []string{"b2-authorize", "b2-list-file-names"} {
+		c, err = e.js.Consumer(ctx, schema.StreamRequests, name)
+		require.NoError(t, err)
+		assert.Equal(t, 5, c.CachedInfo().Config.MaxDeliver, "MaxDeliver follows MaxAttempts+2")
+		assert.Equal(t, 10*time.Second, c.CachedInfo().Config.AckWait)
+	}
 }
 
 func TestSetupCustomPrefixAndStreams(t *testing.T) {

@@ -30,8 +30,11 @@ type Worker struct {
 	started atomic.Bool
 	// pulling is true from a successful Setup in Run until draining starts.
 	pulling atomic.Bool
-	// floorRefresh is how often dispatchers refresh their consumer's ack floor; a test seam.
+	// floorRefresh is how often dispatchers refresh their consumer's ack floor and settings; a
+	// test seam.
 	floorRefresh time.Duration
+	// pending holds the dead letters not stored yet (reconcile.go).
+	pending *deadLetterSet
 }
 
 // New returns a Worker on nc. It applies the defaults of Config's zero fields and validates the
@@ -56,6 +59,7 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		log:          cfg.Logger,
 		policy:       cfg.retryPolicy(),
 		floorRefresh: ackFloorRefresh,
+		pending:      newDeadLetterSet(),
 	}, nil
 }
 
@@ -127,6 +131,10 @@ type runState struct {
 // messages are naked with a short delay, not dead-lettered). Run returns once every goroutine it
 // started has finished: nil after a drain, or the error that stopped it (setup failure, closed
 // connection). A Worker runs once; a second Run returns ErrRunning.
+//
+// While it runs, the worker also reconciles dead letters (see reconcile.go): it keeps publishing
+// the dead letters it could not store (DeadLettersPending), and dead-letters requests that reach
+// their consumer's max deliveries without one, from JetStream's advisories.
 func (w *Worker) Run(ctx context.Context) error {
 	w.mu.Lock()
 	if !w.started.CompareAndSwap(false, true) {
@@ -147,6 +155,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	pull, stopPulling := context.WithCancelCause(ctx)
 	defer stopPulling(nil)
 	rs := &runState{pull: pull, hard: hard}
+
+	// Reconciliation outlives the drain: the last deliveries may still hand dead letters to it.
+	recCtx, stopRec := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRec()
+	var recLoop sync.WaitGroup
+	recLoop.Go(func() { w.reconcile(recCtx) })
+	advisories := w.subscribeAdvisories(runners)
 
 	var (
 		dispatchers sync.WaitGroup
@@ -182,6 +197,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.drain(rs, hardStop)
 	handlers.Wait()
+	w.stopReconciling(advisories, stopRec, &recLoop)
 	w.log.Info("worker stopped")
 	return fatal
 }

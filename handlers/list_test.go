@@ -181,6 +181,14 @@ func TestListPermanentErrors(t *testing.T) {
 		"bad glob":            {body: map[string]any{"bucketName": "real-bucket", "match": "a[b"}, code: schema.CodeInvalidRequest},
 		"past deadline":       {body: map[string]any{"bucketName": "real-bucket", "deadline": "2020-01-01T00:00:00Z"}, code: schema.CodeDeadlineExceeded},
 		"limit without pages": {body: map[string]any{"bucketName": "real-bucket", "limit": 3}, code: schema.CodeInvalidRequest},
+		// Request limits: the body's id is not used to label the reply when it is too long.
+		"id too long": {body: map[string]any{"bucketName": "real-bucket", "id": strings.Repeat("i", 70000)}, code: schema.CodeInvalidRequest},
+		"nested too deeply": {data: []byte(`{"bucketName":"real-bucket","x":` + strings.Repeat("[", 1<<20) + `}`),
+			ct: schema.ContentTypeJSON, code: schema.CodeInvalidRequest},
+		"msgpack nested too deeply": {data: append([]byte{0x81, 0xa1, 'x'}, strings.Repeat("\x91", 1<<20)...),
+			ct: schema.ContentTypeMsgpack, code: schema.CodeInvalidRequest},
+		"match with too many classes": {body: map[string]any{"bucketName": "real-bucket", "match": strings.Repeat("[0-9]", 33)},
+			code: schema.CodeInvalidRequest},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

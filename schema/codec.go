@@ -15,7 +15,9 @@ type Codec interface {
 	ContentType() string
 	// Marshal encodes v.
 	Marshal(v any) ([]byte, error)
-	// Unmarshal decodes data into the pointer v. Unknown fields are ignored.
+	// Unmarshal decodes data into the pointer v. Unknown fields are ignored. Data nesting arrays
+	// and maps deeper than MaxNestingDepth is refused, with a *DecodeError, before it is decoded
+	// (the decoders recurse once per level).
 	Unmarshal(data []byte, v any) error
 }
 
@@ -88,7 +90,12 @@ func (jsonCodec) Marshal(v any) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-func (jsonCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+func (c jsonCodec) Unmarshal(data []byte, v any) error {
+	if err := checkNesting(c, data); err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}
 
 type msgpackCodec struct{}
 
@@ -109,7 +116,10 @@ func configureEncoder(enc *msgpack.Encoder) {
 	enc.UseCompactInts(true)
 }
 
-func (msgpackCodec) Unmarshal(data []byte, v any) error {
+func (c msgpackCodec) Unmarshal(data []byte, v any) error {
+	if err := checkNesting(c, data); err != nil {
+		return err
+	}
 	dec := msgpack.NewDecoder(bytes.NewReader(data))
 	return dec.Decode(v)
 }

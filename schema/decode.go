@@ -20,6 +20,12 @@ import (
 // JSON must be valid UTF-8 throughout. It is decoded by encoding/json, so keys also match case-insensitively ("BucketName");
 // msgpack keys must match exactly. Msgpack fields accept nil, strings accept str and bin, and
 // integers accept every msgpack int and uint width whose value fits; floats are refused.
+//
+// Two of the request limits are enforced here, since what a decoded request carries is used before
+// Validate runs: a payload nesting arrays and maps (unknown fields included) deeper than
+// MaxNestingDepth is refused before it is decoded, and an id (a string field named "id") longer
+// than MaxRequestIDBytes is refused and left empty in v, so that a caller labelling the error
+// reply with the body's id falls back to a bounded one.
 func DecodeRequest(c Codec, data []byte, v any) error {
 	if c == nil {
 		return errors.New("schema: DecodeRequest: nil codec")
@@ -28,6 +34,18 @@ func DecodeRequest(c Codec, data []byte, v any) error {
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return fmt.Errorf("schema: DecodeRequest: need a non-nil pointer, got %T", v)
 	}
+	if err := checkNesting(c, data); err != nil {
+		return err
+	}
+	err := decodeRequest(c, data, v, rv)
+	// A failed decode may have set the id already (encoding/json goes on after a type error).
+	if idErr := checkRequestID(c, rv.Elem()); err == nil {
+		err = idErr
+	}
+	return err
+}
+
+func decodeRequest(c Codec, data []byte, v any, rv reflect.Value) error {
 	switch c.(type) {
 	case jsonCodec:
 		return decodeJSONRequest(data, v)
@@ -41,6 +59,31 @@ func DecodeRequest(c Codec, data []byte, v any) error {
 	}
 	if err := c.Unmarshal(data, v); err != nil {
 		return &DecodeError{ContentType: c.ContentType(), Err: err}
+	}
+	return nil
+}
+
+// checkRequestID refuses, and clears, an id of v (a struct's string field named "id" on the wire)
+// longer than MaxRequestIDBytes.
+func checkRequestID(c Codec, v reflect.Value) error {
+	if v.Kind() != reflect.Struct {
+		return nil
+	}
+	t := v.Type()
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+		if name == "" {
+			name = sf.Name
+		}
+		if !sf.IsExported() || sf.Type.Kind() != reflect.String || !strings.EqualFold(name, "id") {
+			continue
+		}
+		if n := v.Field(i).Len(); n > MaxRequestIDBytes {
+			v.Field(i).SetString("")
+			return &DecodeError{ContentType: c.ContentType(), Field: "id",
+				Err: fmt.Errorf("must be at most %d bytes, got %d", MaxRequestIDBytes, n)}
+		}
 	}
 	return nil
 }

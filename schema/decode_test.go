@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -233,4 +234,48 @@ func mustTime(t testing.TB) any {
 	tm, err := ParseTime("2026-05-01T12:00:00Z")
 	require.NoError(t, err)
 	return tm
+}
+
+// TestDecodeRequestLongID: a body id over MaxRequestIDBytes is refused by the decoder, before
+// Validate, and left empty, so that the id labelling the error reply, the log lines and the dead
+// letter comes from a bounded source instead (a 70 KB id made the dead letter unpublishable).
+func TestDecodeRequestLongID(t *testing.T) {
+	long := strings.Repeat("i", MaxRequestIDBytes+1)
+	for _, cc := range codecs {
+		t.Run(cc.name, func(t *testing.T) {
+			ok, err := cc.codec.Marshal(map[string]any{"id": strings.Repeat("i", MaxRequestIDBytes)})
+			require.NoError(t, err)
+			var r AuthorizeRequest
+			require.NoError(t, DecodeRequest(cc.codec, ok, &r))
+			assert.Len(t, r.ID, MaxRequestIDBytes)
+
+			for name, body := range map[string]map[string]any{
+				"alone":                 {"id": long},
+				"with another error":    {"id": long, "force": "yes"},
+				"with an unknown field": {"id": long, "x": []any{1}},
+			} {
+				b, err := cc.codec.Marshal(body)
+				require.NoError(t, err)
+				var r AuthorizeRequest
+				err = DecodeRequest(cc.codec, b, &r)
+				require.ErrorIs(t, err, ErrInvalidRequest, name)
+				assert.Empty(t, r.ID, "%s: the refused id is not left for the caller to echo", name)
+				if name == "alone" {
+					require.EqualError(t, err, "schema: invalid request: id: must be at most 256 bytes, got 257")
+					var de *DecodeError
+					require.ErrorAs(t, err, &de)
+					assert.Equal(t, "id", de.Field)
+				}
+			}
+
+			// A struct that reads only the id, as a handler does to label a failed request.
+			var idOnly struct {
+				ID string `json:"id" msgpack:"id"`
+			}
+			b, err := cc.codec.Marshal(map[string]any{"id": long, "bucketName": 5})
+			require.NoError(t, err)
+			require.ErrorIs(t, DecodeRequest(cc.codec, b, &idOnly), ErrInvalidRequest)
+			assert.Empty(t, idOnly.ID)
+		})
+	}
 }

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -108,6 +109,10 @@ func FuzzListRequestJSON(f *testing.F) {
 	for _, s := range listSeeds {
 		f.Add([]byte(s))
 	}
+	f.Add(nestedJSON(MaxNestingDepth))
+	f.Add(nestedJSON(MaxNestingDepth + 1))
+	f.Add([]byte(`{"bucketName":"my-bucket","id":"` + strings.Repeat("i", MaxRequestIDBytes+1) + `"}`))
+	f.Add([]byte(`{"bucketName":"my-bucket","match":"` + strings.Repeat("[a]", 33) + `"}`))
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzRoundTrip[ListFileNamesRequest](t, JSON, data) })
 }
 
@@ -119,6 +124,10 @@ func FuzzListRequestMsgpack(f *testing.F) {
 	f.Add(mp(f, map[string]any{"bucketName": []byte("my-bucket"), "limit": uint64(1 << 63)}))
 	f.Add([]byte{0xdf, 0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{0x81, 0xdb, 0xff, 0xff, 0xff, 0xff})
+	f.Add(nestedMsgpack(MaxNestingDepth))
+	f.Add(nestedMsgpack(MaxNestingDepth + 1))
+	f.Add(mp(f, map[string]any{"bucketName": "my-bucket", "id": strings.Repeat("i", MaxRequestIDBytes+1)}))
+	f.Add(mp(f, map[string]any{"bucketName": "my-bucket", "match": strings.Repeat("*a", 511) + "x"}))
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzRoundTrip[ListFileNamesRequest](t, Msgpack, data) })
 }
 

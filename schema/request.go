@@ -11,8 +11,9 @@ const (
 	// MaxNameBytes bounds prefix, startFileName, delimiter and match (B2 file names are at most
 	// 1024 bytes of UTF-8).
 	MaxNameBytes = 1024
-	// MaxIDBytes bounds the request id, which travels in headers and every reply.
-	MaxIDBytes = 256
+	// MaxIDBytes bounds the request id, which travels in headers and every reply: it is
+	// MaxRequestIDBytes, under its older name.
+	MaxIDBytes = MaxRequestIDBytes
 	// MaxBucketIDLen bounds bucketId.
 	MaxBucketIDLen = 100
 )

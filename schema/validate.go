@@ -49,16 +49,20 @@ func (r ListFileNamesRequest) Validate() error {
 	if r.Limit > 0 && !r.AllPages {
 		return invalid("limit", "only allowed with allPages, got %d", r.Limit)
 	}
-	for _, f := range []struct{ name, value string }{
-		{"prefix", r.Prefix},
-		{"delimiter", r.Delimiter},
-		{"startFileName", r.StartFileName},
-		{"match", r.Match},
+	for _, f := range []struct {
+		name, value string
+		max         int
+	}{
+		{"prefix", r.Prefix, MaxNameBytes},
+		{"delimiter", r.Delimiter, MaxNameBytes},
+		{"startFileName", r.StartFileName, MaxNameBytes},
+		{"match", r.Match, MaxMatchBytes},
 	} {
-		if err := validateText(f.name, f.value, MaxNameBytes); err != nil {
+		if err := validateText(f.name, f.value, f.max); err != nil {
 			return err
 		}
 	}
+	// Compile also bounds what matching may cost (glob.MaxPatternBytes, glob.MaxClasses).
 	if r.Match != "" {
 		if _, err := glob.Compile(r.Match); err != nil {
 			return &ValidationError{Field: "match", Problem: err.Error(), Err: err}
@@ -89,7 +93,7 @@ func (r ListFileNamesRequest) EffectivePrefix() string {
 }
 
 func validateCommon(id, deadline string) error {
-	if err := validateText("id", id, MaxIDBytes); err != nil {
+	if err := validateText("id", id, MaxRequestIDBytes); err != nil {
 		return err
 	}
 	if deadline != "" {

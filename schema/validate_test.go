@@ -119,6 +119,9 @@ func TestListFileNamesRequestValidate(t *testing.T) {
 			"schema: invalid request: match: glob: trailing backslash at offset 1"},
 		{"match too long", with(func(r *ListFileNamesRequest) { r.Match = strings.Repeat("*", 1025) }), "match",
 			"schema: invalid request: match: must be at most 1024 bytes, got 1025"},
+		{"adversarial match at the length limit", with(func(r *ListFileNamesRequest) { r.Match = strings.Repeat("*a", 511) + "x" }), "", ""},
+		{"match with too many classes", with(func(r *ListFileNamesRequest) { r.Match = strings.Repeat("[0-9]", 33) }), "match",
+			"schema: invalid request: match: glob: more than 32 character classes at offset 160"},
 		{"bad deadline first", ListFileNamesRequest{Deadline: "x"}, "deadline",
 			`schema: invalid request: deadline: must be an RFC 3339 time like "2026-05-01T12:00:00Z", got "x"`},
 	}
@@ -202,4 +205,10 @@ func TestTimeHelpers(t *testing.T) {
 	assert.Equal(t, "2026-05-01T12:00:00Z", FormatTime(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)))
 	_, err = ParseTime("nope")
 	assert.Error(t, err)
+}
+
+// TestRequestLimitsAgree: the limits schema checks are those its parts enforce.
+func TestRequestLimitsAgree(t *testing.T) {
+	assert.LessOrEqual(t, MaxMatchBytes, glob.MaxPatternBytes, "a match Validate accepts compiles")
+	assert.Equal(t, MaxRequestIDBytes, MaxIDBytes)
 }

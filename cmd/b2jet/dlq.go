@@ -187,8 +187,8 @@ func (c *DLQLsCmd) Run(e *env, d *DLQCmd) error {
 		if en.Problem != "" {
 			errText = "(malformed: " + en.Problem + ") " + errText
 		}
-		tb.row("%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s", en.Seq, en.Time.Format(time.RFC3339), en.Op, en.Account,
-			dash(en.Code), en.Attempts, dash(en.RequestID), shorten(errText, 60))
+		tb.row("%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s", en.Seq, en.Time.Format(time.RFC3339), printable(en.Op), printable(en.Account),
+			printable(dash(en.Code)), en.Attempts, printable(dash(en.RequestID)), printable(shorten(errText, 60)))
 	}
 	return tb.writeTo(e.stdout)
 }
@@ -210,7 +210,7 @@ func describeFilter(f ops.Filter) string {
 	if len(parts) == 0 {
 		return ""
 	}
-	return " matching " + strings.Join(parts, ", ")
+	return printable(" matching " + strings.Join(parts, ", "))
 }
 
 // dash returns s, or "-" when it is empty (a table cell must not be empty).

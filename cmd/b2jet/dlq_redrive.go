@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/b2jet/b2jet/consumer/ops"
@@ -22,11 +23,13 @@ type DLQRedriveCmd struct {
 // Help is shown below the usage line.
 func (c *DLQRedriveCmd) Help() string {
 	return `Republishes each dead letter's payload and headers to its original request subject (its
-B2-Original-Subject), oldest first, with Nats-Msg-Id redrive-<dlq stream>-<seq> (redriving the same
-dead letter twice inside the duplicate window stores it once), B2-Redrive-Of: <seq> and
-B2-Redrive-Count one higher than the dead letter's. A dead letter is deleted from the dead-letter
-stream only after the request stream acknowledged its republish. Prints one line per dead letter
-(SEQ STATUS SUBJECT NEW-MSG-ID REASON) and the counts.
+B2-Original-Subject), oldest first, with Nats-Msg-Id redrive-<dlq stream>-<seq>-<run> (<run> is
+random, once per run: nobody can pre-empt the id), B2-Redrive-Of: <seq> and B2-Redrive-Count one
+higher than the dead letter's. A dead letter is deleted from the dead-letter stream only after the
+request stream acknowledged its republish; when the stream reports a duplicate, only after the
+stored message was read back and found to be this republish (else the redrive fails and the dead
+letter is kept). Prints one line per dead letter (SEQ STATUS SUBJECT NEW-MSG-ID REASON) and the
+counts.
 
   b2jet dlq redrive 12 13
   b2jet dlq redrive --all --op list_file_names --code unavailable --rate 20
@@ -91,10 +94,11 @@ func (c *DLQRedriveCmd) Run(e *env, d *DLQCmd) error {
 				return
 			}
 			if !header {
-				fmt.Fprintln(out, "SEQ    STATUS    SUBJECT                  NEW-MSG-ID           REASON")
+				fmt.Fprintln(out, strings.TrimRight(fmt.Sprintf(redriveLine, "SEQ", "STATUS", "SUBJECT", "NEW-MSG-ID", "REASON"), " "))
 				header = true
 			}
-			line := fmt.Sprintf("%-6d %-9s %-24s %-20s %s", r.Seq, r.Status, dash(r.Subject), dash(r.NewMsgID), redriveReason(r))
+			line := fmt.Sprintf(redriveLine, strconv.FormatUint(r.Seq, 10), r.Status, printable(dash(r.Subject)),
+				printable(dash(r.NewMsgID)), printable(redriveReason(r)))
 			fmt.Fprintln(out, strings.TrimRight(line, " "))
 			_ = out.Flush() // one line per dead letter, as it happens
 		},
@@ -138,6 +142,11 @@ func (c *DLQRedriveCmd) Run(e *env, d *DLQCmd) error {
 	}
 	return nil
 }
+
+// redriveLine is a line of the redrive's progress, printed as it happens (so not a table that
+// waits for every line): the NEW-MSG-ID column fits redrive-B2_DLQ-<seq>-<run> up to sequences
+// of seven digits.
+const redriveLine = "%-6s %-9s %-24s %-50s %s"
 
 // redriveReason is the REASON cell of a redrive result.
 func redriveReason(r ops.RedriveResult) string {

@@ -48,7 +48,7 @@ func (c *DLQShowCmd) Run(e *env, d *DLQCmd) error {
 		if strings.HasPrefix(detail, "no dead letter ") {
 			detail = "not found in stream " + d.DLQStream
 		}
-		return fmt.Errorf("dead letter %d: %s", c.Seq, detail)
+		return fmt.Errorf("dead letter %d: %s", c.Seq, printable(detail))
 	}
 	if err != nil {
 		return s.explain(err)
@@ -65,7 +65,7 @@ func printRecord(w io.Writer, stream string, r dlqRecord) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "dead letter %d of stream %s\n", r.Seq, stream)
 	tb := newTable()
-	row := func(k, v string) { tb.row("  %s\t%s", k, v) }
+	row := func(k, v string) { tb.row("  %s\t%s", k, printable(v)) }
 	row("subject", r.Subject)
 	row("stored", r.Time.Format(time.RFC3339Nano))
 	row("original subject", dash(r.OriginalSubject))
@@ -82,24 +82,25 @@ func printRecord(w io.Writer, stream string, r dlqRecord) error {
 	fmt.Fprintf(bw, "\nheaders:\n")
 	for _, k := range sortedHeaderKeys(r.Header) {
 		for _, v := range r.Header[k] {
-			fmt.Fprintf(bw, "  %s: %s\n", k, v)
+			fmt.Fprintf(bw, "  %s: %s\n", printable(k), printable(v))
 		}
 	}
 
-	fmt.Fprintf(bw, "\nbody (%s, %d bytes", r.ContentType, r.Size)
+	fmt.Fprintf(bw, "\nbody (%s, %d bytes", printable(r.ContentType), r.Size)
 	if r.Header.Get(schema.HeaderContentType) == "" {
 		fmt.Fprintf(bw, "; no Content-Type header")
 	}
 	switch {
 	case r.BodyError != "":
-		fmt.Fprintf(bw, "): undecodable: %s\n  %q\n", r.BodyError, truncateBytes(r.Data, 512))
+		fmt.Fprintf(bw, "): undecodable: %s\n  %q\n", printable(r.BodyError), truncateBytes(r.Data, 512))
 	default:
 		var pretty bytes.Buffer
 		if err := json.Indent(&pretty, r.Body, "", "  "); err != nil {
 			pretty.Reset()
 			pretty.Write(r.Body)
 		}
-		fmt.Fprintf(bw, "):\n%s\n", pretty.Bytes())
+		// JSON escapes the C0 controls, not the others (a C1 CSI, bidi overrides).
+		fmt.Fprintf(bw, "):\n%s\n", printableLines(pretty.String()))
 	}
 	return bw.Flush()
 }

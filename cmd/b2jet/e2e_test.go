@@ -309,7 +309,9 @@ authorization {
         subscribe: { allow: ["_INBOX.acme.>"] } } }
     { user: b2jet, password: worker-pass, permissions: {
         publish:   { allow: ["$JS.API.>", "$JS.ACK.>", "$KV.>", "b2.res.>", "b2.dlq.>", "_INBOX.>"] }
-        subscribe: { allow: ["_INBOX.>", "$SRV.>", "b2.status"] } } }
+        subscribe: { allow: ["_INBOX.>", "$SRV.>", "b2.status",
+                             "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.B2_REQUESTS.*",
+                             "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.B2_REQUESTS.*"] } } }
     { user: ops, password: ops-pass, permissions: {
         publish:   { allow: ["$JS.API.>", "b2.req.>", "b2.status", "$SRV.>"] }
         subscribe: { allow: ["_INBOX.>"] } } }

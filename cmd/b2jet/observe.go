@@ -37,6 +37,8 @@ func (f ObserveFlags) validate() error {
 type observer struct {
 	metrics *obs.Metrics
 	worker  *consumer.Worker
+	// updateSettings is --update-consumer-settings, for the status.
+	updateSettings bool
 }
 
 func newObserver() *observer {
@@ -46,6 +48,12 @@ func newObserver() *observer {
 			return nil
 		}
 		return o.worker.InFlight()
+	})
+	o.metrics.DeadLettersPending(func() int {
+		if o.worker == nil {
+			return 0
+		}
+		return o.worker.DeadLettersPending()
 	})
 	return o
 }
@@ -67,6 +75,11 @@ func (o *observer) registerStatus(nc *nats.Conn, subjects schema.Subjects, set *
 		st := ops.WorkerStatus{Breakers: set.Breakers.States(), SessionAge: map[string]string{}}
 		if o.worker != nil {
 			st.InFlight = o.worker.InFlight()
+			st.Consumers = workerConsumers(o.worker.ConsumerSettings())
+			st.UpdateConsumerSettings = o.updateSettings
+			pending := o.worker.PendingDeadLetters()
+			st.DeadLettersPending = len(pending)
+			st.PendingDeadLetters = pending[:min(len(pending), ops.MaxPendingListed)]
 		}
 		for name, c := range clients {
 			if aged, ok := c.(interface{ SessionAge() (time.Duration, bool) }); ok {
@@ -103,6 +116,12 @@ func (o *observer) serve(f ObserveFlags, nc *nats.Conn, set *handlers.Set, log *
 			}
 			return nil
 		}},
+		{Name: "dead_letters", Test: func() error {
+			if o.worker == nil {
+				return nil
+			}
+			return pendingProblem(o.worker.PendingDeadLetters())
+		}},
 		{Name: "breakers", Test: func() error {
 			if !set.Breakers.AnyAccountHealthy() {
 				return errors.New("every account has an open circuit breaker: B2 is failing")
@@ -128,4 +147,36 @@ func (o *observer) serve(f ObserveFlags, nc *nats.Conn, set *handlers.Set, log *
 		_ = srv.Shutdown(ctx)
 		<-done
 	}, nil
+}
+
+// workerConsumers is the status form of the worker's consumer settings.
+func workerConsumers(settings map[string]consumer.ConsumerSettings) map[string]ops.WorkerConsumer {
+	out := make(map[string]ops.WorkerConsumer, len(settings))
+	for op, s := range settings {
+		wc := ops.WorkerConsumer{
+			Consumer: s.Consumer, AckWait: s.Adopted.AckWait.String(),
+			MaxDeliver: s.Adopted.MaxDeliver, MaxAttempts: s.Adopted.MaxAttempts,
+		}
+		if s.Differs() {
+			wc.DiffersFromFlags = true
+			wc.FlagAckWait = s.Configured.AckWait.String()
+			wc.FlagMaxDeliver, wc.FlagMaxAttempts = s.Configured.MaxDeliver, s.Configured.MaxAttempts
+		}
+		out[op] = wc
+	}
+	return out
+}
+
+// pendingProblem describes the dead letters the worker could not store yet, nil when there are
+// none.
+func pendingProblem(seqs []uint64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	shown := seqs[:min(len(seqs), 10)]
+	more := ""
+	if len(seqs) > len(shown) {
+		more = fmt.Sprintf(" and %d more", len(seqs)-len(shown))
+	}
+	return fmt.Errorf("%d dead letters not stored yet (request stream seqs %v%s): the dead-letter stream refuses them (full, missing or not permitted); retrying", len(seqs), shown, more)
 }

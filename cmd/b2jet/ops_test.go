@@ -109,7 +109,8 @@ func TestPrintStatus(t *testing.T) {
 			{Name: "B2_DLQ", Missing: true},
 		},
 		Consumers: []ops.ConsumerStatus{
-			{Stream: "B2_REQUESTS", Name: "b2-authorize", Durable: true, NumPending: 4, NumAckPending: 2, NumRedelivered: 1, NumWaiting: 3},
+			{Stream: "B2_REQUESTS", Name: "b2-authorize", Durable: true, NumPending: 4, NumAckPending: 2, NumRedelivered: 1, NumWaiting: 3,
+				AckWait: 30 * time.Second, MaxDeliver: 7},
 		},
 		DeadLetters: map[string]map[string]int{},
 		Workers: []ops.WorkerStatus{{
@@ -117,6 +118,13 @@ func TestPrintStatus(t *testing.T) {
 			InFlight:   map[string]int{"list_file_names": 2, "authorize": 0},
 			Breakers:   map[string]map[string]string{"acme": {"authorize": "open", "list_file_names": "closed"}},
 			SessionAge: map[string]string{"acme": "5m0s"},
+			Consumers: map[string]ops.WorkerConsumer{
+				"authorize": {Consumer: "b2-authorize", AckWait: "30s", MaxDeliver: 7, MaxAttempts: 5,
+					DiffersFromFlags: true, FlagAckWait: "10s", FlagMaxDeliver: 4, FlagMaxAttempts: 2},
+				"list_file_names": {Consumer: "b2-list-file-names", AckWait: "30s", MaxDeliver: 7, MaxAttempts: 5},
+			},
+			DeadLettersPending: 3,
+			PendingDeadLetters: []uint64{12, 14},
 		}},
 		Problems: []string{"a worker answered with an error: boom"},
 	}
@@ -125,12 +133,15 @@ func TestPrintStatus(t *testing.T) {
 	out := buf.String()
 	assert.Regexp(t, `\n  B2_REQUESTS +3 +2\.0 KiB +1 +3 +1m30s ago +2 +b2\.req\.>\n`, out)
 	assert.Regexp(t, `\n  B2_DLQ +missing *\n`, out)
-	assert.Regexp(t, `\n  B2_REQUESTS +b2-authorize +4 +2 +1 +3 +0 +0\n`, out)
+	assert.Regexp(t, `\n  B2_REQUESTS +b2-authorize +4 +2 +1 +3 +0 +0 +30s +7\n`, out)
 	assert.Contains(t, out, "\nDead letters (0)\n  none\n")
 	assert.Contains(t, out, "\nWorkers (1)\n  w1  version v1.2.0, up 1h0m0s\n")
 	assert.Regexp(t, `\n    in flight +authorize=0 list_file_names=2\n`, out)
 	assert.Regexp(t, `\n    breakers acme +authorize=open list_file_names=closed\n`, out)
 	assert.Regexp(t, `\n    session acme +5m0s old\n`, out)
+	assert.Regexp(t, `\n    consumer authorize +ack wait 30s, max deliver 7, attempts 5 \(differs from its flags: ack wait 10s, max deliver 4, attempts 2\)\n`, out)
+	assert.Regexp(t, `\n    consumer list_file_names +ack wait 30s, max deliver 7, attempts 5\n`, out)
+	assert.Regexp(t, `\n    dead letters pending +3 \(request stream seqs 12 14 and 1 more\)\n`, out)
 	assert.Contains(t, out, "\nProblems\n  a worker answered with an error: boom\n")
 
 	buf.Reset()

@@ -15,6 +15,9 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,7 +31,7 @@ import (
 type OpsFlags struct {
 	Server         string `name:"server" short:"s" env:"NATS_URL" default:"nats://127.0.0.1:4222" help:"NATS server URLs, comma separated (the default reaches a worker started by 'make run')." group:"NATS connection"`
 	NATSAuth       `embed:""`
-	InboxPrefix    string `name:"inbox-prefix" env:"B2JET_INBOX_PREFIX" default:"_INBOX" help:"Prefix of the inboxes of JetStream API and worker status replies." group:"NATS connection"`
+	InboxPrefix    string `name:"inbox-prefix" env:"B2JET_INBOX_PREFIX" default:"_INBOX" help:"Prefix of the inboxes of JetStream API and worker status replies: give the operator its own, e.g. _INBOX_ops, and allow it to subscribe only there." group:"NATS connection"`
 	SubjectPrefix  string `name:"subject-prefix" env:"B2JET_SUBJECT_PREFIX" default:"b2" help:"Subject prefix of the workers." group:"JetStream"`
 	RequestsStream string `name:"requests-stream" env:"B2JET_REQUESTS_STREAM" default:"B2_REQUESTS" help:"Name of the request stream." group:"JetStream"`
 	DLQStream      string `name:"dlq-stream" env:"B2JET_DLQ_STREAM" default:"B2_DLQ" help:"Name of the dead-letter stream." group:"JetStream"`
@@ -105,7 +108,8 @@ func (s *opsSession) explain(err error) error {
 	if err == nil {
 		return nil
 	}
-	msg := strings.TrimPrefix(err.Error(), "ops: ")
+	// Errors quote subjects, headers and server texts: printed to a terminal, they must be safe.
+	msg := printable(strings.TrimPrefix(err.Error(), "ops: "))
 	switch {
 	case errors.Is(err, ops.ErrInvalidOptions):
 		return &codeError{code: exitUsage, err: errors.New(strings.TrimPrefix(msg, "invalid options: "))}
@@ -122,8 +126,8 @@ func (s *opsSession) explain(err error) error {
 	case errors.Is(err, context.Canceled):
 		return errors.New("interrupted")
 	}
-	if aerr := s.async.get(); aerr != nil && !strings.Contains(msg, aerr.Error()) {
-		return fmt.Errorf("%s (%v)", msg, aerr)
+	if aerr := s.async.get(); aerr != nil && !strings.Contains(msg, printable(aerr.Error())) {
+		return fmt.Errorf("%s (%s)", msg, printable(aerr.Error()))
 	}
 	return errors.New(msg)
 }
@@ -177,12 +181,80 @@ func (t *table) writeTo(w io.Writer) error {
 	return nil
 }
 
-// writeJSON writes v as one indented JSON document.
+// writeJSON writes v as one indented JSON document. encoding/json escapes the C0 controls but
+// leaves DEL, the C1 controls (U+009B is a CSI to some terminals) and format characters such as
+// the bidi overrides raw; those are written as \u escapes too. Runes beyond ASCII occur only
+// inside strings, so the document means exactly the same.
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // subjects such as b2.req.> stay readable
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	out := buf.Bytes()
+	if bytes.IndexFunc(out, jsonUnsafe) >= 0 {
+		esc := bytes.NewBuffer(make([]byte, 0, len(out)+16))
+		for _, r := range string(out) {
+			switch {
+			case !jsonUnsafe(r):
+				esc.WriteRune(r)
+			case r > 0xffff:
+				r1, r2 := utf16.EncodeRune(r)
+				fmt.Fprintf(esc, `\u%04x\u%04x`, r1, r2)
+			default:
+				fmt.Fprintf(esc, `\u%04x`, r)
+			}
+		}
+		out = esc.Bytes()
+	}
+	_, err := w.Write(out)
+	return err
+}
+
+// jsonUnsafe reports whether encoding/json leaves r raw although a terminal must not get it.
+func jsonUnsafe(r rune) bool { return r >= 0x7f && unprintable(r) }
+
+// unprintable reports whether r must not reach a terminal raw: a control character (tab and
+// newline included) or any other rune unicode.IsPrint refuses (format characters such as the
+// bidi overrides, spaces other than ' ', unassigned code points).
+func unprintable(r rune) bool { return r != ' ' && !unicode.IsPrint(r) }
+
+// printable returns s fit for a terminal: every unprintable rune is written as a visible escape,
+// \x1b for a byte below 0x80 or a byte of invalid UTF-8, \u202e or \U000e0001 for the others;
+// everything else, printable UTF-8 of any script, stays as it is. Every string that comes from a
+// message (subjects, headers, payloads, ids, error texts, worker answers) goes through it before
+// the human output of the operator commands prints it.
+func printable(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, unprintable) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1, r < utf8.RuneSelf && unprintable(r):
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unprintable(r) && r > 0xffff:
+			fmt.Fprintf(&b, `\U%08x`, r)
+		case unprintable(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// printableLines is printable for a block of text: the line breaks stay.
+func printableLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = printable(l)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // perSecond is a rate flag: "20", "20/s" or "0.5"; 0 means no limit.

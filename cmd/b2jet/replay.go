@@ -19,22 +19,24 @@ type ReplayCmd struct {
 	Until    string        `name:"until" placeholder:"RFC3339" help:"Stop after the last request stored at or before this time." group:"Range (exactly one start)"`
 	UntilSeq uint64        `name:"until-seq" placeholder:"N" help:"Stop after this sequence." group:"Range (exactly one start)"`
 
-	Op      string    `name:"op" help:"Only this operation, e.g. authorize." group:"Filter"`
-	Account string    `name:"account" help:"Only this account (default also matches subjects without an account token)." group:"Filter"`
-	ReplyTo string    `name:"reply-to" placeholder:"SUBJECT" help:"Send the replies of the replayed requests here instead of their own Reply-To."`
-	DryRun  bool      `name:"dry-run" help:"Count what would be replayed; publish nothing."`
-	Rate    perSecond `name:"rate" default:"0" placeholder:"N" help:"Republishes per second, e.g. 50 or 50/s; 0: no limit."`
-	JSON    bool      `name:"json" help:"Print the counts as one JSON document."`
+	Op             string    `name:"op" help:"Only this operation, e.g. authorize." group:"Filter"`
+	Account        string    `name:"account" help:"Only this account (default also matches subjects without an account token)." group:"Filter"`
+	ReplyTo        string    `name:"reply-to" placeholder:"SUBJECT" help:"Send the replies of the replayed requests here instead of their own Reply-To."`
+	IncludeReplays bool      `name:"include-replays" help:"Also replay requests that are replays themselves (they carry B2-Replay-Of); skipped by default."`
+	DryRun         bool      `name:"dry-run" help:"Count what would be replayed; publish nothing."`
+	Rate           perSecond `name:"rate" default:"0" placeholder:"N" help:"Republishes per second, e.g. 50 or 50/s; 0: no limit."`
+	JSON           bool      `name:"json" help:"Print the counts as one JSON document."`
 }
 
 // Help is shown below the usage line.
 func (c *ReplayCmd) Help() string {
 	return `Republishes requests stored in the request stream (B2_REQUESTS), acknowledged or not, in stream
-order, each to its own subject with Nats-Msg-Id replay-<stream>-<seq> (replaying the same request
-twice inside the duplicate window stores it once) and B2-Replay-Of: <seq>. The workers then process
-them again and answer with the original request ids, to the original Reply-To unless --reply-to
-names another subject. A replay never goes beyond the stream's last sequence when it starts.
-Shows progress on a terminal (stderr) and prints the counts at the end.
+order, each to its own subject with Nats-Msg-Id replay-<stream>-<seq>-<run> (<run> is random, once
+per run: nobody can pre-empt the id) and B2-Replay-Of: <seq>. Requests that are replays themselves
+are skipped (counted as replays) unless --include-replays. The workers then process them again and
+answer with the original request ids, to the original Reply-To unless --reply-to names another
+subject. A replay never goes beyond the stream's last sequence when it starts. Shows progress on a
+terminal (stderr) and prints the counts at the end.
 
   b2jet replay --since 1h --op authorize --reply-to ops.replay.results
   b2jet replay --from-seq 1200 --until-seq 1300 --dry-run
@@ -48,6 +50,7 @@ func (c *ReplayCmd) replayOptions() (ops.ReplayOptions, error) {
 	o := ops.ReplayOptions{
 		FromSeq: c.FromSeq, Since: c.Since, UntilSeq: c.UntilSeq,
 		Op: c.Op, Account: c.Account, ReplyTo: c.ReplyTo, DryRun: c.DryRun, Rate: float64(c.Rate),
+		IncludeReplays: c.IncludeReplays,
 	}
 	starts := 0
 	for _, set := range []bool{c.Since != 0, c.FromTime != "", c.FromSeq != 0} {
@@ -129,12 +132,12 @@ func (c *ReplayCmd) Run(e *env) error {
 	if errors.Is(rerr, ops.ErrInvalidOptions) {
 		// The flags were checked above but for the rules of a reply subject, which ops owns.
 		msg := strings.TrimPrefix(rerr.Error(), ops.ErrInvalidOptions.Error()+": ")
-		return badSetting("--reply-to", "%s", strings.TrimPrefix(msg, "reply-to "))
+		return badSetting("--reply-to", "%s", printable(strings.TrimPrefix(msg, "reply-to ")))
 	}
 	if shown > 0 {
 		fmt.Fprintf(e.stderr, "\r%s\r", strings.Repeat(" ", shown))
 	}
-	if rerr != nil && rep.Selected == 0 && rep.Skipped == 0 {
+	if rerr != nil && rep.Selected == 0 && rep.Skipped == 0 && rep.Replays == 0 {
 		return s.explain(rerr) // nothing done: no counts to show
 	}
 	if c.JSON {
@@ -150,10 +153,11 @@ func (c *ReplayCmd) Run(e *env) error {
 			seqs = fmt.Sprintf("%d..%d", rep.FirstSeq, rep.LastSeq)
 		}
 		if c.DryRun {
-			fmt.Fprintf(e.stdout, "dry run: selected %d, skipped %d, seq %s; nothing published\n", rep.Selected, rep.Skipped, seqs)
+			fmt.Fprintf(e.stdout, "dry run: selected %d, skipped %d, replays skipped %d, seq %s; nothing published\n",
+				rep.Selected, rep.Skipped, rep.Replays, seqs)
 		} else {
-			fmt.Fprintf(e.stdout, "selected %d, republished %d, duplicates %d, skipped %d, seq %s\n",
-				rep.Selected, rep.Republished, rep.Duplicates, rep.Skipped, seqs)
+			fmt.Fprintf(e.stdout, "selected %d, republished %d, duplicates %d, skipped %d, replays skipped %d, seq %s\n",
+				rep.Selected, rep.Republished, rep.Duplicates, rep.Skipped, rep.Replays, seqs)
 		}
 	}
 	if rerr != nil {

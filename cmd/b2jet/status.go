@@ -25,7 +25,8 @@ func (c *StatusCmd) Help() string {
 	return `Shows the request and dead-letter streams (a missing one as missing), their consumers (pending,
 ack-pending, redelivered, waiting pulls), the dead letters per operation and account, and every
 worker that answers on <prefix>.status within --wait: id, version, uptime, requests in flight,
-circuit breakers per account and B2 session age per account.
+circuit breakers per account, B2 session age per account, the consumer settings it runs by (and
+its flags when they differ) and the dead letters it could not store yet.
 
 Exit codes: 0 ok; 1 runtime failure (cannot connect); 2 bad usage.`
 }
@@ -69,15 +70,15 @@ func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) e
 	tw.row("  NAME\tMESSAGES\tBYTES\tFIRST-SEQ\tLAST-SEQ\tLAST-STORED\tCONSUMERS\tSUBJECTS")
 	for _, ss := range st.Streams {
 		if ss.Missing {
-			tw.row("  %s\tmissing\t\t\t\t\t\t", ss.Name)
+			tw.row("  %s\tmissing\t\t\t\t\t\t", printable(ss.Name))
 			continue
 		}
 		last := "-"
 		if ss.Messages > 0 && !ss.LastTime.IsZero() {
 			last = ago(now.Sub(ss.LastTime)) + " ago"
 		}
-		tw.row("  %s\t%d\t%s\t%d\t%d\t%s\t%d\t%s", ss.Name, ss.Messages, bytesIEC(ss.Bytes),
-			ss.FirstSeq, ss.LastSeq, last, ss.Consumers, strings.Join(ss.Subjects, ","))
+		tw.row("  %s\t%d\t%s\t%d\t%d\t%s\t%d\t%s", printable(ss.Name), ss.Messages, bytesIEC(ss.Bytes),
+			ss.FirstSeq, ss.LastSeq, last, ss.Consumers, printable(strings.Join(ss.Subjects, ",")))
 	}
 	_ = tw.writeTo(bw)
 
@@ -86,17 +87,17 @@ func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) e
 		fmt.Fprintln(bw, "  none")
 	} else {
 		tw = newTable()
-		tw.row("  STREAM\tNAME\tPENDING\tACK-PENDING\tREDELIVERED\tWAITING\tDELIVERED\tACK-FLOOR")
+		tw.row("  STREAM\tNAME\tPENDING\tACK-PENDING\tREDELIVERED\tWAITING\tDELIVERED\tACK-FLOOR\tACK-WAIT\tMAX-DELIVER")
 		for _, cs := range st.Consumers {
-			name := cs.Name
+			name := printable(cs.Name) // consumer names may hold control characters
 			if !cs.Durable {
 				name += " (ephemeral)"
 			}
 			if cs.Paused {
 				name += " (paused)"
 			}
-			tw.row("  %s\t%s\t%d\t%d\t%d\t%d\t%d\t%d", cs.Stream, name, cs.NumPending, cs.NumAckPending,
-				cs.NumRedelivered, cs.NumWaiting, cs.Delivered, cs.AckFloor)
+			tw.row("  %s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%d", printable(cs.Stream), name, cs.NumPending, cs.NumAckPending,
+				cs.NumRedelivered, cs.NumWaiting, cs.Delivered, cs.AckFloor, cs.AckWait, cs.MaxDeliver)
 		}
 		_ = tw.writeTo(bw)
 	}
@@ -116,7 +117,7 @@ func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) e
 		for _, op := range slices.Sorted(maps.Keys(st.DeadLetters)) {
 			byAccount := st.DeadLetters[op]
 			for _, account := range slices.Sorted(maps.Keys(byAccount)) {
-				tw.row("  %s\t%s\t%d", op, account, byAccount[account])
+				tw.row("  %s\t%s\t%d", printable(op), printable(account), byAccount[account])
 			}
 		}
 		_ = tw.writeTo(bw)
@@ -131,14 +132,21 @@ func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) e
 			fmt.Fprintln(bw, "  none answered")
 		}
 		for _, ws := range st.Workers {
-			fmt.Fprintf(bw, "  %s  version %s, up %s\n", ws.ID, ws.Version, ws.Uptime)
+			// A worker's answer is anyone's who can answer on the status subject.
+			fmt.Fprintf(bw, "  %s  version %s, up %s\n", printable(ws.ID), printable(ws.Version), printable(ws.Uptime))
 			tw = newTable()
 			tw.row("    in flight\t%s", joinCounts(ws.InFlight))
 			for _, account := range slices.Sorted(maps.Keys(ws.Breakers)) {
-				tw.row("    breakers %s\t%s", account, joinStates(ws.Breakers[account]))
+				tw.row("    breakers %s\t%s", printable(account), joinStates(ws.Breakers[account]))
 			}
 			for _, account := range slices.Sorted(maps.Keys(ws.SessionAge)) {
-				tw.row("    session %s\t%s old", account, ws.SessionAge[account])
+				tw.row("    session %s\t%s old", printable(account), printable(ws.SessionAge[account]))
+			}
+			for _, op := range slices.Sorted(maps.Keys(ws.Consumers)) {
+				tw.row("    consumer %s\t%s", printable(op), consumerLine(ws.Consumers[op], ws.UpdateConsumerSettings))
+			}
+			if ws.DeadLettersPending > 0 {
+				tw.row("    dead letters pending\t%d (request stream seqs %s)", ws.DeadLettersPending, joinSeqs(ws.PendingDeadLetters, ws.DeadLettersPending))
 			}
 			_ = tw.writeTo(bw)
 		}
@@ -146,10 +154,37 @@ func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) e
 	if len(st.Problems) > 0 {
 		fmt.Fprintln(bw, "\nProblems")
 		for _, p := range st.Problems {
-			fmt.Fprintf(bw, "  %s\n", p)
+			fmt.Fprintf(bw, "  %s\n", printable(p))
 		}
 	}
 	return bw.Flush()
+}
+
+// consumerLine formats a worker's consumer settings: "ack wait 30s, max deliver 7, attempts 5",
+// followed by the flags when they differ.
+func consumerLine(c ops.WorkerConsumer, updating bool) string {
+	line := fmt.Sprintf("ack wait %s, max deliver %d, attempts %d", c.AckWait, c.MaxDeliver, c.MaxAttempts)
+	if c.DiffersFromFlags {
+		line += fmt.Sprintf(" (differs from its flags: ack wait %s, max deliver %d, attempts %d)",
+			c.FlagAckWait, c.FlagMaxDeliver, c.FlagMaxAttempts)
+	}
+	if updating {
+		line += " [--update-consumer-settings]"
+	}
+	return line
+}
+
+// joinSeqs formats stream sequences, saying how many of total are not listed.
+func joinSeqs(seqs []uint64, total int) string {
+	parts := make([]string, len(seqs))
+	for i, s := range seqs {
+		parts[i] = fmt.Sprint(s)
+	}
+	out := strings.Join(parts, " ")
+	if total > len(seqs) {
+		out += fmt.Sprintf(" and %d more", total-len(seqs))
+	}
+	return out
 }
 
 // joinCounts formats {"authorize":0,"list_file_names":2} as "authorize=0 list_file_names=2".
@@ -159,7 +194,7 @@ func joinCounts(m map[string]int) string {
 	}
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(m)) {
-		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+		parts = append(parts, fmt.Sprintf("%s=%d", printable(k), m[k]))
 	}
 	return strings.Join(parts, " ")
 }
@@ -168,7 +203,7 @@ func joinCounts(m map[string]int) string {
 func joinStates(m map[string]string) string {
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(m)) {
-		parts = append(parts, k+"="+m[k])
+		parts = append(parts, printable(k)+"="+printable(m[k]))
 	}
 	return strings.Join(parts, " ")
 }

@@ -44,15 +44,16 @@ type WorkerCmd struct {
 	DLQMaxAge       time.Duration `name:"dlq-max-age" env:"B2JET_DLQ_MAX_AGE" default:"720h" help:"How long dead letters stay in the dead-letter stream." group:"JetStream"`
 	DuplicateWindow time.Duration `name:"duplicate-window" env:"B2JET_DUPLICATE_WINDOW" default:"2m" help:"Nats-Msg-Id de-duplication window of both streams." group:"JetStream"`
 
-	Concurrency   int           `name:"concurrency" env:"B2JET_CONCURRENCY" default:"16" help:"Requests handled at once, per operation, by this worker." group:"Processing"`
-	MaxDeliveries int           `name:"max-deliveries" env:"B2JET_MAX_DELIVERIES" default:"5" help:"Attempts per request (the first try plus retries) before it is dead-lettered; the consumers' MaxDeliver is this + 2." group:"Processing"`
-	BackoffBase   time.Duration `name:"backoff-base" env:"B2JET_BACKOFF_BASE" default:"1s" help:"Retry delay base: full jitter over min(backoff-max, base*2^(attempt-1)), never below B2's Retry-After." group:"Processing"`
-	BackoffMax    time.Duration `name:"backoff-max" env:"B2JET_BACKOFF_MAX" default:"2m" help:"Retry delay cap." group:"Processing"`
-	AckWait       time.Duration `name:"ack-wait" env:"B2JET_ACK_WAIT" default:"30s" help:"How long JetStream waits for an ack (or progress) before redelivering; minimum 500ms." group:"Processing"`
-	MaxAckPending int           `name:"max-ack-pending" env:"B2JET_MAX_ACK_PENDING" default:"1000" help:"Unacknowledged requests per operation across all workers; -1 for no limit." group:"Processing"`
-	FetchMaxWait  time.Duration `name:"fetch-max-wait" env:"B2JET_FETCH_MAX_WAIT" default:"2s" help:"How long one pull waits for requests; minimum 100ms." group:"Processing"`
-	StoredReplies bool          `name:"stored-replies" env:"B2JET_STORED_REPLIES" help:"Publish replies with JetStream and wait until they are stored before acknowledging the request; every reply subject must then be captured by a stream." group:"Processing"`
-	DrainTimeout  time.Duration `name:"drain-timeout" env:"B2JET_DRAIN_TIMEOUT" default:"20s" help:"On SIGINT/SIGTERM, how long in-flight requests may finish before they are cancelled and put back." group:"Processing"`
+	Concurrency            int           `name:"concurrency" env:"B2JET_CONCURRENCY" default:"16" help:"Requests handled at once, per operation, by this worker." group:"Processing"`
+	MaxDeliveries          int           `name:"max-deliveries" env:"B2JET_MAX_DELIVERIES" default:"5" help:"Attempts per request (the first try plus retries) before it is dead-lettered; the consumers' MaxDeliver is this + 2. Written when the worker creates a consumer (or with --update-consumer-settings); an existing consumer's MaxDeliver wins." group:"Processing"`
+	BackoffBase            time.Duration `name:"backoff-base" env:"B2JET_BACKOFF_BASE" default:"1s" help:"Retry delay base: full jitter over min(backoff-max, base*2^(attempt-1)), never below B2's Retry-After." group:"Processing"`
+	BackoffMax             time.Duration `name:"backoff-max" env:"B2JET_BACKOFF_MAX" default:"2m" help:"Retry delay cap." group:"Processing"`
+	AckWait                time.Duration `name:"ack-wait" env:"B2JET_ACK_WAIT" default:"30s" help:"How long JetStream waits for an ack (or progress) before redelivering; minimum 500ms. Like --max-deliveries, an existing consumer's value wins." group:"Processing"`
+	MaxAckPending          int           `name:"max-ack-pending" env:"B2JET_MAX_ACK_PENDING" default:"1000" help:"Unacknowledged requests per operation across all workers; -1 for no limit." group:"Processing"`
+	UpdateConsumerSettings bool          `name:"update-consumer-settings" env:"B2JET_UPDATE_CONSUMER_SETTINGS" help:"Write --max-deliveries, --ack-wait and --max-ack-pending onto consumers that exist with other values (every other worker adopts them within seconds); without it a worker adopts the consumers' values." group:"Processing"`
+	FetchMaxWait           time.Duration `name:"fetch-max-wait" env:"B2JET_FETCH_MAX_WAIT" default:"2s" help:"How long one pull waits for requests; minimum 100ms." group:"Processing"`
+	StoredReplies          bool          `name:"stored-replies" env:"B2JET_STORED_REPLIES" help:"Publish replies with JetStream and wait until they are stored before acknowledging the request; every reply subject must then be captured by a stream." group:"Processing"`
+	DrainTimeout           time.Duration `name:"drain-timeout" env:"B2JET_DRAIN_TIMEOUT" default:"20s" help:"On SIGINT/SIGTERM, how long in-flight requests may finish before they are cancelled and put back." group:"Processing"`
 
 	BreakerFailures uint32        `name:"breaker-failures" env:"B2JET_BREAKER_FAILURES" default:"5" help:"Consecutive retryable B2 failures (5xx, 408, timeouts, connection errors) of one account and operation that open its circuit breaker." group:"Processing"`
 	BreakerOpenFor  time.Duration `name:"breaker-open-for" env:"B2JET_BREAKER_OPEN_FOR" default:"10s" help:"How long an open breaker waits before its probe." group:"Processing"`
@@ -199,23 +200,24 @@ func validToken(s string) bool {
 // consumerConfig is the consumer.Config the flags describe.
 func (c *WorkerCmd) consumerConfig(log *slog.Logger) consumer.Config {
 	return consumer.Config{
-		Subjects:        schema.Subjects{Prefix: c.SubjectPrefix},
-		RequestsStream:  c.RequestsStream,
-		DLQStream:       c.DLQStream,
-		Replicas:        c.Replicas,
-		RequestsMaxAge:  c.RequestsMaxAge,
-		DLQMaxAge:       c.DLQMaxAge,
-		DuplicateWindow: c.DuplicateWindow,
-		MaxAttempts:     c.MaxDeliveries,
-		AckWait:         c.AckWait,
-		MaxAckPending:   c.MaxAckPending,
-		Concurrency:     c.Concurrency,
-		BackoffBase:     c.BackoffBase,
-		BackoffMax:      c.BackoffMax,
-		FetchMaxWait:    c.FetchMaxWait,
-		DrainTimeout:    c.DrainTimeout,
-		StoredReplies:   c.StoredReplies,
-		Logger:          log,
+		Subjects:               schema.Subjects{Prefix: c.SubjectPrefix},
+		RequestsStream:         c.RequestsStream,
+		DLQStream:              c.DLQStream,
+		Replicas:               c.Replicas,
+		RequestsMaxAge:         c.RequestsMaxAge,
+		DLQMaxAge:              c.DLQMaxAge,
+		DuplicateWindow:        c.DuplicateWindow,
+		MaxAttempts:            c.MaxDeliveries,
+		AckWait:                c.AckWait,
+		MaxAckPending:          c.MaxAckPending,
+		UpdateConsumerSettings: c.UpdateConsumerSettings,
+		Concurrency:            c.Concurrency,
+		BackoffBase:            c.BackoffBase,
+		BackoffMax:             c.BackoffMax,
+		FetchMaxWait:           c.FetchMaxWait,
+		DrainTimeout:           c.DrainTimeout,
+		StoredReplies:          c.StoredReplies,
+		Logger:                 log,
 	}
 }
 
@@ -310,6 +312,7 @@ func (c *WorkerCmd) Run(e *env) error {
 		return err
 	}
 	defer stopHTTP()
+	o.updateSettings = c.UpdateConsumerSettings
 	stopStatus, err := o.registerStatus(nc, schema.Subjects{Prefix: c.SubjectPrefix}, set, clients)
 	if err != nil {
 		return err

@@ -6,7 +6,7 @@
 //
 //   - reading dead letters from the dead-letter stream, newest first, filtered by operation,
 //     account, error code and age (deadletters.go), and showing one with its decoded body;
-//   - redriving dead letters to their original request subject with a derived message id and a
+//   - redriving dead letters to their original request subject with a message id of its own run and a
 //     loop guard, deleting each from the dead-letter stream only after the republish is
 //     acknowledged (redrive.go), and purging them (purge.go);
 //   - replaying requests already stored in the request stream, acked or not (replay.go);
@@ -36,15 +36,29 @@
 // A redriven request is the dead letter's payload byte for byte and its headers, minus the
 // server-added ones and the dead letter's own Nats-Msg-Id, plus B2-Redrive-Of (the dead letter's
 // sequence in the dead-letter stream) and B2-Redrive-Count (one more than the dead letter's own
-// count, 0 when it has none). Its Nats-Msg-Id is "redrive-<dlq stream>-<dlq seq>", so redriving the
-// same dead letter twice inside the duplicate window stores it once. A dead letter already redriven
-// MaxRedrives times is refused.
+// count, 0 when it has none). Its Nats-Msg-Id is "redrive-<dlq stream>-<dlq seq>-<run>". A dead
+// letter already redriven MaxRedrives times is refused, and so is one whose subject holds control
+// characters or invalid UTF-8 (its B2-Original-Subject cannot match it).
 //
 // A replayed request is the stored request's payload and headers, plus B2-Replay-Of (its sequence
-// in the request stream), with Nats-Msg-Id "replay-<stream>-<seq>". Its Reply-To is replaced when a
-// ReplyTo is given. So that a replay answers with the original request id, the original Nats-Msg-Id
-// (if any) is kept as B2-Original-Msg-Id and, when the request had no B2-Request-Id, copied into
-// B2-Request-Id (the request id resolution order of the contract then gives the same id).
+// in the request stream), with Nats-Msg-Id "replay-<stream>-<seq>-<run>". Its Reply-To is
+// replaced when a ReplyTo is given. So that a replay answers with the original request id, the
+// original Nats-Msg-Id (if any) is kept as B2-Original-Msg-Id and, when the request had no
+// B2-Request-Id, copied into B2-Request-Id (the request id resolution order of the contract then
+// gives the same id). Stored requests that are replays themselves (B2-Replay-Of) are skipped
+// unless ReplayOptions.IncludeReplays is set.
+//
+// # Message ids and the duplicate window
+//
+// Tenants publish to the same request stream and so share its duplicate window: a Nats-Msg-Id
+// another publisher can predict, it can store first, and the stream then drops the real message
+// as a duplicate. So <run> is 128 random bits chosen once per Ops (one operator run): a publish
+// retried after a lost PubAck is still stored once, and nobody can pre-empt the id. A publish the
+// stream reports as a duplicate counts as done only after the stored message at the PubAck's
+// sequence was read and found to be the same (subject, payload, every header); otherwise the
+// error wraps ErrDuplicateMismatch and, for a redrive, the dead letter is kept. A second run
+// redrives or replays anew: a dead letter whose redrive was acknowledged but whose deletion failed
+// is purged, not redriven again.
 //
 // # Worker discovery
 //

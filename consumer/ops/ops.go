@@ -40,9 +40,13 @@ type Ops struct {
 	cfg Config
 	// now is the clock for Since filters; a test seam.
 	now func() time.Time
+	// runID is the random part of the message ids of redrives and replays (see newRunID); tests
+	// set it to force a duplicate.
+	runID string
 }
 
-// New returns an Ops working through js. Zero fields of cfg get their defaults.
+// New returns an Ops working through js. Zero fields of cfg get their defaults. The message ids of
+// its redrives and replays end with a random part chosen here: use one Ops per operator run.
 func New(js jetstream.JetStream, cfg Config) *Ops {
 	if cfg.RequestsStream == "" {
 		cfg.RequestsStream = schema.StreamRequests
@@ -50,7 +54,7 @@ func New(js jetstream.JetStream, cfg Config) *Ops {
 	if cfg.DLQStream == "" {
 		cfg.DLQStream = schema.StreamDLQ
 	}
-	return &Ops{js: js, cfg: cfg, now: time.Now}
+	return &Ops{js: js, cfg: cfg, now: time.Now, runID: newRunID()}
 }
 
 // Config returns the configuration with its defaults applied.

@@ -4,10 +4,15 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
+
+	"github.com/b2jet/b2jet/schema"
 )
 
 // DefaultMaxRedrives is the loop guard used when RedriveOptions.MaxRedrives is 0.
@@ -17,16 +22,18 @@ const DefaultMaxRedrives = 3
 const (
 	// StatusRedriven: republished and acknowledged; the dead letter was deleted.
 	StatusRedriven = "redriven"
-	// StatusDuplicate: the request stream already had this redrive (same dead letter redriven
-	// inside the duplicate window); nothing new was stored and the dead letter was deleted.
+	// StatusDuplicate: the request stream already had this redrive, stored by an earlier
+	// attempt of the same run whose PubAck was lost (checked: the stored message is this
+	// republish); nothing new was stored and the dead letter was deleted.
 	StatusDuplicate = "duplicate"
 	// StatusDryRun: would be redriven; nothing was published or deleted.
 	StatusDryRun = "dry-run"
 	// StatusRefused: not published, by the loop guard or because the record cannot be trusted
 	// (missing or malformed headers, an original subject outside the request subjects).
 	StatusRefused = "refused"
-	// StatusFailed: the republish failed, or the sequence is not in the stream; the dead letter
-	// (if any) is kept.
+	// StatusFailed: the republish failed, the stream dropped it as a duplicate of a message
+	// that is not this republish (another publisher used its id), or the sequence is not in the
+	// stream; the dead letter (if any) is kept.
 	StatusFailed = "failed"
 )
 
@@ -116,9 +123,9 @@ func (o *Ops) Redrive(ctx context.Context, opts RedriveOptions) ([]RedriveResult
 	return results, nil
 }
 
-// redriveMsgID is the derived Nats-Msg-Id of the redrive of dead letter seq.
+// redriveMsgID is the derived Nats-Msg-Id of the redrive of dead letter seq in this run.
 func (o *Ops) redriveMsgID(seq uint64) string {
-	return fmt.Sprintf("redrive-%s-%d", o.cfg.DLQStream, seq)
+	return fmt.Sprintf("redrive-%s-%d-%s", o.cfg.DLQStream, seq, o.runID)
 }
 
 func (o *Ops) redriveOne(ctx context.Context, st jetstream.Stream, limiter *rate.Limiter, d DeadLetter, opts RedriveOptions) RedriveResult {
@@ -129,6 +136,10 @@ func (o *Ops) redriveOne(ctx context.Context, st jetstream.Stream, limiter *rate
 	}
 	if d.Problem != "" {
 		return refuse("malformed dead letter: %s", d.Problem)
+	}
+	if why := unsafeSubject(d.Subject); why != "" {
+		return refuse("dead-letter subject %q %s: its B2-Original-Subject cannot match it, so the request subject "+
+			"cannot be checked; inspect it with dlq show and remove it with dlq purge", d.Subject, why)
 	}
 	// A tampered B2-Original-Subject must not make redrive publish anywhere: it has to be the
 	// request subject of the dead letter's own operation and account token.
@@ -150,15 +161,19 @@ func (o *Ops) redriveOne(ctx context.Context, st jetstream.Stream, limiter *rate
 	h := republishHeader(d.Header) // also drops the dead letter's own Nats-Msg-Id
 	h.Set(HeaderRedriveOf, strconv.FormatUint(d.Seq, 10))
 	h.Set(HeaderRedriveCount, strconv.Itoa(d.RedriveCount+1))
+	h.Set(schema.HeaderMsgID, r.NewMsgID)
 	msg := &nats.Msg{Subject: d.Info.OriginalSubject, Header: h, Data: d.Data}
 
 	if err := limiter.Wait(ctx); err != nil {
 		r.Status, r.Reason = StatusFailed, err.Error()
 		return r
 	}
-	ack, err := o.js.PublishMsg(ctx, msg, jetstream.WithMsgID(r.NewMsgID))
+	ack, err := o.publishVerified(ctx, msg)
 	if err != nil {
-		r.Status, r.Reason = StatusFailed, fmt.Sprintf("republish: %v", err)
+		r.Status, r.Reason = StatusFailed, strings.TrimPrefix(err.Error(), "ops: ")
+		if ack == nil { // not a duplicate that failed its check
+			r.Reason = "republish: " + r.Reason
+		}
 		return r
 	}
 	r.RequestSeq = ack.Sequence
@@ -170,16 +185,32 @@ func (o *Ops) redriveOne(ctx context.Context, st jetstream.Stream, limiter *rate
 	r.Status = StatusRedriven
 	if ack.Duplicate {
 		r.Status = StatusDuplicate
-		r.Reason = fmt.Sprintf("already redriven inside the duplicate window (request seq %d)", ack.Sequence)
+		r.Reason = fmt.Sprintf("stored by an earlier attempt of this run (request seq %d)", ack.Sequence)
 	}
 	if err := st.DeleteMsg(ctx, d.Seq); err != nil {
 		sep := ""
 		if r.Reason != "" {
 			sep = "; "
 		}
-		r.Reason += sep + fmt.Sprintf("republished, but the dead letter was not deleted: %v", err)
+		// A later run has another id and would store the request again.
+		r.Reason += sep + fmt.Sprintf("republished, but the dead letter was not deleted: %v (purge it, do not redrive it again)", err)
 	}
 	return r
+}
+
+// unsafeSubject says why a subject read from a stream cannot be redriven ("" when it can). NATS
+// carries control characters in subjects (not whitespace), but header values cannot: the worker
+// writes them into B2-Original-Subject as spaces, and the check against the dead-letter subject
+// would refuse with a misleading reason. Invalid UTF-8 comes back from the stream API as U+FFFD,
+// a different subject, so a redrive would go elsewhere than the original request.
+func unsafeSubject(subject string) string {
+	switch {
+	case !utf8.ValidString(subject) || strings.ContainsRune(subject, utf8.RuneError):
+		return "holds invalid UTF-8"
+	case strings.ContainsFunc(subject, unicode.IsControl):
+		return "holds control characters"
+	}
+	return ""
 }
 
 // newLimiter returns a limiter of perSecond events per second without bursts; 0 means unlimited.

@@ -3,11 +3,13 @@ package ops
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -38,7 +40,7 @@ func TestRedriveRepublishes(t *testing.T) {
 	r := res[0]
 	assert.Equal(t, StatusRedriven, r.Status, r.Reason)
 	assert.Equal(t, seq, r.Seq)
-	assert.Equal(t, "redrive-B2_DLQ-"+strconv.FormatUint(seq, 10), r.NewMsgID)
+	assert.Equal(t, "redrive-B2_DLQ-"+strconv.FormatUint(seq, 10)+"-"+e.ops.runID, r.NewMsgID)
 	assert.Equal(t, "b2.req.list_file_names.acme", r.Subject)
 	assert.Equal(t, res, progress)
 
@@ -61,22 +63,152 @@ func TestRedriveRepublishes(t *testing.T) {
 	assert.False(t, e.exists(schema.StreamDLQ, seq), "the dead letter is deleted after the PubAck")
 }
 
+// redriveOf is the request the redrive of dead letter d publishes in run (as redriveOne builds it).
+func redriveOf(d DeadLetter, id string) *nats.Msg {
+	h := republishHeader(d.Header)
+	h.Set(HeaderRedriveOf, strconv.FormatUint(d.Seq, 10))
+	h.Set(HeaderRedriveCount, strconv.Itoa(d.RedriveCount+1))
+	h.Set(schema.HeaderMsgID, id)
+	return &nats.Msg{Subject: d.Info.OriginalSubject, Header: h, Data: d.Data}
+}
+
+// A duplicate that is this very redrive (an earlier attempt of the run whose PubAck was lost)
+// counts as done: the dead letter is deleted and nothing new is stored.
 func TestRedriveDuplicate(t *testing.T) {
 	e := newEnv(t)
-	seq := e.publishDeadLetter(dl{op: schema.OpAuthorize})
-	// An earlier redrive published the request but could not delete the dead letter.
-	earlier, err := e.js.PublishMsg(e.ctx, &nats.Msg{Subject: "b2.req.authorize", Data: []byte("{}")},
-		jetstream.WithMsgID("redrive-B2_DLQ-"+strconv.FormatUint(seq, 10)))
+	seq := e.publishDeadLetter(dl{op: schema.OpAuthorize, header: nats.Header{"X-Trailing": {"  padded  "}}})
+	d, err := e.ops.DeadLetter(e.ctx, seq)
+	require.NoError(t, err)
+	earlier, err := e.js.PublishMsg(e.ctx, redriveOf(d, e.ops.redriveMsgID(seq)))
 	require.NoError(t, err)
 
 	res, err := e.ops.Redrive(e.ctx, RedriveOptions{Filter: Filter{Seqs: []uint64{seq}}})
 	require.NoError(t, err)
 	require.Len(t, res, 1)
-	assert.Equal(t, StatusDuplicate, res[0].Status)
+	assert.Equal(t, StatusDuplicate, res[0].Status, res[0].Reason)
 	assert.Equal(t, earlier.Sequence, res[0].RequestSeq)
-	assert.Contains(t, res[0].Reason, "duplicate window")
+	assert.Contains(t, res[0].Reason, "earlier attempt of this run")
 	assert.EqualValues(t, 1, e.count(schema.StreamRequests), "nothing new stored")
 	assert.False(t, e.exists(schema.StreamDLQ, seq), "the dead letter is deleted: its request is in the stream")
+}
+
+// The attack: another publisher of the request stream stores junk under the id a redrive derives,
+// so that the stream drops the redrive as a duplicate and the tool deletes the dead letter
+// without the request ever being republished.
+func TestRedriveForgedMsgID(t *testing.T) {
+	t.Run("the old predictable id no longer hits", func(t *testing.T) {
+		e := newEnv(t)
+		seq := e.publishDeadLetter(dl{op: schema.OpListFileNames, account: "acme"})
+		junk := e.publishRequest("b2.req.noop.globex", nats.Header{schema.HeaderMsgID: {"redrive-B2_DLQ-" + strconv.FormatUint(seq, 10)}}, []byte("junk"))
+
+		res, err := e.ops.Redrive(e.ctx, RedriveOptions{Filter: Filter{Seqs: []uint64{seq}}})
+		require.NoError(t, err)
+		require.Len(t, res, 1)
+		assert.Equal(t, StatusRedriven, res[0].Status, res[0].Reason)
+		assert.NotEqual(t, junk, res[0].RequestSeq)
+		m, err := e.js.Stream(e.ctx, schema.StreamRequests)
+		require.NoError(t, err)
+		stored, err := m.GetMsg(e.ctx, res[0].RequestSeq)
+		require.NoError(t, err)
+		assert.Equal(t, "b2.req.list_file_names.acme", stored.Subject)
+		assert.False(t, e.exists(schema.StreamDLQ, seq))
+	})
+
+	// The random part is not guessable, so the check of a duplicate is forced through a known run
+	// id; each case differs from the real redrive in one part.
+	for _, tt := range []struct {
+		name   string
+		forge  func(*nats.Msg)
+		differ string
+	}{
+		{"other subject", func(m *nats.Msg) { m.Subject = "b2.req.noop.globex" }, "another subject"},
+		{"other payload", func(m *nats.Msg) { m.Data = []byte("junk") }, "another payload"},
+		{"empty payload", func(m *nats.Msg) { m.Data = nil }, "another payload"},
+		{"other header value", func(m *nats.Msg) { m.Header.Set(HeaderRedriveCount, "9") }, "another header " + HeaderRedriveCount},
+		{"missing header", func(m *nats.Msg) { m.Header.Del(schema.HeaderReplyTo) }, "another header " + schema.HeaderReplyTo},
+		{"extra header", func(m *nats.Msg) { m.Header.Set("X-Globex", "1") }, "another header X-Globex"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.ops.runID = "known"
+			seq := e.publishDeadLetter(dl{op: schema.OpListFileNames, account: "acme", header: nats.Header{schema.HeaderReplyTo: {"_INBOX.acme.x"}}})
+			d, err := e.ops.DeadLetter(e.ctx, seq)
+			require.NoError(t, err)
+			forged := redriveOf(d, "redrive-B2_DLQ-"+strconv.FormatUint(seq, 10)+"-known")
+			tt.forge(forged)
+			junk, err := e.js.PublishMsg(e.ctx, forged)
+			require.NoError(t, err)
+
+			res, err := e.ops.Redrive(e.ctx, RedriveOptions{Filter: Filter{Seqs: []uint64{seq}}})
+			require.NoError(t, err)
+			require.Len(t, res, 1)
+			assert.Equal(t, StatusFailed, res[0].Status)
+			assert.Zero(t, res[0].RequestSeq, "nothing was published")
+			assert.Contains(t, res[0].Reason, "another publisher used the message id redrive-B2_DLQ-")
+			assert.Contains(t, res[0].Reason, "message "+strconv.FormatUint(junk.Sequence, 10)+" of stream B2_REQUESTS")
+			assert.Contains(t, res[0].Reason, tt.differ)
+			assert.True(t, e.exists(schema.StreamDLQ, seq), "the dead letter is kept")
+			assert.EqualValues(t, 1, e.count(schema.StreamRequests), "only the junk")
+		})
+	}
+}
+
+// A duplicate whose stored message is gone cannot be shown to be the redrive: kept.
+func TestRedriveUnverifiableDuplicate(t *testing.T) {
+	e := newEnv(t)
+	e.ops.runID = "known"
+	seq := e.publishDeadLetter(dl{op: schema.OpAuthorize})
+	d, err := e.ops.DeadLetter(e.ctx, seq)
+	require.NoError(t, err)
+	earlier, err := e.js.PublishMsg(e.ctx, redriveOf(d, e.ops.redriveMsgID(seq)))
+	require.NoError(t, err)
+	st, err := e.js.Stream(e.ctx, schema.StreamRequests)
+	require.NoError(t, err)
+	require.NoError(t, st.DeleteMsg(e.ctx, earlier.Sequence)) // the id stays in the duplicate window
+
+	res, err := e.ops.Redrive(e.ctx, RedriveOptions{Filter: Filter{Seqs: []uint64{seq}}})
+	require.NoError(t, err)
+	require.Len(t, res, 1)
+	assert.Equal(t, StatusFailed, res[0].Status)
+	assert.Contains(t, res[0].Reason, "cannot be read to verify it")
+	assert.True(t, e.exists(schema.StreamDLQ, seq))
+}
+
+// Two runs have different ids (and each a random one).
+func TestRunIDs(t *testing.T) {
+	e := newEnv(t)
+	other := New(e.js, Config{})
+	assert.NotEqual(t, e.ops.runID, other.runID)
+	assert.Len(t, other.runID, 26, "128 bits in base32")
+}
+
+// Control characters ride in NATS subjects but not in header values: the dead letter's
+// B2-Original-Subject has them as spaces. The redrive is refused with a reason that says so
+// (quoted, so the reason itself is safe to print), and the dead letter is kept.
+func TestRedriveRefusesControlCharacterSubjects(t *testing.T) {
+	e := newEnv(t)
+	for name, account := range map[string]string{
+		"escape":       "ac\x1b[2Jme",
+		"delete":       "ac\x7fme",
+		"C1 control":   "ac\u009bme",
+		"invalid UTF8": "ac\xffme",
+	} {
+		t.Run(name, func(t *testing.T) {
+			unq, err := strconv.Unquote(`"` + account + `"`)
+			require.NoError(t, err)
+			seq := e.publishDeadLetter(dl{op: schema.OpAuthorize, account: unq})
+			res, err := e.ops.Redrive(e.ctx, RedriveOptions{Filter: Filter{Seqs: []uint64{seq}}})
+			require.NoError(t, err)
+			require.Len(t, res, 1)
+			assert.Equal(t, StatusRefused, res[0].Status)
+			assert.Contains(t, res[0].Reason, "dead-letter subject \"b2.dlq.authorize.ac")
+			assert.Regexp(t, "holds (control characters|invalid UTF-8): its B2-Original-Subject cannot match it", res[0].Reason)
+			assert.True(t, utf8.ValidString(res[0].Reason) && !strings.ContainsFunc(res[0].Reason, unicode.IsControl),
+				"the reason quotes the subject: %q", res[0].Reason)
+			assert.True(t, e.exists(schema.StreamDLQ, seq))
+		})
+	}
+	assert.Zero(t, e.count(schema.StreamRequests))
 }
 
 func TestRedriveKeepsDeadLetterWhenPublishFails(t *testing.T) {
@@ -158,7 +290,7 @@ func TestRedriveDryRun(t *testing.T) {
 	res, err := e.ops.Redrive(e.ctx, RedriveOptions{All: true, DryRun: true})
 	require.NoError(t, err)
 	require.Len(t, res, 2)
-	assert.Equal(t, RedriveResult{Seq: s1, Subject: "b2.req.authorize", NewMsgID: "redrive-B2_DLQ-" + strconv.FormatUint(s1, 10), Status: StatusDryRun}, res[0])
+	assert.Equal(t, RedriveResult{Seq: s1, Subject: "b2.req.authorize", NewMsgID: "redrive-B2_DLQ-" + strconv.FormatUint(s1, 10) + "-" + e.ops.runID, Status: StatusDryRun}, res[0])
 	assert.Equal(t, StatusRefused, res[1].Status, "the loop guard also applies to a dry run")
 	assert.Equal(t, s2, res[1].Seq)
 	assert.Zero(t, e.count(schema.StreamRequests))

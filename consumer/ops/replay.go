@@ -34,6 +34,10 @@ type ReplayOptions struct {
 	// the replies somewhere safe. It must be a plain subject: no wildcards, no '$' subject, and
 	// not a request or dead-letter subject.
 	ReplyTo string
+	// IncludeReplays also replays requests that are themselves replays (they carry
+	// B2-Replay-Of); by default they are skipped and counted in ReplayReport.Replays, so that a
+	// second replay of a range does not process its requests once more per earlier replay.
+	IncludeReplays bool
 	// DryRun counts what would be replayed without publishing anything.
 	DryRun bool
 	// Rate caps republishes per second; 0 means unlimited.
@@ -103,20 +107,24 @@ type ReplayReport struct {
 	Selected int `json:"selected"`
 	// Republished is the number stored anew in the request stream.
 	Republished int `json:"republished"`
-	// Duplicates is the number the stream dropped as already replayed inside its duplicate
-	// window (the same request replayed twice).
+	// Duplicates is the number the stream dropped as already stored by an earlier attempt of
+	// the same replay whose PubAck was lost (checked: the stored message is the replay).
 	Duplicates int `json:"duplicates"`
 	// Skipped is the number of messages in range whose subject is not a request subject.
 	Skipped int `json:"skipped"`
+	// Replays is the number of requests in range left out because they are replays themselves
+	// (B2-Replay-Of); 0 with IncludeReplays.
+	Replays int `json:"replays"`
 	// FirstSeq and LastSeq are the first and last selected sequences; 0 when none.
 	FirstSeq uint64 `json:"firstSeq"`
 	LastSeq  uint64 `json:"lastSeq"`
 }
 
 // Replay republishes requests stored in the request stream, acked or not, in stream order, each to
-// its own subject with Nats-Msg-Id "replay-<stream>-<seq>" and B2-Replay-Of (see the package doc).
-// On an error (a failed publish, a cancelled context) it returns the report so far: LastSeq+1 is
-// where to resume.
+// its own subject with Nats-Msg-Id "replay-<stream>-<seq>-<run>" and B2-Replay-Of (see the package
+// doc). Requests that are replays themselves are skipped unless IncludeReplays is set. On an error
+// (a failed publish, a duplicate of another publisher's message, a cancelled context) it returns
+// the report so far: LastSeq+1 is where to resume.
 func (o *Ops) Replay(ctx context.Context, opts ReplayOptions) (ReplayReport, error) {
 	var rep ReplayReport
 	if err := opts.validate(o.cfg.Subjects); err != nil {
@@ -156,6 +164,10 @@ func (o *Ops) replayOne(ctx context.Context, limiter *rate.Limiter, m jetstream.
 		rep.Skipped++
 		return nil
 	}
+	if !opts.IncludeReplays && m.Headers().Get(HeaderReplayOf) != "" {
+		rep.Replays++
+		return nil
+	}
 	if rep.FirstSeq == 0 {
 		rep.FirstSeq = seq
 	}
@@ -167,8 +179,13 @@ func (o *Ops) replayOne(ctx context.Context, limiter *rate.Limiter, m jetstream.
 	if err := limiter.Wait(ctx); err != nil {
 		return err
 	}
-	msg := &nats.Msg{Subject: m.Subject(), Header: replayHeader(m.Headers(), seq, opts.ReplyTo), Data: m.Data()}
-	ack, err := o.js.PublishMsg(ctx, msg, jetstream.WithMsgID(o.replayMsgID(seq)))
+	h := replayHeader(m.Headers(), seq, opts.ReplyTo)
+	h.Set(schema.HeaderMsgID, o.replayMsgID(seq))
+	msg := &nats.Msg{Subject: m.Subject(), Header: h, Data: m.Data()}
+	ack, err := o.publishVerified(ctx, msg)
+	if err != nil && ack != nil {
+		return err // a duplicate that failed its check; the error names the id and so the request
+	}
 	if err != nil {
 		return fmt.Errorf("ops: replay request %d: %w", seq, err)
 	}
@@ -181,9 +198,9 @@ func (o *Ops) replayOne(ctx context.Context, limiter *rate.Limiter, m jetstream.
 	return nil
 }
 
-// replayMsgID is the derived Nats-Msg-Id of the replay of request seq.
+// replayMsgID is the derived Nats-Msg-Id of the replay of request seq in this run.
 func (o *Ops) replayMsgID(seq uint64) string {
-	return fmt.Sprintf("replay-%s-%d", o.cfg.RequestsStream, seq)
+	return fmt.Sprintf("replay-%s-%d-%s", o.cfg.RequestsStream, seq, o.runID)
 }
 
 // replayHeader builds the headers of the replay of the request stored at seq with headers h.

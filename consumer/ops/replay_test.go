@@ -61,14 +61,14 @@ func TestReplaySeqRange(t *testing.T) {
 	assert.Equal(t, "b2.req.authorize", got[0].Subject)
 	assert.Equal(t, []byte(`{}`), got[0].Data)
 	assert.Equal(t, nats.Header{
-		schema.HeaderMsgID:         {"replay-B2_REQUESTS-1"},
+		schema.HeaderMsgID:         {"replay-B2_REQUESTS-1-" + e.ops.runID},
 		schema.HeaderOriginalMsgID: {"pub-1"},
 		schema.HeaderRequestID:     {"pub-1"},
 		schema.HeaderReplyTo:       {"_INBOX.a"},
 		HeaderReplayOf:             {"1"},
 	}, got[0].Header)
 	// Request 2 had no headers.
-	assert.Equal(t, nats.Header{schema.HeaderMsgID: {"replay-B2_REQUESTS-2"}, HeaderReplayOf: {"2"}}, got[1].Header)
+	assert.Equal(t, nats.Header{schema.HeaderMsgID: {"replay-B2_REQUESTS-2-" + e.ops.runID}, HeaderReplayOf: {"2"}}, got[1].Header)
 	// Request 3 keeps its own request id.
 	assert.Equal(t, "rid-3", got[2].Header.Get(schema.HeaderRequestID))
 	assert.Equal(t, "pub-3", got[2].Header.Get(schema.HeaderOriginalMsgID))
@@ -141,14 +141,45 @@ func TestReplayNoLoop(t *testing.T) {
 	rep, err := e.ops.Replay(e.ctx, ReplayOptions{FromSeq: 1})
 	require.NoError(t, err)
 	assert.Equal(t, ReplayReport{Selected: 4, Republished: 4, FirstSeq: 1, LastSeq: 4}, rep)
-	assert.EqualValues(t, 8, e.count(schema.StreamRequests))
+	assert.EqualValues(t, 8, e.count(schema.StreamRequests), "it never reads its own output")
 
-	// The second run reads 8 requests: the first 4 were already replayed inside the duplicate
-	// window (dropped), the 4 replays are replayed once. It never reads its own output.
-	rep, err = e.ops.Replay(e.ctx, ReplayOptions{FromSeq: 1})
+	// A second replay of the range (another run) replays the 4 requests again and leaves out the
+	// 4 replays of the first: without that, every replay would double the work of the next.
+	rep, err = New(e.js, Config{}).Replay(e.ctx, ReplayOptions{FromSeq: 1})
 	require.NoError(t, err)
-	assert.Equal(t, ReplayReport{Selected: 8, Republished: 4, Duplicates: 4, FirstSeq: 1, LastSeq: 8}, rep)
-	assert.EqualValues(t, 12, e.count(schema.StreamRequests), "exactly 2x new messages")
+	assert.Equal(t, ReplayReport{Selected: 4, Republished: 4, Replays: 4, FirstSeq: 1, LastSeq: 4}, rep)
+	assert.EqualValues(t, 12, e.count(schema.StreamRequests))
+
+	// With IncludeReplays the earlier replays are replayed too.
+	rep, err = New(e.js, Config{}).Replay(e.ctx, ReplayOptions{FromSeq: 1, IncludeReplays: true, DryRun: true})
+	require.NoError(t, err)
+	assert.Equal(t, ReplayReport{Selected: 12, FirstSeq: 1, LastSeq: 12}, rep)
+	rep, err = New(e.js, Config{}).Replay(e.ctx, ReplayOptions{FromSeq: 5, UntilSeq: 8, IncludeReplays: true})
+	require.NoError(t, err)
+	assert.Equal(t, ReplayReport{Selected: 4, Republished: 4, FirstSeq: 5, LastSeq: 8}, rep)
+	got := e.replayed(12)
+	require.Len(t, got, 4)
+	assert.Equal(t, "5", got[0].Header.Get(HeaderReplayOf), "a replay of a replay names the copy it replays")
+}
+
+// The attack on replay: junk stored under the id a replay derives. The old predictable id misses;
+// a known run id forces the check of the duplicate, which stops the replay with an error.
+func TestReplayForgedMsgID(t *testing.T) {
+	e := newReplayEnv(t)
+	e.publishRequest("b2.req.noop.globex", nats.Header{schema.HeaderMsgID: {"replay-B2_REQUESTS-1"}}, []byte("junk"))
+	rep, err := e.ops.Replay(e.ctx, ReplayOptions{FromSeq: 1, UntilSeq: 1})
+	require.NoError(t, err)
+	assert.Equal(t, ReplayReport{Selected: 1, Republished: 1, FirstSeq: 1, LastSeq: 1}, rep)
+
+	e.ops.runID = "known"
+	e.publishRequest("b2.req.noop.globex", nats.Header{schema.HeaderMsgID: {"replay-B2_REQUESTS-2-known"}}, []byte("junk"))
+	before := e.count(schema.StreamRequests)
+	rep, err = e.ops.Replay(e.ctx, ReplayOptions{FromSeq: 2, UntilSeq: 3})
+	require.ErrorIs(t, err, ErrDuplicateMismatch)
+	assert.Contains(t, err.Error(), "replay-B2_REQUESTS-2-known")
+	assert.Contains(t, err.Error(), "another subject")
+	assert.Equal(t, ReplayReport{Selected: 1, FirstSeq: 2}, rep, "LastSeq+1 resumes at the request that was not replayed")
+	assert.Equal(t, before, e.count(schema.StreamRequests))
 }
 
 func TestReplaySkipsNonRequests(t *testing.T) {
@@ -209,7 +240,7 @@ func TestReplayDropsPublishOnceHeaders(t *testing.T) {
 	got := e.replayed(1)
 	require.Len(t, got, 1)
 	assert.Equal(t, nats.Header{
-		schema.HeaderMsgID:         {"replay-B2_REQUESTS-1"},
+		schema.HeaderMsgID:         {"replay-B2_REQUESTS-1-" + e.ops.runID},
 		schema.HeaderOriginalMsgID: {"pub-1"},
 		schema.HeaderRequestID:     {"pub-1"},
 		HeaderReplayOf:             {"1"},

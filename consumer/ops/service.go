@@ -49,6 +49,17 @@ type WorkerStatus struct {
 	Breakers map[string]map[string]string `json:"breakers,omitempty"`
 	// SessionAge is the age of the cached B2 session, per account (e.g. "3h2m0s").
 	SessionAge map[string]string `json:"sessionAge,omitempty"`
+	// Consumers are, per operation, the shared consumer settings the worker runs by and whether
+	// they differ from its flags (see WorkerConsumer).
+	Consumers map[string]WorkerConsumer `json:"consumers,omitempty"`
+	// UpdateConsumerSettings is true when the worker writes its flags onto the consumers
+	// (--update-consumer-settings) instead of adopting theirs.
+	UpdateConsumerSettings bool `json:"updateConsumerSettings,omitempty"`
+	// DeadLettersPending is the number of requests whose dead letter the worker could not store
+	// yet and keeps retrying; PendingDeadLetters are their request stream sequences (at most
+	// MaxPendingListed of them).
+	DeadLettersPending int      `json:"deadLettersPending"`
+	PendingDeadLetters []uint64 `json:"pendingDeadLetters,omitempty"`
 }
 
 // WorkerConfig configures RegisterWorker.

@@ -54,6 +54,28 @@ type ConsumerStatus struct {
 	AckFloor  uint64 `json:"ackFloor"`
 	// Paused is true while the consumer is paused.
 	Paused bool `json:"paused,omitempty"`
+	// AckWait and MaxDeliver are the consumer's shared settings, which every worker adopts
+	// (MaxDeliver -1: unlimited).
+	AckWait    time.Duration `json:"ackWait"`
+	MaxDeliver int           `json:"maxDeliver"`
+}
+
+// MaxPendingListed bounds WorkerStatus.PendingDeadLetters.
+const MaxPendingListed = 100
+
+// WorkerConsumer is one operation's consumer as a worker runs by it: the consumer's shared
+// settings, and the worker's flags when they differ.
+type WorkerConsumer struct {
+	Consumer    string `json:"consumer"`
+	AckWait     string `json:"ackWait"`
+	MaxDeliver  int    `json:"maxDeliver"`
+	MaxAttempts int    `json:"maxAttempts"`
+	// DiffersFromFlags is true when the consumer's settings are not the worker's flags; the Flag*
+	// fields then hold the flags.
+	DiffersFromFlags bool   `json:"differsFromFlags,omitempty"`
+	FlagAckWait      string `json:"flagAckWait,omitempty"`
+	FlagMaxDeliver   int    `json:"flagMaxDeliver,omitempty"`
+	FlagMaxAttempts  int    `json:"flagMaxAttempts,omitempty"`
 }
 
 // Status is b2jet's JetStream state at a glance.
@@ -143,6 +165,8 @@ func (o *Ops) streamStatus(ctx context.Context, name string) (StreamStatus, []Co
 			Delivered:      ci.Delivered.Stream,
 			AckFloor:       ci.AckFloor.Stream,
 			Paused:         ci.Paused,
+			AckWait:        ci.Config.AckWait,
+			MaxDeliver:     ci.Config.MaxDeliver,
 		})
 	}
 	if err := lister.Err(); err != nil {

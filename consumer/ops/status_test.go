@@ -28,6 +28,10 @@ func TestStatus(t *testing.T) {
 		InFlight:   map[string]int{schema.OpAuthorize: 1, schema.OpListFileNames: 3},
 		Breakers:   map[string]map[string]string{"acme": {schema.OpAuthorize: "closed", schema.OpListFileNames: "open"}},
 		SessionAge: map[string]string{"acme": "1h0m0s"},
+		Consumers: map[string]WorkerConsumer{schema.OpAuthorize: {Consumer: "b2-authorize", AckWait: "30s", MaxDeliver: 7, MaxAttempts: 5,
+			DiffersFromFlags: true, FlagAckWait: "10s", FlagMaxDeliver: 4, FlagMaxAttempts: 2}},
+		DeadLettersPending: 1,
+		PendingDeadLetters: []uint64{42},
 	}
 	started := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	snapB := WorkerStatus{Started: started, InFlight: map[string]int{schema.OpAuthorize: 0}}
@@ -62,6 +66,8 @@ func TestStatus(t *testing.T) {
 	assert.Equal(t, schema.StreamRequests, auth.Stream)
 	assert.Equal(t, []string{"b2.req.authorize", "b2.req.authorize.*"}, auth.FilterSubjects)
 	assert.EqualValues(t, 1, auth.NumPending)
+	assert.Equal(t, 7, auth.MaxDeliver, "the consumer's shared settings")
+	assert.Equal(t, 30*time.Second, auth.AckWait)
 	assert.Equal(t, "b2-list-file-names", list.Name)
 	assert.EqualValues(t, 2, list.NumPending)
 	assert.Zero(t, list.NumAckPending)
@@ -82,6 +88,9 @@ func TestStatus(t *testing.T) {
 	assert.Equal(t, snapA.InFlight, a.InFlight)
 	assert.Equal(t, snapA.Breakers, a.Breakers)
 	assert.Equal(t, snapA.SessionAge, a.SessionAge)
+	assert.Equal(t, snapA.Consumers, a.Consumers)
+	assert.Equal(t, 1, a.DeadLettersPending)
+	assert.Equal(t, []uint64{42}, a.PendingDeadLetters)
 	assert.WithinDuration(t, time.Now(), a.Started, time.Minute)
 	assert.NotEmpty(t, a.Uptime)
 	assert.True(t, started.Equal(b.Started), "a snapshot's own start time is kept")

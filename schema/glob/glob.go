@@ -20,8 +20,12 @@
 // Characters are UTF-8 runes: "?" and a class match one rune. A byte that is not valid UTF-8 is one
 // character of its own, and a literal compares bytes exactly.
 //
-// Matching simulates the pattern as a non-deterministic automaton over the name, one rune at a time,
-// so Match runs in O(len(pattern)·len(name)) time and never backtracks exponentially.
+// Matching simulates the pattern as a non-deterministic automaton whose states are the bits of a
+// bitset (bit-parallel "Shift-And"), one character of the name at a time. Compile refuses patterns
+// longer than MaxPatternBytes or with more than MaxClasses classes, so every Glob has at most
+// MaxPatternBytes+1 states (17 words of 64 bits) and Match costs a small constant times
+// len(name) whatever the pattern: a hostile pattern such as "*a*a…*ax" over long names costs what
+// "*" does, never a product of the two lengths, and nothing backtracks.
 package glob
 
 import (
@@ -29,6 +33,16 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+)
+
+// Bounds on a pattern, checked by Compile: they bound what one Match costs.
+const (
+	// MaxPatternBytes bounds a pattern's length, and so the number of the automaton's states and
+	// the words of work per character of a name.
+	MaxPatternBytes = 1024
+	// MaxClasses bounds a pattern's character classes ([...]): each is tested once per character
+	// of a name outside ASCII.
+	MaxClasses = 32
 )
 
 // ErrBadPattern is matched (errors.Is) by every *PatternError.
@@ -71,8 +85,9 @@ type token struct {
 type Glob struct {
 	pattern string
 	tokens  []token
-	prefix  string // literal leading part, unescaped
-	literal bool   // the whole pattern is literal: Match is a string comparison
+	prefix  string     // literal leading part, unescaped
+	literal bool       // the whole pattern is literal: Match is a string comparison
+	auto    *automaton // the rest of the pattern after prefix; nil when literal
 }
 
 // MustCompile is Compile that panics on a bad pattern. For patterns known at compile time.
@@ -85,12 +100,17 @@ func MustCompile(pattern string) *Glob {
 }
 
 // Compile parses pattern. Errors are *PatternError: an unterminated or empty character class, a
-// reversed range ([z-a]) or a trailing backslash.
+// reversed range ([z-a]), a trailing backslash, a pattern longer than MaxPatternBytes or one with
+// more than MaxClasses classes.
 func Compile(pattern string) (*Glob, error) {
 	g := &Glob{pattern: pattern}
 	bad := func(off int, problem string) (*Glob, error) {
 		return nil, &PatternError{Pattern: pattern, Offset: off, Problem: problem}
 	}
+	if len(pattern) > MaxPatternBytes {
+		return bad(MaxPatternBytes, fmt.Sprintf("pattern longer than %d bytes", MaxPatternBytes))
+	}
+	classes := 0
 	for i := 0; i < len(pattern); {
 		switch c := pattern[i]; c {
 		case '*':
@@ -115,6 +135,9 @@ func Compile(pattern string) (*Glob, error) {
 			g.tokens = append(g.tokens, token{kind: kLiteral, lit: pattern[i+1 : i+1+w]})
 			i += 1 + w
 		case '[':
+			if classes++; classes > MaxClasses {
+				return bad(i, fmt.Sprintf("more than %d character classes", MaxClasses))
+			}
 			tok, next, err := parseClass(pattern, i)
 			if err != nil {
 				return nil, err
@@ -129,14 +152,19 @@ func Compile(pattern string) (*Glob, error) {
 	}
 	var b strings.Builder
 	g.literal = true
+	skip := 0
 	for _, t := range g.tokens {
 		if t.kind != kLiteral {
 			g.literal = false
 			break
 		}
 		b.WriteString(t.lit)
+		skip++
 	}
 	g.prefix = b.String()
+	if !g.literal {
+		g.auto = compileAutomaton(g.tokens[skip:])
+	}
 	return g, nil
 }
 

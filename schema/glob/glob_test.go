@@ -55,6 +55,17 @@ func TestMatch(t *testing.T) {
 		{"question matches invalid byte", "a?b", []string{"a\xffb"}, []string{"a\xff\xffb"}},
 		{"trailing slash", "dir/", []string{"dir/"}, []string{"dir"}},
 		{"spaces", "my file*", []string{"my file.txt"}, []string{"myfile.txt"}},
+		{"class overlapping ranges", "[a-mf-z]", []string{"a", "m", "q", "z"}, []string{"A", "0"}},
+		{"class touching ranges", "[a-cd-f]x", []string{"ax", "dx", "fx"}, []string{"gx"}},
+		{"class of non-ASCII", "[é-ë]", []string{"é", "ê", "ë"}, []string{"e", "è", "ì", "\xff"}},
+		{"negated class of non-ASCII", "[!é]", []string{"è", "e", "\xff"}, []string{"é", "/", ""}},
+		{"class with replacement char takes invalid byte", "[\uFFFD]", []string{"\xff", "\uFFFD"}, []string{"a"}},
+		{"non-ASCII literal after star", "*語", []string{"語", "日本語"}, []string{"語x", "/語"}},
+		{"star over non-ASCII", "a*z", []string{"a日本z"}, []string{"a日/本z"}},
+		{"double star over non-ASCII", "a**z", []string{"a日/本z"}, []string{"a日本"}},
+		{"star states across words", strings.Repeat("?", 70) + "*" + strings.Repeat("b", 70),
+			[]string{strings.Repeat("x", 70) + strings.Repeat("b", 70), strings.Repeat("x", 75) + strings.Repeat("b", 70)},
+			[]string{strings.Repeat("x", 69) + strings.Repeat("b", 70), strings.Repeat("x", 70) + "/" + strings.Repeat("b", 70)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -274,5 +285,114 @@ func TestRefMatchAgrees(t *testing.T) {
 		for _, n := range names {
 			assert.Equal(t, refMatch(g.tokens, n), g.Match(n), "pattern %q name %q", p, n)
 		}
+	}
+}
+
+func TestCompileLimits(t *testing.T) {
+	_, err := Compile(strings.Repeat("a", MaxPatternBytes-1) + "*")
+	require.NoError(t, err)
+	_, err = Compile(strings.Repeat("a", MaxPatternBytes) + "*")
+	require.EqualError(t, err, "glob: pattern longer than 1024 bytes at offset 1024")
+	require.ErrorIs(t, err, ErrBadPattern)
+
+	_, err = Compile(strings.Repeat("[ab]", MaxClasses))
+	require.NoError(t, err)
+	_, err = Compile(strings.Repeat("[ab]", MaxClasses) + "x[c]")
+	require.EqualError(t, err, "glob: more than 32 character classes at offset 129")
+	require.ErrorIs(t, err, ErrBadPattern)
+}
+
+// adversarial are patterns that keep many states of a state-list NFA active over a long name.
+var adversarial = []struct{ name, pattern, subject string }{
+	{"stars and literals", strings.Repeat("*a", 511) + "x", strings.Repeat("a", 1024)},
+	{"stars and any", strings.Repeat("?*", 512), strings.Repeat("x", 1023) + "/"},
+	{"double stars", strings.Repeat("**a", 341), strings.Repeat("a", 1024)},
+	{"classes over non-ASCII", strings.Repeat("*[é-ë]", MaxClasses) + strings.Repeat("*é", 150),
+		strings.Repeat("é", 512)},
+}
+
+// TestMatchWorkIsLinear holds Match to a constant amount of work per character of the name, times
+// the words of a state set, whatever the pattern, by counting the work rather than timing it. The
+// state-list NFA that Match replaced fails the same bound on the same inputs by a wide margin.
+func TestMatchWorkIsLinear(t *testing.T) {
+	for _, tt := range adversarial {
+		t.Run(tt.name, func(t *testing.T) {
+			g := MustCompile(tt.pattern)
+			runes := utf8.RuneCountInString(tt.subject)
+			w := g.auto.words
+			require.LessOrEqual(t, w, MaxPatternBytes/64+1)
+			bound := runes * (4*w + MaxClasses)
+
+			work := 0
+			got := g.match(tt.subject, &work)
+			assert.LessOrEqual(t, work, bound, "work %d for %d characters of %d words", work, runes, w)
+
+			steps := 0
+			assert.Equal(t, oracleMatch(g, tt.subject, &steps), got)
+			assert.Greater(t, steps, 4*bound, "the old matcher's work, which the bound must catch")
+		})
+	}
+}
+
+// TestMatchAgreesWithOracle compares the automaton with the state-list NFA on long patterns whose
+// states span several words (the fuzzer rarely reaches 64 tokens).
+func TestMatchAgreesWithOracle(t *testing.T) {
+	pieces := []string{"a", "b", "/", "?", "*", "**", "[a-b]", "[!a]", "é", "\xff", `\*`}
+	names := []string{"a", "b", "/", "é", "\xff", "*", "ab", "ba"}
+	seed := uint32(1)
+	rnd := func(n int) int {
+		seed = seed*1664525 + 1013904223
+		return int(seed>>8) % n
+	}
+	for range 300 {
+		var p, n strings.Builder
+		classes := 0
+		for range 40 + rnd(120) {
+			piece := pieces[rnd(len(pieces))]
+			if piece[0] == '[' {
+				if classes++; classes > MaxClasses {
+					continue
+				}
+			}
+			p.WriteString(piece)
+		}
+		for range rnd(200) {
+			n.WriteString(names[rnd(len(names))])
+		}
+		g := MustCompile(p.String())
+		for _, name := range []string{n.String(), strings.Repeat("a", 150), strings.Repeat("ab/", 60)} {
+			require.Equal(t, oracleMatch(g, name, nil), g.Match(name), "pattern %q name %q", p.String(), name)
+		}
+	}
+}
+
+// FuzzMatchOracle is a differential fuzz of Match against the state-list NFA it replaced.
+func FuzzMatchOracle(f *testing.F) {
+	f.Add("*a*b*c", "xaxbxc")
+	f.Add("a/**/b", "a/x/y/b")
+	f.Add("[!é-ë]?*[a-c\\]]**z", "日本/語xz")
+	f.Add("[\uFFFD]*\xff", "\xff\xfe\xff")
+	f.Add(strings.Repeat("?*", 40)+"x", strings.Repeat("ab/", 30))
+	f.Add(strings.Repeat("*a", 70)+"x", strings.Repeat("a", 200))
+	f.Fuzz(func(t *testing.T, pattern, name string) {
+		g, err := Compile(pattern)
+		if err != nil {
+			return
+		}
+		for i := 1; i < len(g.tokens); i++ {
+			require.False(t, isStar(g.tokens[i-1]) && isStar(g.tokens[i]), "adjacent star tokens in %q", pattern)
+		}
+		require.Equal(t, oracleMatch(g, name, nil), g.Match(name), "pattern %q name %q", pattern, name)
+		require.True(t, g.Match(g.LiteralPrefix()) == oracleMatch(g, g.LiteralPrefix(), nil))
+	})
+}
+
+func isStar(t token) bool { return t.kind == kStar || t.kind == kDoubleStar }
+
+func BenchmarkMatchAdversarial(b *testing.B) {
+	g := MustCompile(adversarial[0].pattern)
+	name := adversarial[0].subject
+	for b.Loop() {
+		g.Match(name)
 	}
 }

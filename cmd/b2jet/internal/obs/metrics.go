@@ -31,6 +31,7 @@ type Metrics struct {
 	pauses         *prometheus.CounterVec
 	pauseSeconds   *prometheus.CounterVec
 	consumerErrors *prometheus.CounterVec
+	reconciled     *prometheus.CounterVec
 
 	// known holds the configured account names; requests for any other account token (an
 	// unknown_account request) are counted under "unknown" so that publishers cannot create
@@ -61,7 +62,7 @@ func NewMetrics(inFlight func() map[string]int) *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b2jet_requests_total",
-			Help: "Deliveries of requests by outcome: acked, retried, shutdown_naked, dead_lettered, lost."}, []string{"op", "account", "outcome"}),
+			Help: "Deliveries of requests by outcome: acked, retried, shutdown_naked, dead_lettered, dead_letter_pending, lost."}, []string{"op", "account", "outcome"}),
 		handlerSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "b2jet_handler_duration_seconds",
 			Help: "Time from receiving a delivery to its ack, nak or dead letter.", Buckets: durations}, []string{"op"}),
 		redeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b2jet_redeliveries_total",
@@ -86,16 +87,26 @@ func NewMetrics(inFlight func() map[string]int) *Metrics {
 			Help: "Total length of the Retry-After pauses B2 asked for."}, []string{"account"}),
 		consumerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b2jet_consumer_errors_total",
 			Help: "Failures to pull from a consumer, publish a reply or dead letter, or ack."}, []string{"op", "kind"}),
+		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b2jet_dead_letters_reconciled_total",
+			Help: "Dead letters stored after the delivery that rejected the request: by the retry of a failed publish (last_delivery), or for an advisory (max_deliveries, terminated)."}, []string{"op", "source"}),
 	}
 	m.Registry.MustRegister(m.requests, m.handlerSeconds, m.redeliveries, m.deadLetters, m.b2Seconds,
 		m.b2Errors, m.breakerState, m.sessionHits, m.sessionMisses, m.refreshes, m.pauses,
-		m.pauseSeconds, m.consumerErrors,
+		m.pauseSeconds, m.consumerErrors, m.reconciled,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if inFlight != nil {
 		m.Registry.MustRegister(inFlightCollector{fn: inFlight, desc: prometheus.NewDesc("b2jet_in_flight_requests",
 			"Requests being handled right now.", []string{"op"}, nil)})
 	}
 	return m
+}
+
+// DeadLettersPending registers the gauge b2jet_dead_letters_pending, read from pending at scrape
+// time (consumer.Worker.DeadLettersPending).
+func (m *Metrics) DeadLettersPending(pending func() int) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "b2jet_dead_letters_pending",
+		Help: "Requests whose dead letter could not be stored yet and is being retried; they stay in the request stream."},
+		func() float64 { return float64(pending()) }))
 }
 
 // ConsumerEvent observes one consumer event (consumer.Config.OnEvent).
@@ -118,6 +129,13 @@ func (m *Metrics) ConsumerEvent(e consumer.Event) {
 		m.deadLetters.WithLabelValues(e.Op, m.account(e.Account), e.Code).Inc()
 	case consumer.EventLost:
 		m.requests.WithLabelValues(e.Op, m.account(e.Account), "lost").Inc()
+	case consumer.EventDeadLetterPending:
+		if e.Target == "last_delivery" {
+			m.finish(e, "dead_letter_pending")
+		}
+	case consumer.EventDeadLetterReconciled:
+		m.deadLetters.WithLabelValues(e.Op, m.account(e.Account), e.Code).Inc()
+		m.reconciled.WithLabelValues(e.Op, e.Target).Inc()
 	case consumer.EventConsumerError, consumer.EventPublishFailed, consumer.EventAckFailed:
 		m.consumerErrors.WithLabelValues(e.Op, string(e.Kind)).Inc()
 	}

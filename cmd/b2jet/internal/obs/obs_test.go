@@ -36,6 +36,12 @@ func TestMetricsFollowEvents(t *testing.T) {
 	ev(consumer.EventNaked, func(e *consumer.Event) { e.Shutdown = true })
 	ev(consumer.EventDeadLettered, func(e *consumer.Event) { e.Code = "unavailable" })
 	ev(consumer.EventPublishFailed, nil)
+	ev(consumer.EventDeadLetterPending, func(e *consumer.Event) { e.Target = "last_delivery" })
+	ev(consumer.EventDeadLetterPending, func(e *consumer.Event) { e.Target = "max_deliveries" })
+	ev(consumer.EventDeadLetterReconciled, func(e *consumer.Event) { e.Target, e.Code = "max_deliveries", "internal" })
+	var pending atomic.Int32
+	pending.Store(2)
+	m.DeadLettersPending(func() int { return int(pending.Load()) })
 
 	obs := m.B2Events("default")
 	obs(b2.Event{Kind: b2.EventSessionHit})
@@ -56,6 +62,18 @@ func TestMetricsFollowEvents(t *testing.T) {
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.redeliveries.WithLabelValues("list_file_names")))
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.deadLetters.WithLabelValues("list_file_names", "default", "unavailable")))
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.consumerErrors.WithLabelValues("list_file_names", "publish_failed")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.requests.WithLabelValues("list_file_names", "default", "dead_letter_pending")),
+		"only a delivery's outcome counts as a request outcome")
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.deadLetters.WithLabelValues("list_file_names", "default", "internal")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.reconciled.WithLabelValues("list_file_names", "max_deliveries")))
+	n, err := testutil.GatherAndCount(m.Registry, "b2jet_dead_letters_pending")
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	assert.NoError(t, testutil.GatherAndCompare(m.Registry, strings.NewReader(`
+# HELP b2jet_dead_letters_pending Requests whose dead letter could not be stored yet and is being retried; they stay in the request stream.
+# TYPE b2jet_dead_letters_pending gauge
+b2jet_dead_letters_pending 2
+`), "b2jet_dead_letters_pending"))
 	assert.Equal(t, 2.0, testutil.ToFloat64(m.sessionHits.WithLabelValues("default")))
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.sessionMisses.WithLabelValues("default")))
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.refreshes.WithLabelValues("default", "ok")))

@@ -1,0 +1,520 @@
+package consumer
+
+// Reconciliation keeps the invariant of the request stream: a request is terminated only after
+// its dead letter is stored, and every stored request ends with a reply or a dead letter.
+//
+// Deliveries keep it by themselves (reject.go) except in two cases, which this file closes:
+//
+//   - The dead letter cannot be stored on the server's last delivery (the dead-letter stream is
+//     full, missing, or refuses the worker). The request is not terminated: it is handed to the
+//     worker's dead-letter retry set, which reads it again from the request stream and publishes
+//     its dead letter with backoff until it is stored. The set's size is DeadLettersPending.
+//   - A request reaches its consumer's MaxDeliver without a result: the worker of its last
+//     delivery stopped or timed out, or naked it expecting a redelivery the server did not send
+//     (its settings were stale). The server then emits a MAX_DELIVERIES advisory. Every worker
+//     subscribes, in one queue group, to the MAX_DELIVERIES and MSG_TERMINATED advisories of its
+//     consumers: a request that reached max deliveries gets a dead letter saying so, and a
+//     terminated one gets its dead letter published again. Dead letters carry the Nats-Msg-Id
+//     "<stream>-<seq>", so when it is stored already (a worker terminated the request after
+//     storing it), the second publish is a duplicate inside the DLQ's duplicate window.
+//
+// What remains: advisories are core NATS messages, lost when no worker is subscribed at the moment
+// the server sends them (every worker down or disconnected). Such a request stays in the request
+// stream (limits retention) without a dead letter until its max age; `b2jet replay` finds it. A
+// worker that stops with dead letters still pending logs each stream sequence at error level.
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/b2jet/b2jet/schema"
+)
+
+// The advisory subjects are <prefix>.<stream>.<consumer> (see ../shared/docs/jetstream.md §2.1).
+const (
+	advisoryMaxDeliveries = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
+	advisoryTerminated    = "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED"
+	// advisoryQueue is the queue group every worker subscribes in, so that one of them handles
+	// each advisory.
+	advisoryQueue = "b2jet-reconcile"
+
+	typeMaxDeliveries = "io.nats.jetstream.advisory.v1.max_deliver"
+	typeTerminated    = "io.nats.jetstream.advisory.v1.terminated"
+)
+
+const (
+	// maxPendingDeadLetters bounds the retry set. An entry holds no payload (the request is read
+	// again from its stream), so the bound costs a few MB at most.
+	maxPendingDeadLetters = 10000
+	// pendingRetryFirst and pendingRetryMax shape the retries of a pending dead letter: the pause
+	// doubles from the first to the last.
+	pendingRetryFirst = time.Second
+	pendingRetryMax   = 30 * time.Second
+	// reconcileTryTimeout bounds one try (read the request, publish its dead letter).
+	reconcileTryTimeout = 5 * time.Second
+	// advisoryDrainWait bounds how long a stopping worker waits for advisories already received.
+	advisoryDrainWait = 2 * time.Second
+	// stopFlushTimeout bounds the last try of every pending dead letter when the worker stops.
+	stopFlushTimeout = 5 * time.Second
+)
+
+// Why a dead letter is pending (its source, logged and reported in Event.Target).
+const (
+	sourceLastDelivery  = "last_delivery"
+	sourceMaxDeliveries = "max_deliveries"
+	sourceTerminated    = "terminated"
+)
+
+// errRequestGone means the request is no longer in its stream: its dead letter cannot be built.
+var errRequestGone = errors.New("consumer: request no longer in the stream")
+
+// AdvisorySubjects are the subjects of the JetStream advisories a worker subscribes to for the
+// consumers of stream (a subscribe permission must allow them), e.g.
+// "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.B2_REQUESTS.*".
+func AdvisorySubjects(stream string) []string {
+	return []string{advisoryMaxDeliveries + "." + stream + ".*", advisoryTerminated + "." + stream + ".*"}
+}
+
+// advisory is the part of a MAX_DELIVERIES or MSG_TERMINATED advisory the worker reads.
+type advisory struct {
+	Type       string `json:"type"`
+	Stream     string `json:"stream"`
+	Consumer   string `json:"consumer"`
+	StreamSeq  uint64 `json:"stream_seq"`
+	Deliveries uint64 `json:"deliveries"`
+	// Reason is the TermWithReason text (MSG_TERMINATED only).
+	Reason string `json:"reason,omitempty"`
+}
+
+// parseAdvisory decodes an advisory of type typ and checks that it is about stream and consumer.
+func parseAdvisory(data []byte, typ, stream, consumer string) (advisory, error) {
+	var a advisory
+	if err := json.Unmarshal(data, &a); err != nil {
+		return advisory{}, fmt.Errorf("consumer: malformed advisory: %w", err)
+	}
+	switch {
+	case a.Type != typ:
+		return advisory{}, fmt.Errorf("consumer: advisory of type %q, want %q", a.Type, typ)
+	case a.Stream != stream || a.Consumer != consumer:
+		return advisory{}, fmt.Errorf("consumer: advisory about %q/%q, want %q/%q", a.Stream, a.Consumer, stream, consumer)
+	case a.StreamSeq == 0:
+		return advisory{}, errors.New("consumer: advisory without a stream sequence")
+	}
+	return a, nil
+}
+
+// pendingDeadLetter is a request whose dead letter is not known to be stored. It holds the facts
+// of the rejection, not the request: every try reads the request again from its stream.
+type pendingDeadLetter struct {
+	seq    uint64
+	r      *opRunner
+	source string
+	// rej is the rejection; an empty Code is taken from the attempt history (max deliveries),
+	// an empty RequestID from the request's headers.
+	rej        Rejection
+	attempts   int
+	deliveries uint64 // the advisory's deliveries (max deliveries)
+	failedAt   time.Time
+	// history is the B2-Attempt list; with historyKnown false it is read on the first try.
+	history      []string
+	historyKnown bool
+	// account is the subject's account (for events), known once the request was read.
+	account string
+
+	// Under deadLetterSet.mu:
+	tries int // failed tries
+	next  time.Time
+	err   error
+}
+
+// deadLetterSet is the worker's bounded set of pending dead letters, keyed by stream sequence.
+type deadLetterSet struct {
+	mu    sync.Mutex
+	bySeq map[uint64]*pendingDeadLetter
+	wake  chan struct{}
+}
+
+func newDeadLetterSet() *deadLetterSet {
+	return &deadLetterSet{bySeq: map[uint64]*pendingDeadLetter{}, wake: make(chan struct{}, 1)}
+}
+
+// add puts p in the set and wakes the retry loop. A sequence already in the set keeps its entry,
+// unless p comes from the last delivery (it knows the real rejection) and the entry does not.
+// add reports false when the set is full.
+func (s *deadLetterSet) add(p *pendingDeadLetter) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.bySeq[p.seq]; ok {
+		if p.source == sourceLastDelivery && old.source != sourceLastDelivery {
+			p.tries = max(p.tries, old.tries)
+			s.bySeq[p.seq] = p
+		}
+		return true
+	}
+	if len(s.bySeq) >= maxPendingDeadLetters {
+		return false
+	}
+	s.bySeq[p.seq] = p
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// due returns the entries whose next try is due at now, and the time of the next one after them.
+func (s *deadLetterSet) due(now time.Time) (due []*pendingDeadLetter, next time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.bySeq {
+		switch {
+		case !p.next.After(now):
+			due = append(due, p)
+		case next.IsZero() || p.next.Before(next):
+			next = p.next
+		}
+	}
+	slices.SortFunc(due, func(a, b *pendingDeadLetter) int { return a.next.Compare(b.next) })
+	return due, next
+}
+
+func (s *deadLetterSet) remove(seq uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.bySeq, seq)
+}
+
+// failed records a failed try of p and schedules the next; it returns the number of failed tries.
+func (s *deadLetterSet) failed(p *pendingDeadLetter, err error, now time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p.tries++
+	p.err = err
+	p.next = now.Add(backoffCeiling(pendingRetryFirst, pendingRetryMax, p.tries))
+	return p.tries
+}
+
+// pending returns the sorted stream sequences of the entries whose dead letter failed to be
+// stored at least once (entries not tried yet are checks of advisories, not known failures).
+func (s *deadLetterSet) pending() []uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []uint64
+	for seq, p := range s.bySeq {
+		if p.tries > 0 {
+			out = append(out, seq)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (s *deadLetterSet) all() []*pendingDeadLetter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*pendingDeadLetter, 0, len(s.bySeq))
+	for _, p := range s.bySeq {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b *pendingDeadLetter) int { return cmp.Compare(a.seq, b.seq) })
+	return out
+}
+
+// DeadLettersPending is the number of requests whose dead letter this worker could not store
+// yet and keeps retrying. While it is above zero the dead-letter stream refuses dead letters (full,
+// missing, or not permitted); the requests stay in the request stream meanwhile.
+func (w *Worker) DeadLettersPending() int { return len(w.pending.pending()) }
+
+// PendingDeadLetters returns the stream sequences counted by DeadLettersPending, in order.
+func (w *Worker) PendingDeadLetters() []uint64 { return w.pending.pending() }
+
+// handOff gives the request of the server's last delivery, whose dead letter could not be stored,
+// to the retry set, and naks it: the server will not redeliver it (it emits its MAX_DELIVERIES
+// advisory, which only finds it in a retry set), and it stops holding a MaxAckPending slot.
+func (d *delivery) handOff(dl deadLetter, perr error) {
+	w := d.r.w
+	p := &pendingDeadLetter{
+		seq: d.m.Sequence, r: d.r, source: sourceLastDelivery, rej: dl.Rejection, attempts: dl.Attempts,
+		failedAt: dl.FailedAt, history: dl.History, historyKnown: true, account: d.m.Account,
+		tries: 1, next: time.Now().Add(pendingRetryFirst), err: perr,
+	}
+	if w.pending.add(p) {
+		d.log().Error("dead letter not stored on the last delivery: kept in the stream and retried",
+			"request_id", dl.Rejection.RequestID, "outcome", "dead_letter_pending", "code", dl.Rejection.Code, "error", perr)
+		w.emit(d.event(EventDeadLetterPending, func(e *Event) { e.Code, e.Target, e.Err = dl.Rejection.Code, sourceLastDelivery, perr }))
+	} else {
+		d.log().Error("request lost: dead letter not stored on the last delivery and the retry set is full",
+			"request_id", dl.Rejection.RequestID, "outcome", "lost", "code", dl.Rejection.Code, "pending", maxPendingDeadLetters, "error", perr)
+		w.emit(d.event(EventLost, func(e *Event) { e.Code = dl.Rejection.Code; e.Err = perr }))
+	}
+	if err := d.msg.NakWithDelay(w.policy.delay(perr, d.m.Attempt)); err != nil {
+		w.emit(d.event(EventAckFailed, func(e *Event) { e.Target = "nak"; e.Err = err }))
+	}
+}
+
+// subscribeAdvisories subscribes to the MAX_DELIVERIES and MSG_TERMINATED advisories of every
+// runner's consumer, in the queue group shared by all workers. A subscription that fails is
+// logged and skipped: the worker runs without that safety net rather than not at all.
+func (w *Worker) subscribeAdvisories(runners []*opRunner) []*nats.Subscription {
+	var subs []*nats.Subscription
+	for _, r := range runners {
+		for _, kind := range []struct{ prefix, typ string }{
+			{advisoryMaxDeliveries, typeMaxDeliveries}, {advisoryTerminated, typeTerminated},
+		} {
+			subject := kind.prefix + "." + w.cfg.RequestsStream + "." + r.consumerName()
+			sub, err := w.nc.QueueSubscribe(subject, advisoryQueue, func(msg *nats.Msg) { w.onAdvisory(r, kind.typ, msg) })
+			if err != nil {
+				w.log.Warn("advisory subscription failed: requests that reach max deliveries without a dead letter are not reconciled",
+					"subject", subject, "error", err)
+				w.emit(Event{Kind: EventConsumerError, Op: r.op, Err: err})
+				continue
+			}
+			subs = append(subs, sub)
+		}
+	}
+	return subs
+}
+
+// onAdvisory turns one advisory into an entry of the retry set (tried at once by the retry loop);
+// it runs on the subscription's goroutine and does no I/O.
+func (w *Worker) onAdvisory(r *opRunner, typ string, msg *nats.Msg) {
+	a, err := parseAdvisory(msg.Data, typ, w.cfg.RequestsStream, r.consumerName())
+	if err != nil {
+		w.log.Warn("advisory ignored", "subject", msg.Subject, "error", err)
+		return
+	}
+	now := time.Now()
+	p := &pendingDeadLetter{
+		seq: a.StreamSeq, r: r, deliveries: a.Deliveries, failedAt: now, next: now,
+		attempts: r.settings().MaxAttempts,
+	}
+	if a.Deliveries < uint64(p.attempts) {
+		p.attempts = int(a.Deliveries)
+	}
+	if typ == typeMaxDeliveries {
+		p.source = sourceMaxDeliveries
+		p.rej = Rejection{Message: fmt.Sprintf("max deliveries (%d) reached without a result", a.Deliveries)}
+	} else {
+		p.source = sourceTerminated
+		p.rej = Rejection{Code: schema.CodeInternal, Message: "terminated without a dead letter"}
+		if knownCode(a.Reason) {
+			p.rej.Code = a.Reason // the worker terminates with the error code as reason
+		} else if a.Reason != "" {
+			p.rej.Message += ": " + a.Reason
+		}
+	}
+	w.log.Debug("advisory", "source", p.source, "op", r.op, "stream_seq", a.StreamSeq, "deliveries", a.Deliveries)
+	if w.pending.add(p) {
+		return
+	}
+	if p.source == sourceTerminated {
+		w.log.Warn("terminated request not checked for its dead letter: the retry set is full", "op", r.op, "stream_seq", a.StreamSeq)
+		return
+	}
+	w.log.Error("request lost: reached max deliveries without a dead letter and the retry set is full",
+		"op", r.op, "stream_seq", a.StreamSeq, "outcome", "lost")
+	w.emit(Event{Kind: EventLost, Op: r.op, Sequence: a.StreamSeq, Attempt: p.attempts})
+}
+
+// knownCode reports whether s is a contract error code.
+func knownCode(s string) bool {
+	switch s {
+	case schema.CodeInvalidRequest, schema.CodeUnknownAccount, schema.CodeBucketNotFound, schema.CodeUnauthorized,
+		schema.CodeCapExceeded, schema.CodeUnavailable, schema.CodeDeadlineExceeded, schema.CodeInternal:
+		return true
+	}
+	return false
+}
+
+// reconcile is the retry loop: it tries every due entry of the retry set until ctx is done.
+func (w *Worker) reconcile(ctx context.Context) {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for ctx.Err() == nil {
+		due, next := w.pending.due(time.Now())
+		for _, p := range due {
+			if ctx.Err() != nil {
+				return
+			}
+			w.tryPending(ctx, p, false)
+		}
+		if len(due) > 0 {
+			continue // tries take time: look again for what became due meanwhile
+		}
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = time.Until(next)
+		}
+		t.Reset(wait)
+		select {
+		case <-ctx.Done():
+		case <-w.pending.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// tryPending tries to store p's dead letter once. final is the last try of a stopping worker.
+func (w *Worker) tryPending(ctx context.Context, p *pendingDeadLetter, final bool) {
+	ctx, cancel := context.WithTimeout(ctx, reconcileTryTimeout)
+	defer cancel()
+	log := w.log.With("op", p.r.op, "stream_seq", p.seq, "source", p.source)
+	ev := Event{Op: p.r.op, Sequence: p.seq, Attempt: p.attempts, Target: p.source}
+	rej, dup, err := w.storePending(ctx, p)
+	ev.Account, ev.Code = p.account, rej.Code
+	switch {
+	case err == nil:
+		w.pending.remove(p.seq)
+		if dup && p.source == sourceTerminated {
+			return // the usual case: the worker stored it before terminating the request
+		}
+		log.Warn("message dead-lettered", "request_id", rej.RequestID, "outcome", "dead_lettered",
+			"code", rej.Code, "already_stored", dup, "tries", p.tries+1)
+		ev.Kind = EventDeadLetterReconciled
+		w.emit(ev)
+	case errors.Is(err, errRequestGone):
+		w.pending.remove(p.seq)
+		log.Error("request lost: no dead letter stored and the request is no longer in the stream",
+			"outcome", "lost", "error", err)
+		ev.Kind, ev.Err = EventLost, err
+		w.emit(ev)
+	default:
+		tries := w.pending.failed(p, err, time.Now())
+		switch {
+		case final:
+		case tries == 1:
+			log.Error("dead letter not stored: kept in the stream and retried", "outcome", "dead_letter_pending", "error", err)
+			ev.Kind, ev.Err = EventDeadLetterPending, err
+			w.emit(ev)
+		default:
+			log.Debug("dead letter still not stored", "tries", tries, "error", err)
+		}
+	}
+}
+
+// storePending reads p's request from the stream, builds its dead letter with buildDeadLetter and
+// publishes it with the derived message id. It returns the rejection written, and whether the
+// dead letter was stored already (a duplicate).
+func (w *Worker) storePending(ctx context.Context, p *pendingDeadLetter) (Rejection, bool, error) {
+	rej := p.rej
+	st, err := w.js.Stream(ctx, w.cfg.RequestsStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return rej, false, fmt.Errorf("%w: stream %s: %w", errRequestGone, w.cfg.RequestsStream, err)
+	}
+	if err != nil {
+		return rej, false, fmt.Errorf("consumer: look up stream %s: %w", w.cfg.RequestsStream, err)
+	}
+	raw, err := st.GetMsg(ctx, p.seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return rej, false, fmt.Errorf("%w: %s-%d: %w", errRequestGone, w.cfg.RequestsStream, p.seq, err)
+	}
+	if err != nil {
+		return rej, false, fmt.Errorf("consumer: read request %s-%d: %w", w.cfg.RequestsStream, p.seq, err)
+	}
+	h := Header(raw.Header).Clone()
+	if st.CachedInfo().Config.AllowDirect {
+		// A direct get adds these to the stored headers; they are not the request's.
+		for _, k := range []string{jetstream.StreamHeader, jetstream.SequenceHeader, jetstream.SubjectHeader, jetstream.TimeStampHeaer} {
+			delete(h, k)
+		}
+	}
+	token := ""
+	if parsed, perr := w.cfg.Subjects.Parse(raw.Subject); perr == nil {
+		token = parsed.Account
+		p.account = parsed.AccountOrDefault()
+	}
+	if !p.historyKnown {
+		p.history = w.pendingHistory(ctx, p)
+		p.historyKnown = true
+	}
+	if rej.Code == "" {
+		rej.Code = historyCode(p.history)
+	}
+	if rej.RequestID == "" {
+		rej.RequestID = schema.ResolveRequestID("", h, fmt.Sprintf("%s-%d", w.cfg.RequestsStream, p.seq))
+	}
+	dl := deadLetter{
+		Subject: raw.Subject, Op: p.r.op, AccountToken: token, Data: raw.Data, Header: h,
+		Stream: w.cfg.RequestsStream, Seq: p.seq, Attempts: p.attempts, Rejection: rej,
+		FailedAt: p.failedAt, History: p.history,
+	}
+	ack, err := w.js.PublishMsg(ctx, buildDeadLetter(w.cfg.Subjects, dl), jetstream.WithMsgID(dl.msgID()))
+	if err != nil {
+		return rej, false, fmt.Errorf("consumer: publish dead letter %s: %w", dl.msgID(), err)
+	}
+	return rej, ack.Duplicate, nil
+}
+
+// pendingHistory reads the attempt history of an advisory's request, and adds the record of how
+// it ended for max deliveries.
+func (w *Worker) pendingHistory(ctx context.Context, p *pendingDeadLetter) []string {
+	var recs []string
+	if w.history != nil {
+		hctx, cancel := context.WithTimeout(ctx, historyTimeout)
+		defer cancel()
+		var err error
+		if recs, err = readHistory(hctx, w.history, p.seq); err != nil {
+			w.log.Warn("attempt history not read", "stream_seq", p.seq, "error", err)
+		}
+	}
+	if p.source == sourceMaxDeliveries {
+		recs = append(recs, fmt.Sprintf("%d %s %s max deliveries reached without a result",
+			p.deliveries, p.failedAt.UTC().Format(time.RFC3339Nano), historyCode(recs)))
+	}
+	return recs
+}
+
+// historyCode is the error code of the last attempt record ("<attempt> <time> <code> ..."), or
+// unavailable when there is none: the request's last deliveries timed out or were never finished.
+func historyCode(history []string) string {
+	if len(history) > 0 {
+		if f := strings.Fields(history[len(history)-1]); len(f) >= 3 && knownCode(f[2]) {
+			return f[2]
+		}
+	}
+	return schema.CodeUnavailable
+}
+
+// stopReconciling ends the advisory subscriptions (handling what they already received), tries
+// every pending dead letter one last time, and logs each one still not stored at error level:
+// nothing retries them once the worker is gone. stop ends the retry loop; loop waits for it.
+func (w *Worker) stopReconciling(subs []*nats.Subscription, stop context.CancelFunc, loop *sync.WaitGroup) {
+	deadline := time.NewTimer(advisoryDrainWait)
+	defer deadline.Stop()
+	for _, sub := range subs {
+		closed := sub.StatusChanged(nats.SubscriptionClosed)
+		if err := sub.Drain(); err != nil {
+			continue // the connection is closed: nothing more arrives
+		}
+		select {
+		case <-closed:
+		case <-deadline.C:
+		}
+	}
+	stop()
+	loop.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), stopFlushTimeout)
+	defer cancel()
+	for _, p := range w.pending.all() {
+		if ctx.Err() != nil {
+			break
+		}
+		w.tryPending(ctx, p, true)
+	}
+	for _, p := range w.pending.all() {
+		w.log.Error("worker stopped with a dead letter not stored: the request is in the stream without one; replay or dead-letter it by hand",
+			"op", p.r.op, "stream", w.cfg.RequestsStream, "stream_seq", p.seq, "source", p.source,
+			"code", p.rej.Code, "outcome", "lost", "error", p.err)
+		w.emit(Event{Kind: EventLost, Op: p.r.op, Account: p.account, Sequence: p.seq, Code: p.rej.Code, Err: p.err})
+	}
+}
