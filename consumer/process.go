@@ -23,9 +23,9 @@ type delivery struct {
 	// storedID is "<stream>-<seq>", the request id of last resort: every other one is the
 	// publisher's and may be unusable.
 	storedID string
-	received     time.Time
-	tracker      *tracker
-	rw           *replyWriter
+	received time.Time
+	tracker  *tracker
+	rw       *replyWriter
 	// lim are the consumer's shared settings when the delivery arrived (see opRunner.settings).
 	lim SharedSettings
 
