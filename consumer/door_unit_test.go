@@ -125,3 +125,36 @@ func headerBytes(h Header) int {
 	}
 	return n
 }
+
+// Whatever headers a request carries, its dead letter has no NATS control header, bounded
+// values and a bounded total, and B2-Dropped-Headers is bounded too.
+func FuzzDeadLetterHeaders(f *testing.F) {
+	f.Add("Nats-Expected-Stream", "B2_REQUESTS", 1, "tok")
+	f.Add("X-Big", "v", 70000, strings.Repeat("t", 100))
+	f.Add("B2-Original-Msg-Id", "id", 300, "")
+	f.Add("nats-ttl", "1s", 1, "acme")
+	f.Fuzz(func(t *testing.T, name, value string, repeat int, token string) {
+		repeat = min(max(repeat, 1), 80000/max(len(value), 1))
+		h := Header{name: {strings.Repeat(value, repeat)}, schema.HeaderMsgID: {value}}
+		for i := range 30 {
+			h[name+string(rune('a'+i%26))+strings.Repeat("x", i)] = []string{strings.Repeat(value, repeat/30+1)}
+		}
+		m := buildDeadLetter(schema.Subjects{}, deadLetter{
+			Subject: "b2.req.authorize." + token, Op: schema.OpAuthorize, AccountToken: token, Header: h,
+			Stream: "S", Seq: 1, Attempts: 1, Rejection: Rejection{RequestID: "S-1", Code: "internal", Message: value},
+		})
+		for k, vs := range m.Header {
+			require.False(t, strings.EqualFold(k[:min(len(k), 5)], "nats-"), k)
+			if k == schema.HeaderOriginalSubject {
+				continue
+			}
+			for _, v := range vs {
+				require.LessOrEqual(t, len(v), maxDeadLetterValueBytes, k)
+			}
+		}
+		require.LessOrEqual(t, len(m.Header.Get(schema.HeaderDroppedHeaders)), maxDroppedBytes)
+		require.LessOrEqual(t, headerBytes(Header(m.Header))-len(m.Header.Get(schema.HeaderOriginalSubject)),
+			deadLetterHeaderBudget+8<<10)
+		require.LessOrEqual(t, len(m.Subject), len("b2.dlq.authorize.")+max(schema.MaxAccountBytes, deadLetterTokenPrefix+9))
+	})
+}

@@ -67,8 +67,8 @@ func (d *delivery) logAttrs(level slog.Level, msg string, more ...slog.Attr) {
 }
 
 // process runs one delivery to its end: build the Message, check it at the door (doorCheck), run
-// the handler (unless the door refused it or the attempts are over), decide, and act. It never returns an error: every path ends
-// in ack, a delayed nak, or a rejection, and is logged.
+// the handler (unless the door refused it or the attempts are over), decide, and act. It never
+// returns an error: every path ends in ack, a delayed nak, or a rejection, and is logged.
 func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) {
 	w := r.w
 	md, err := msg.Metadata()
