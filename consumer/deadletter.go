@@ -3,6 +3,9 @@ package consumer
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -38,15 +41,13 @@ type deadLetter struct {
 // twice inside the DLQ stream's duplicate window stores it once.
 func (d deadLetter) msgID() string { return fmt.Sprintf("%s-%d", d.Stream, d.Seq) }
 
-// buildDeadLetter builds the dead-letter message exactly as the contract's "Failures" section says:
-// the payload byte for byte, the request's headers with Nats-Msg-Id moved to B2-Original-Msg-Id
-// (an existing B2-Original-Msg-Id is kept), and the B2-* failure headers set. The message id is
-// added at publish time.
+// buildDeadLetter builds the dead-letter message as the contract's "Failures" section says: the
+// payload byte for byte, the request's headers that are safe to publish (deadLetterHeaders) with
+// Nats-Msg-Id moved to B2-Original-Msg-Id (an existing B2-Original-Msg-Id is kept), and the B2-*
+// failure headers set. The message id is added at publish time. The subject's account token is
+// bounded (deadLetterToken).
 func buildDeadLetter(s schema.Subjects, d deadLetter) *nats.Msg {
-	h := d.Header.Clone()
-	if h == nil {
-		h = Header{}
-	}
+	h, dropped := deadLetterHeaders(d.Header)
 	info := schema.DeadLetter{
 		RequestID:       d.Rejection.RequestID,
 		ErrorCode:       d.Rejection.Code,
@@ -56,22 +57,142 @@ func buildDeadLetter(s schema.Subjects, d deadLetter) *nats.Msg {
 		StreamSeq:       d.Seq,
 		FailedAt:        d.FailedAt,
 	}
-	if orig := h.Get(schema.HeaderMsgID); orig != "" && h.Get(schema.HeaderOriginalMsgID) == "" {
-		info.OriginalMsgID = orig // an existing B2-Original-Msg-Id (a redriven request) is kept
+	if orig := d.Header.Get(schema.HeaderMsgID); orig != "" {
+		switch {
+		case len(orig) > schema.MaxRequestIDBytes:
+			dropped = append(dropped, schema.HeaderMsgID)
+		case h.Get(schema.HeaderOriginalMsgID) == "":
+			info.OriginalMsgID = orig // an existing B2-Original-Msg-Id (a redriven request) is kept
+		}
 	}
-	delete(h, schema.HeaderMsgID)
 	// SetHeaders writes the B2-* headers header-safe (control characters removed, B2-Error cut
 	// at schema.MaxHeaderValueBytes on a character boundary).
 	info.SetHeaders(h)
-	delete(h, schema.HeaderAttempt) // a redriven request's old history is not this run's
 	if len(d.History) > 0 {
 		h[schema.HeaderAttempt] = d.History
 	}
+	if v := droppedValue(d.Header.Get(schema.HeaderDroppedHeaders), dropped); v != "" {
+		h[schema.HeaderDroppedHeaders] = []string{v}
+	}
 	return &nats.Msg{
-		Subject: s.DeadLetter(d.Op, d.AccountToken),
+		Subject: s.DeadLetter(d.Op, deadLetterToken(d.AccountToken)),
 		Data:    d.Data,
 		Header:  nats.Header(h),
 	}
+}
+
+// Bounds of the request headers a dead letter copies. JetStream refuses a message with more than
+// 64 KiB of headers, and a dead letter that is never stored never finishes its request: the copy,
+// with the B2-* headers added to it, stays far below that.
+const (
+	// maxDeadLetterValueBytes bounds one copied value; B2-Original-Msg-Id has
+	// schema.MaxRequestIDBytes.
+	maxDeadLetterValueBytes = 4 << 10
+	// maxDeadLetterNameBytes bounds a copied header name.
+	maxDeadLetterNameBytes = 128
+	// deadLetterHeaderBudget bounds the copied headers together, names and values.
+	deadLetterHeaderBudget = schema.MaxHeaderBytes
+	// maxDroppedBytes bounds the B2-Dropped-Headers value.
+	maxDroppedBytes = 1 << 10
+)
+
+// deadLetterHeaders returns a copy of the request headers that a dead letter may carry, and the
+// names of those it leaves out. Left out are the NATS control headers (Nats-*: a copied
+// Nats-Expected-Stream: B2_REQUESTS makes the dead-letter stream refuse the publish, Nats-TTL or
+// Nats-Rollup would act on it), values over their bound, names over maxDeadLetterNameBytes and
+// values past deadLetterHeaderBudget (keys in sorted order, so the choice is the same on every try).
+// Nats-Msg-Id is left to the caller, and the headers buildDeadLetter writes are not copied.
+func deadLetterHeaders(req Header) (Header, []string) {
+	h := Header{}
+	var dropped []string
+	budget := deadLetterHeaderBudget
+	for _, k := range slices.Sorted(maps.Keys(req)) {
+		vs := req[k]
+		switch {
+		case k == schema.HeaderRequestID:
+			// Replaced by the resolved id; an over-long one is named, since no dead-letter
+			// header keeps it.
+			if slices.ContainsFunc(vs, func(v string) bool { return len(v) > schema.MaxRequestIDBytes }) {
+				dropped = append(dropped, k)
+			}
+			continue
+		case writtenOnDeadLetter(k):
+			continue
+		case len(k) >= len(natsHeaderPrefix) && strings.EqualFold(k[:len(natsHeaderPrefix)], natsHeaderPrefix):
+			if k != schema.HeaderMsgID {
+				dropped = append(dropped, k)
+			}
+			continue
+		case len(k) > maxDeadLetterNameBytes:
+			dropped = append(dropped, k)
+			continue
+		}
+		limit := maxDeadLetterValueBytes
+		if k == schema.HeaderOriginalMsgID {
+			limit = schema.MaxRequestIDBytes
+		}
+		var kept []string
+		for _, v := range vs {
+			n := len(k) + len(v) + len(": \r\n")
+			if len(v) > limit || n > budget {
+				continue
+			}
+			kept = append(kept, v)
+			budget -= n
+		}
+		if len(kept) < len(vs) {
+			dropped = append(dropped, k)
+		}
+		if len(kept) > 0 {
+			h[k] = kept
+		}
+	}
+	return h, dropped
+}
+
+// natsHeaderPrefix starts the names of the headers the NATS server acts on.
+const natsHeaderPrefix = "Nats-"
+
+// writtenOnDeadLetter reports whether buildDeadLetter writes header k itself (a redriven request
+// carries the previous dead letter's).
+func writtenOnDeadLetter(k string) bool {
+	switch k {
+	case schema.HeaderRequestID, schema.HeaderErrorCode, schema.HeaderError, schema.HeaderOriginalSubject,
+		schema.HeaderAttempts, schema.HeaderStreamSeq, schema.HeaderFailedAt, schema.HeaderAttempt,
+		schema.HeaderDroppedHeaders:
+		return true
+	}
+	return false
+}
+
+// droppedValue is the B2-Dropped-Headers value naming dropped and the names of prev (the value a
+// redriven request carries: those headers are missing from it too), sorted, each name cut to
+// maxDeadLetterNameBytes and the whole to maxDroppedBytes; "" when there are none.
+func droppedValue(prev string, dropped []string) string {
+	var names []string
+	if len(prev) <= maxDroppedBytes {
+		for n := range strings.SplitSeq(prev, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				names = append(names, n)
+			}
+		}
+	}
+	for _, n := range dropped {
+		names = append(names, truncateUTF8(n, maxDeadLetterNameBytes))
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	var b strings.Builder
+	for _, n := range names {
+		if b.Len()+len(n)+1 > maxDroppedBytes {
+			break
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(n)
+	}
+	return b.String()
 }
 
 // publishDeadLetter publishes msg to the DLQ stream with message id msgID and waits for the

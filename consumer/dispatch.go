@@ -81,7 +81,7 @@ func (r *opRunner) dispatch(rs *runState) error {
 				if rs.pull.Err() != nil {
 					return nil
 				}
-				r.w.log.Warn("gate failed", "op", r.op, "error", err)
+				r.w.log.Warn("gate failed", "op", r.op, logErr(err))
 				r.w.emit(Event{Kind: EventConsumerError, Op: r.op, Err: err})
 				sleepCtx(rs.pull, pause)
 				pause = min(2*pause, maxErrorPause)

@@ -35,4 +35,11 @@ var (
 	// cluster, its stream has no leader for the moment. It is retryable; when it fails an error
 	// reply, the request is dead-lettered without one, as for an invalid Reply-To.
 	ErrReplyNotCaptured = errors.New("consumer: no stream stored the reply")
+
+	// ErrRequestTooLarge is matched (errors.Is) by the *LimitError of a request refused at the
+	// door, before its handler runs: a Reply-To, account token, request id header or header set
+	// over the limits of schema/limits.go. Such an error also matches schema.ErrInvalidRequest and
+	// is Permanent: the request is rejected at once (error reply when its reply subject is usable,
+	// dead letter with invalid_request) and its handler's Handle is never called.
+	ErrRequestTooLarge = errors.New("consumer: request over a limit")
 )

@@ -82,7 +82,7 @@ func (d *delivery) recordAttempt(err error, delay time.Duration) {
 	defer cancel()
 	key := fmt.Sprintf("%d.%d", d.m.Sequence, d.m.Attempt)
 	if _, perr := w.history.Put(ctx, key, []byte(attemptRecord(d.m.Attempt, time.Now(), err, delay))); perr != nil {
-		d.log().Warn("attempt history not recorded", "error", perr)
+		d.log().Warn("attempt history not recorded", logErr(perr))
 	}
 }
 
@@ -96,7 +96,7 @@ func (d *delivery) attemptHistory(final string) []string {
 		defer cancel()
 		recs, err := readHistory(ctx, w.history, d.m.Sequence)
 		if err != nil {
-			d.log().Warn("attempt history not read", "error", err)
+			d.log().Warn("attempt history not read", logErr(err))
 		}
 		out = recs
 	}

@@ -20,9 +20,12 @@ type delivery struct {
 	msg          jetstream.Msg
 	m            *Message
 	accountToken string // the subject's account token, "" when it has none
-	received     time.Time
-	tracker      *tracker
-	rw           *replyWriter
+	// storedID is "<stream>-<seq>", the request id of last resort: every other one is the
+	// publisher's and may be unusable.
+	storedID string
+	received time.Time
+	tracker  *tracker
+	rw       *replyWriter
 	// lim are the consumer's shared settings when the delivery arrived (see opRunner.settings).
 	lim SharedSettings
 
@@ -35,7 +38,7 @@ type delivery struct {
 // attrs are the attributes of every log line about this delivery.
 func (d *delivery) attrs() []slog.Attr {
 	return []slog.Attr{
-		slog.String("subject", d.m.Subject), slog.String("op", d.m.Op), slog.String("account", d.m.Account),
+		logString("subject", d.m.Subject), slog.String("op", d.m.Op), logString("account", d.m.Account),
 		slog.Int("attempt", d.m.Attempt), slog.Uint64("stream_seq", d.m.Sequence),
 	}
 }
@@ -63,15 +66,15 @@ func (d *delivery) logAttrs(level slog.Level, msg string, more ...slog.Attr) {
 	l.LogAttrs(ctx, level, msg, append(d.attrs(), more...)...)
 }
 
-// process runs one delivery to its end: build the Message, run the handler (unless the attempts
-// are over), decide, and act. It never returns an error: every path ends
-// in ack, a delayed nak, or a rejection, and is logged.
+// process runs one delivery to its end: build the Message, check it at the door (doorCheck), run
+// the handler (unless the door refused it or the attempts are over), decide, and act. It never
+// returns an error: every path ends in ack, a delayed nak, or a rejection, and is logged.
 func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) {
 	w := r.w
 	md, err := msg.Metadata()
 	if err != nil {
 		// Cannot happen for a pulled message; without metadata there is no attempt number.
-		w.log.Error("message without JetStream metadata", "op", r.op, "subject", msg.Subject(), "error", err)
+		w.log.Error("message without JetStream metadata", "op", r.op, logString("subject", msg.Subject()), logErr(err))
 		if nerr := msg.NakWithDelay(w.policy.delay(err, 1)); nerr != nil {
 			w.emit(Event{Kind: EventAckFailed, Op: r.op, Target: "nak", Err: nerr})
 		}
@@ -91,11 +94,13 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 		Published:   md.Timestamp,
 		Received:    received,
 	}
-	m.RequestID = schema.ResolveRequestID("", m.Header, fmt.Sprintf("%s-%d", m.Stream, m.Sequence))
+	storedID := schema.DeadLetterMsgID(m.Stream, m.Sequence)
+	m.RequestID = headerRequestID(m.Header, storedID)
 	parsed, perr := w.cfg.Subjects.Parse(m.Subject)
 	if perr == nil && (parsed.Kind != "req" || parsed.Op != r.op) {
-		perr = fmt.Errorf("consumer: subject %q is not a %s request", m.Subject, r.op)
+		perr = fmt.Errorf("consumer: subject %q is not a %s request", cutForLog(m.Subject, maxLogStringBytes), r.op)
 	}
+	doorErr := doorCheck(parsed.Account, m.Header)
 	if perr == nil {
 		m.Account = parsed.AccountOrDefault()
 	}
@@ -104,11 +109,12 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 		msg:          msg,
 		m:            m,
 		accountToken: parsed.Account,
+		storedID:     storedID,
 		received:     received,
 		lim:          lim,
 	}
 	d.tracker = newTracker(msg, lim.AckWait, received, func(err error) {
-		d.log().Warn("in-progress signal failed", "error", err)
+		d.log().Warn("in-progress signal failed", logErr(err))
 		w.emit(d.event(EventAckFailed, func(e *Event) { e.Target = "in_progress"; e.Err = err }))
 	})
 	d.rw = w.newReplyWriter(m.Header, r.op, parsed.Account, d.tracker, func(err error) {
@@ -117,6 +123,12 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 	w.emit(d.event(EventDelivered, nil))
 
 	out := outcome{Attempt: m.Attempt, MaxAttempts: lim.MaxAttempts, MaxDeliver: lim.lastDelivery()}
+	if doorErr != nil {
+		// Refused whatever the attempt: a request over a limit never reaches the handler, and
+		// its dead letter says invalid_request even when an earlier rejection of it failed.
+		d.reject(rs, Failure{Err: doorErr})
+		return
+	}
 	switch {
 	case m.Attempt > lim.MaxAttempts:
 		// Back after its last attempt: rejected below without calling the handler.
@@ -183,7 +195,7 @@ func (d *delivery) handle(rs *runState, out *outcome) {
 func (d *delivery) safeHandle(f func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			d.log().Error("Handle panicked", "panic", p, "stack", string(debug.Stack()))
+			d.log().Error("Handle panicked", logString("panic", fmt.Sprint(p)), "stack", string(debug.Stack()))
 			err = fmt.Errorf("%w: %v", ErrHandlerPanic, p)
 		}
 	}()
@@ -192,11 +204,11 @@ func (d *delivery) safeHandle(f func() error) (err error) {
 
 func (d *delivery) ack() {
 	if err := d.msg.Ack(); err != nil {
-		d.log().Warn("ack failed", "outcome", "ack_failed", "error", err)
+		d.log().Warn("ack failed", "outcome", "ack_failed", logErr(err))
 		d.r.w.emit(d.event(EventAckFailed, func(e *Event) { e.Target = "ack"; e.Err = err }))
 		return
 	}
-	d.logAttrs(slog.LevelInfo, "message handled", slog.String("request_id", d.m.RequestID),
+	d.logAttrs(slog.LevelInfo, "message handled", logString("request_id", d.m.RequestID),
 		slog.String("outcome", "acked"), slog.Duration("duration", time.Since(d.received)))
 	d.r.w.emit(d.event(EventAcked, nil))
 }
@@ -211,7 +223,7 @@ const (
 func (d *delivery) nak(delay time.Duration, outcome string, cause error) {
 	delay = max(delay, minNakDelay)
 	if err := d.msg.NakWithDelay(delay); err != nil {
-		d.log().Warn("nak failed", "outcome", "nak_failed", "error", err)
+		d.log().Warn("nak failed", "outcome", "nak_failed", logErr(err))
 		d.r.w.emit(d.event(EventAckFailed, func(e *Event) { e.Target = "nak"; e.Err = err }))
 		return
 	}
@@ -220,8 +232,8 @@ func (d *delivery) nak(delay time.Duration, outcome string, cause error) {
 	if shutdown {
 		level = slog.LevelDebug
 	}
-	d.log().Log(context.Background(), level, "message naked", "request_id", d.m.RequestID,
-		"outcome", outcome, "delay", delay, "error", cause)
+	d.log().Log(context.Background(), level, "message naked", logString("request_id", d.m.RequestID),
+		"outcome", outcome, "delay", delay, logErr(cause))
 	d.r.w.emit(d.event(EventNaked, func(e *Event) { e.Delay, e.Shutdown, e.Err = delay, shutdown, cause }))
 }
 

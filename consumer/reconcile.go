@@ -250,11 +250,11 @@ func (d *delivery) handOff(dl deadLetter, perr error) {
 	}
 	if w.pending.add(p) {
 		d.log().Error("dead letter not stored on the last delivery: kept in the stream and retried",
-			"request_id", dl.Rejection.RequestID, "outcome", "dead_letter_pending", "code", dl.Rejection.Code, "error", perr)
+			logString("request_id", dl.Rejection.RequestID), "outcome", "dead_letter_pending", "code", dl.Rejection.Code, logErr(perr))
 		w.emit(d.event(EventDeadLetterPending, func(e *Event) { e.Code, e.Target, e.Err = dl.Rejection.Code, sourceLastDelivery, perr }))
 	} else {
 		d.log().Error("request lost: dead letter not stored on the last delivery and the retry set is full",
-			"request_id", dl.Rejection.RequestID, "outcome", "lost", "code", dl.Rejection.Code, "pending", maxPendingDeadLetters, "error", perr)
+			logString("request_id", dl.Rejection.RequestID), "outcome", "lost", "code", dl.Rejection.Code, "pending", maxPendingDeadLetters, logErr(perr))
 		w.emit(d.event(EventLost, func(e *Event) { e.Code = dl.Rejection.Code; e.Err = perr }))
 	}
 	if err := d.msg.NakWithDelay(w.policy.delay(perr, d.m.Attempt)); err != nil {
@@ -275,7 +275,7 @@ func (w *Worker) subscribeAdvisories(runners []*opRunner) []*nats.Subscription {
 			sub, err := w.nc.QueueSubscribe(subject, advisoryQueue, func(msg *nats.Msg) { w.onAdvisory(r, kind.typ, msg) })
 			if err != nil {
 				w.log.Warn("advisory subscription failed: requests that reach max deliveries without a dead letter are not reconciled",
-					"subject", subject, "error", err)
+					"subject", subject, logErr(err))
 				w.emit(Event{Kind: EventConsumerError, Op: r.op, Err: err})
 				continue
 			}
@@ -290,7 +290,7 @@ func (w *Worker) subscribeAdvisories(runners []*opRunner) []*nats.Subscription {
 func (w *Worker) onAdvisory(r *opRunner, typ string, msg *nats.Msg) {
 	a, err := parseAdvisory(msg.Data, typ, w.cfg.RequestsStream, r.consumerName())
 	if err != nil {
-		w.log.Warn("advisory ignored", "subject", msg.Subject, "error", err)
+		w.log.Warn("advisory ignored", logString("subject", msg.Subject), logErr(err))
 		return
 	}
 	now := time.Now()
@@ -378,14 +378,14 @@ func (w *Worker) tryPending(ctx context.Context, p *pendingDeadLetter, final boo
 		if dup && p.source == sourceTerminated {
 			return // the usual case: the worker stored it before terminating the request
 		}
-		log.Warn("message dead-lettered", "request_id", rej.RequestID, "outcome", "dead_lettered",
+		log.Warn("message dead-lettered", logString("request_id", rej.RequestID), "outcome", "dead_lettered",
 			"code", rej.Code, "already_stored", dup, "tries", p.tries+1)
 		ev.Kind = EventDeadLetterReconciled
 		w.emit(ev)
 	case errors.Is(err, errRequestGone):
 		w.pending.remove(p.seq)
 		log.Error("request lost: no dead letter stored and the request is no longer in the stream",
-			"outcome", "lost", "error", err)
+			"outcome", "lost", logErr(err))
 		ev.Kind, ev.Err = EventLost, err
 		w.emit(ev)
 	default:
@@ -393,11 +393,11 @@ func (w *Worker) tryPending(ctx context.Context, p *pendingDeadLetter, final boo
 		switch {
 		case final:
 		case tries == 1:
-			log.Error("dead letter not stored: kept in the stream and retried", "outcome", "dead_letter_pending", "error", err)
+			log.Error("dead letter not stored: kept in the stream and retried", "outcome", "dead_letter_pending", logErr(err))
 			ev.Kind, ev.Err = EventDeadLetterPending, err
 			w.emit(ev)
 		default:
-			log.Debug("dead letter still not stored", "tries", tries, "error", err)
+			log.Debug("dead letter still not stored", "tries", tries, logErr(err))
 		}
 	}
 }
@@ -464,7 +464,7 @@ func (w *Worker) pendingHistory(ctx context.Context, p *pendingDeadLetter) []str
 		defer cancel()
 		var err error
 		if recs, err = readHistory(hctx, w.history, p.seq); err != nil {
-			w.log.Warn("attempt history not read", "stream_seq", p.seq, "error", err)
+			w.log.Warn("attempt history not read", "stream_seq", p.seq, logErr(err))
 		}
 	}
 	if p.source == sourceMaxDeliveries {
@@ -514,7 +514,7 @@ func (w *Worker) stopReconciling(subs []*nats.Subscription, stop context.CancelF
 	for _, p := range w.pending.all() {
 		w.log.Error("worker stopped with a dead letter not stored: the request is in the stream without one; replay or dead-letter it by hand",
 			"op", p.r.op, "stream", w.cfg.RequestsStream, "stream_seq", p.seq, "source", p.source,
-			"code", p.rej.Code, "outcome", "lost", "error", p.err)
+			"code", p.rej.Code, "outcome", "lost", logErr(p.err))
 		w.emit(Event{Kind: EventLost, Op: p.r.op, Account: p.account, Sequence: p.seq, Code: p.rej.Code, Err: p.err})
 	}
 }

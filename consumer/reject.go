@@ -35,14 +35,14 @@ func (d *delivery) reject(rs *runState, f Failure) {
 		err = nil
 	}
 	if err != nil {
-		d.log().Warn("reject failed", "last_delivery", last, "error", err)
+		d.log().Warn("reject failed", "last_delivery", last, logErr(err))
 		w.emit(d.event(EventPublishFailed, func(e *Event) { e.Target = "reject"; e.Err = err }))
 		if !last {
 			d.nakForRetry(rs, err)
 			return
 		}
 	}
-	rej = completeRejection(rej, f, d.m.Header)
+	rej = completeRejection(rej, f, d.m.Header, d.storedID)
 	final := attemptRecord(d.m.Attempt, time.Now(), f.Err, 0)
 	if f.Err == nil {
 		final = fmt.Sprintf("%d %s unavailable came back after its last attempt: that delivery did not finish",
@@ -74,7 +74,7 @@ func (d *delivery) reject(rs *runState, f Failure) {
 	if perr := w.publishDeadLetterTries(ctx, buildDeadLetter(w.cfg.Subjects, dl), dl.msgID(), tries); perr != nil {
 		w.emit(d.event(EventPublishFailed, func(e *Event) { e.Target = "dead_letter"; e.Err = perr }))
 		if !last {
-			d.log().Warn("dead letter publish failed", "error", perr)
+			d.log().Warn("dead letter publish failed", logErr(perr))
 			d.nakForRetry(rs, perr)
 			return
 		}
@@ -85,12 +85,12 @@ func (d *delivery) reject(rs *runState, f Failure) {
 	if terr := d.msg.TermWithReason(rej.Code); terr != nil {
 		// The dead letter is stored; the message comes back after the ack wait and its second dead
 		// letter is dropped as a duplicate.
-		d.log().Warn("term failed", "error", terr)
+		d.log().Warn("term failed", logErr(terr))
 		w.emit(d.event(EventAckFailed, func(e *Event) { e.Target = "term"; e.Err = terr }))
 		return
 	}
-	d.log().Warn("message dead-lettered", "request_id", rej.RequestID, "outcome", "dead_lettered", "code", rej.Code,
-		"exhausted", f.Exhausted, "error", f.Err)
+	d.log().Warn("message dead-lettered", logString("request_id", rej.RequestID), "outcome", "dead_lettered", "code", rej.Code,
+		"exhausted", f.Exhausted, logErr(f.Err))
 	w.emit(d.event(EventDeadLettered, func(e *Event) {
 		e.Code, e.Exhausted, e.Err = rej.Code, f.Exhausted, f.Err
 	}))
@@ -110,21 +110,28 @@ func (d *delivery) nakForRetry(rs *runState, err error) {
 func (d *delivery) safeReject(f func() (Rejection, error)) (rej Rejection, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			d.log().Error("Reject panicked", "panic", p, "stack", string(debug.Stack()))
+			d.log().Error("Reject panicked", logString("panic", fmt.Sprint(p)), "stack", string(debug.Stack()))
 			err = fmt.Errorf("%w: Reject: %v", ErrHandlerPanic, p)
 		}
 	}()
 	return f()
 }
 
-// completeRejection fills what Reject left empty, so a dead letter always carries a code, a
-// message and, when the headers have one, a request id.
-func completeRejection(rej Rejection, f Failure, h Header) Rejection {
-	if rej.Code == "" {
+// completeRejection fills what Reject left empty or unusable, so a dead letter always carries a
+// code, a message and a request id of at most schema.MaxRequestIDBytes: Reject's, else the
+// headers' (B2-Request-Id, Nats-Msg-Id), else storedID ("<stream>-<seq>"). A request refused at
+// the door is always invalid_request.
+func completeRejection(rej Rejection, f Failure, h Header, storedID string) Rejection {
+	switch {
+	case errors.Is(f.Err, ErrRequestTooLarge):
+		rej.Code = schema.CodeInvalidRequest
+	case rej.Code != "":
+	case errors.Is(f.Err, schema.ErrInvalidRequest), errors.Is(f.Err, ErrInvalidReplyTo):
+		rej.Code = schema.CodeInvalidRequest
+	case f.Exhausted:
+		rej.Code = schema.CodeUnavailable
+	default:
 		rej.Code = schema.CodeInternal
-		if f.Exhausted {
-			rej.Code = schema.CodeUnavailable
-		}
 	}
 	if rej.Message == "" {
 		switch {
@@ -136,11 +143,8 @@ func completeRejection(rej Rejection, f Failure, h Header) Rejection {
 			rej.Message = "rejected"
 		}
 	}
-	if rej.RequestID == "" {
-		rej.RequestID = h.Get(schema.HeaderRequestID)
-	}
-	if rej.RequestID == "" {
-		rej.RequestID = h.Get(schema.HeaderMsgID)
+	if rej.RequestID = boundedID(rej.RequestID); rej.RequestID == "" {
+		rej.RequestID = headerRequestID(h, storedID)
 	}
 	return rej
 }

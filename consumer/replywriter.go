@@ -30,7 +30,8 @@ type replyWriter struct {
 
 // newReplyWriter picks the reply subject: the request's Reply-To header when present and not empty
 // (validated by replyToError), else the default reply subject of op with the request subject's own account token
-// ("" when it had none). The JetStream reply subject is the ack subject and is never used.
+// ("" when it had none; one over schema.MaxAccountBytes makes the request one without a usable
+// reply subject). The JetStream reply subject is the ack subject and is never used.
 func (w *Worker) newReplyWriter(h Header, op, accountToken string, t *tracker, onFail func(error)) *replyWriter {
 	rw := &replyWriter{
 		nc:      w.nc,
@@ -48,12 +49,18 @@ func (w *Worker) newReplyWriter(h Header, op, accountToken string, t *tracker, o
 		rw.subjectErr = replyToError(replyTo, w.cfg.Subjects)
 	} else {
 		rw.subject = w.cfg.Subjects.Reply(op, accountToken)
+		if len(accountToken) > schema.MaxAccountBytes {
+			// The default reply subject would be as long as the refused request subject.
+			rw.subjectErr = Permanent(fmt.Errorf("%w: the default reply subject's account token is over %d bytes",
+				ErrInvalidReplyTo, schema.MaxAccountBytes))
+		}
 	}
 	return rw
 }
 
 // replyToError returns a Permanent ErrInvalidReplyTo when subject is not one the worker may publish
-// replies to: empty, whitespace, empty or wildcard tokens, a '$' system subject (a Reply-To of
+// replies to: longer than schema.MaxReplyToBytes (a PUB line over the server's control line limit
+// closes the connection), empty, whitespace, empty or wildcard tokens, a '$' system subject (a Reply-To of
 // "$JS.API..." would make the worker call the JetStream API on the publisher's behalf), or a
 // request or dead-letter subject of this worker (a reply there would loop or pose as a dead letter).
 func replyToError(subject string, s schema.Subjects) error {
@@ -63,6 +70,8 @@ func replyToError(subject string, s schema.Subjects) error {
 	switch {
 	case subject == "":
 		return bad("empty")
+	case len(subject) > schema.MaxReplyToBytes:
+		return bad(fmt.Sprintf("longer than %d bytes", schema.MaxReplyToBytes))
 	case strings.ContainsAny(subject, " \t\r\n"):
 		return bad("contains whitespace")
 	case strings.HasPrefix(subject, "$"):

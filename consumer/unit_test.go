@@ -132,13 +132,28 @@ func TestBuildDeadLetter(t *testing.T) {
 
 func TestCompleteRejection(t *testing.T) {
 	h := Header{schema.HeaderMsgID: {"pub-1"}}
-	r := completeRejection(Rejection{}, Failure{Exhausted: true}, h)
+	r := completeRejection(Rejection{}, Failure{Exhausted: true}, h, "S-1")
 	assert.Equal(t, Rejection{RequestID: "pub-1", Code: schema.CodeUnavailable, Message: "attempts exhausted"}, r)
 	h[schema.HeaderRequestID] = []string{"hdr-id"}
-	r = completeRejection(Rejection{}, Failure{Err: Permanent(errString("bad"))}, h)
+	r = completeRejection(Rejection{}, Failure{Err: Permanent(errString("bad"))}, h, "S-1")
 	assert.Equal(t, Rejection{RequestID: "hdr-id", Code: schema.CodeInternal, Message: "bad"}, r)
 	full := Rejection{RequestID: "a", Code: "b", Message: "c"}
-	assert.Equal(t, full, completeRejection(full, Failure{}, h))
+	assert.Equal(t, full, completeRejection(full, Failure{}, h, "S-1"))
+
+	// Ids over the limit (Reject's from a body, or the headers') are never used: the stored
+	// message's id is the last resort.
+	long := strings.Repeat("x", schema.MaxRequestIDBytes+1)
+	h = Header{schema.HeaderRequestID: {long}, schema.HeaderMsgID: {long}}
+	r = completeRejection(Rejection{RequestID: long, Code: "c", Message: "m"}, Failure{}, h, "S-1")
+	assert.Equal(t, "S-1", r.RequestID)
+	h[schema.HeaderMsgID] = []string{"pub-2"}
+	assert.Equal(t, "pub-2", completeRejection(Rejection{RequestID: long}, Failure{}, h, "S-1").RequestID)
+
+	// A door refusal is invalid_request whatever Reject said; an invalid request or Reply-To
+	// is when Reject said nothing.
+	door := Permanent(&LimitError{What: "Reply-To", Size: 600, Max: 512, Unit: "bytes"})
+	assert.Equal(t, schema.CodeInvalidRequest, completeRejection(Rejection{Code: schema.CodeInternal}, Failure{Err: door}, h, "S-1").Code)
+	assert.Equal(t, schema.CodeInvalidRequest, completeRejection(Rejection{}, Failure{Err: Permanent(ErrInvalidReplyTo)}, h, "S-1").Code)
 }
 
 type errString string

@@ -22,6 +22,10 @@ const (
 	// HeaderAttempt has one value per failed attempt, oldest first:
 	// "<attempt> <RFC 3339 time> <code> [b2=<status>/<code>] [retry-after=<d>] [delay=<d>]".
 	HeaderAttempt = "B2-Attempt"
+	// HeaderDroppedHeaders names, comma-separated, the request headers a dead letter does not
+	// carry because they cannot be published safely: NATS control headers (Nats-*), values over
+	// their limit, and headers past the dead letter's header budget. Absent when none was dropped.
+	HeaderDroppedHeaders = "B2-Dropped-Headers"
 
 	// Headers added by the operator tools (b2jet dlq redrive, b2jet replay). Workers ignore them.
 	// HeaderRedriveOf is the dead letter's sequence in the dead-letter stream, on a redriven

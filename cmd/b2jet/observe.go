@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -33,10 +34,12 @@ func (f ObserveFlags) validate() error {
 	return nil
 }
 
-// observer joins the worker's parts to the metrics; its fields are set as the parts are built.
+// observer joins the worker's parts to the metrics. The worker and its connection change when the
+// worker dials again after its connection was closed (see WorkerCmd.Run): readers load them.
 type observer struct {
 	metrics *obs.Metrics
-	worker  *consumer.Worker
+	worker  atomic.Pointer[consumer.Worker]
+	conn    atomic.Pointer[nats.Conn]
 	// updateSettings is --update-consumer-settings, for the status.
 	updateSettings bool
 }
@@ -44,16 +47,16 @@ type observer struct {
 func newObserver() *observer {
 	o := &observer{}
 	o.metrics = obs.NewMetrics(func() map[string]int {
-		if o.worker == nil {
-			return nil
+		if w := o.worker.Load(); w != nil {
+			return w.InFlight()
 		}
-		return o.worker.InFlight()
+		return nil
 	})
 	o.metrics.DeadLettersPending(func() int {
-		if o.worker == nil {
-			return 0
+		if w := o.worker.Load(); w != nil {
+			return w.DeadLettersPending()
 		}
-		return o.worker.DeadLettersPending()
+		return 0
 	})
 	return o
 }
@@ -73,11 +76,11 @@ func (o *observer) breakerHook(log *slog.Logger) func(account, op string, from, 
 func (o *observer) registerStatus(nc *nats.Conn, subjects schema.Subjects, set *handlers.Set, clients map[string]handlers.Account) (stop func(), err error) {
 	svc, err := ops.RegisterWorker(nc, ops.WorkerConfig{Subjects: subjects, Version: version, Snapshot: func() ops.WorkerStatus {
 		st := ops.WorkerStatus{Breakers: set.Breakers.States(), SessionAge: map[string]string{}}
-		if o.worker != nil {
-			st.InFlight = o.worker.InFlight()
-			st.Consumers = workerConsumers(o.worker.ConsumerSettings())
+		if w := o.worker.Load(); w != nil {
+			st.InFlight = w.InFlight()
+			st.Consumers = workerConsumers(w.ConsumerSettings())
 			st.UpdateConsumerSettings = o.updateSettings
-			pending := o.worker.PendingDeadLetters()
+			pending := w.PendingDeadLetters()
 			st.DeadLettersPending = len(pending)
 			st.PendingDeadLetters = pending[:min(len(pending), ops.MaxPendingListed)]
 		}
@@ -99,28 +102,32 @@ func (o *observer) registerStatus(nc *nats.Conn, subjects schema.Subjects, set *
 // serve starts the HTTP endpoint when --http is set; the returned stop shuts it down. /readyz
 // holds when NATS is connected, the consumers are bound and pulling, and at least one breaker is
 // not open.
-func (o *observer) serve(f ObserveFlags, nc *nats.Conn, set *handlers.Set, log *slog.Logger) (stop func(), err error) {
+func (o *observer) serve(f ObserveFlags, set *handlers.Set, log *slog.Logger) (stop func(), err error) {
 	if f.HTTP == "" {
 		return func() {}, nil
 	}
 	checks := []obs.Check{
 		{Name: "nats", Test: func() error {
+			nc := o.conn.Load()
+			if nc == nil {
+				return errors.New("not connected")
+			}
 			if !nc.IsConnected() {
 				return errors.New("not connected: " + nc.Status().String())
 			}
 			return nil
 		}},
 		{Name: "consumers", Test: func() error {
-			if o.worker == nil || !o.worker.Pulling() {
+			if w := o.worker.Load(); w == nil || !w.Pulling() {
 				return errors.New("consumers not bound and pulling")
 			}
 			return nil
 		}},
 		{Name: "dead_letters", Test: func() error {
-			if o.worker == nil {
-				return nil
+			if w := o.worker.Load(); w != nil {
+				return pendingProblem(w.PendingDeadLetters())
 			}
-			return pendingProblem(o.worker.PendingDeadLetters())
+			return nil
 		}},
 		{Name: "breakers", Test: func() error {
 			if !set.Breakers.AnyAccountHealthy() {

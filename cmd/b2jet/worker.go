@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -280,12 +281,6 @@ func (c *WorkerCmd) Run(e *env) error {
 			"url", servers, "store_dir", storeDir, "try", "nats -s "+servers+" stream ls")
 	}
 
-	nc, err := c.connect(ctx, servers, embedded, log)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-
 	set, err := handlers.New(handlers.Config{
 		Accounts: clients,
 		Breakers: handlers.BreakerSettings{
@@ -300,48 +295,103 @@ func (c *WorkerCmd) Run(e *env) error {
 		return err
 	}
 	o.metrics.InitBreakers(set.Breakers.States())
-	ccfg := c.consumerConfig(log)
-	ccfg.OnEvent = o.metrics.ConsumerEvent
-	w, err := consumer.New(nc, ccfg)
-	if err != nil {
-		return &configError{Setting: "worker settings", Problem: oneLine(err.Error())}
-	}
-	o.worker = w
-	stopHTTP, err := o.serve(c.ObserveFlags, nc, set, log)
+	o.updateSettings = c.UpdateConsumerSettings
+	stopHTTP, err := o.serve(c.ObserveFlags, set, log)
 	if err != nil {
 		return err
 	}
 	defer stopHTTP()
-	o.updateSettings = c.UpdateConsumerSettings
-	stopStatus, err := o.registerStatus(nc, schema.Subjects{Prefix: c.SubjectPrefix}, set, clients)
+
+	s := &session{c: c, p: p, servers: servers, embedded: embedded, set: set, clients: clients, o: o, log: log}
+	pause := redialFirst
+	for first := true; ; first = false {
+		redial, err := s.run(ctx, first)
+		if !redial {
+			return err
+		}
+		// The connection was closed for good (the server closed it: no reconnect follows), not
+		// by a signal: dial again and start a new worker rather than exit.
+		log.Error("NATS connection closed: connecting again", "in", pause, "error", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, redialMax)
+	}
+}
+
+// Pauses before the worker dials again after its connection was closed; they double.
+const (
+	redialFirst = time.Second
+	redialMax   = 30 * time.Second
+)
+
+// session is what one connection of the worker needs: the parts that outlive it (B2 clients,
+// handlers and breakers, the observer) and how to dial.
+type session struct {
+	c        *WorkerCmd
+	p        *plan
+	servers  string
+	embedded *server.Server
+	set      *handlers.Set
+	clients  map[string]handlers.Account
+	o        *observer
+	log      *slog.Logger
+}
+
+// run connects, runs a consumer.Worker on the connection until ctx ends, and drains it. redial
+// reports that the connection was closed under the worker while ctx is live, so that Run dials
+// again; on the first session a failure to connect or set up is returned as is (a wrong URL or
+// permission shows at once).
+func (s *session) run(ctx context.Context, first bool) (redial bool, err error) {
+	c, log := s.c, s.log
+	nc, err := c.connect(ctx, s.servers, s.embedded, log)
 	if err != nil {
-		return err
+		return !first && ctx.Err() == nil, err
+	}
+	defer nc.Close()
+	closedUnder := func() bool { return ctx.Err() == nil && nc.IsClosed() }
+	ccfg := c.consumerConfig(log)
+	ccfg.OnEvent = s.o.metrics.ConsumerEvent
+	w, err := consumer.New(nc, ccfg)
+	if err != nil {
+		return false, &configError{Setting: "worker settings", Problem: oneLine(err.Error())}
+	}
+	s.o.worker.Store(w)
+	s.o.conn.Store(nc)
+	subjects := schema.Subjects{Prefix: c.SubjectPrefix}
+	stopStatus, err := s.o.registerStatus(nc, subjects, s.set, s.clients)
+	if err != nil {
+		return closedUnder(), err
 	}
 	defer stopStatus()
-	w.Handle(schema.OpAuthorize, set.Authorize, set.Breakers.Gate(schema.OpAuthorize))
-	w.Handle(schema.OpListFileNames, set.ListFileNames, set.Breakers.Gate(schema.OpListFileNames))
+	w.Handle(schema.OpAuthorize, s.set.Authorize, s.set.Breakers.Gate(schema.OpAuthorize))
+	w.Handle(schema.OpListFileNames, s.set.ListFileNames, s.set.Breakers.Gate(schema.OpListFileNames))
 
 	if err := w.Setup(ctx); err != nil {
 		if ctx.Err() != nil {
-			return nil
+			return false, nil
 		}
-		return fmt.Errorf("setting up JetStream streams and consumers: %w", err)
+		return !first && closedUnder(), fmt.Errorf("setting up JetStream streams and consumers: %w", err)
 	}
-	subjects := schema.Subjects{Prefix: c.SubjectPrefix}
 	log.Info("b2jet worker ready",
-		"nats", redactURLs(servers), "requests", subjects.RequestWildcard(),
-		"accounts", p.names, "sandbox", p.sandbox,
-		"try", "b2jet request authorize"+serverHint(servers, embedded))
+		"nats", redactURLs(s.servers), "requests", subjects.RequestWildcard(),
+		"accounts", s.p.names, "sandbox", s.p.sandbox,
+		"try", "b2jet request authorize"+serverHint(s.servers, s.embedded))
 
 	runErr := w.Run(ctx)
+	if closedUnder() {
+		return true, fmt.Errorf("worker stopped: %w", cmp.Or(runErr, nats.ErrConnectionClosed))
+	}
 	if err := drainConn(nc, c.DrainTimeout); err != nil {
 		log.Warn("NATS drain incomplete", "error", err)
 	}
 	if runErr != nil {
-		return fmt.Errorf("worker stopped: %w", runErr)
+		return false, fmt.Errorf("worker stopped: %w", runErr)
 	}
 	log.Info("b2jet worker stopped")
-	return nil
+	return false, nil
 }
 
 // serverHint is the --server flag a request needs to reach this worker ("" for the default).
