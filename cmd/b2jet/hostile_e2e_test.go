@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,12 +23,17 @@ import (
 // redelivery killed a worker; oversized or control headers made the dead-letter publish fail.
 // Each one now gets its dead letter exactly once, on its first delivery, and the worker stays up.
 func TestEndToEndHostilePublisher(t *testing.T) {
-	s := natsproc.Start(t, "", "")
-	env := procenv.Clean("NATS_URL=" + s.URL)
-	w := startWorker(t, env, "--sandbox", "--drain-timeout", "5s")
+	// The README's authorization block: the worker as b2jet; the hostile requests come from the
+	// ops user (who may publish any request subject, as a tenant may its own account's), and a
+	// tenant sends the valid request afterwards.
+	s := natsproc.Start(t, readmePermissions, "")
+	accounts := filepath.Join(t.TempDir(), "accounts.yaml")
+	require.NoError(t, os.WriteFile(accounts, []byte("accounts:\n  acme:\n    keyId: acme-key\n    key: acme-secret\n"), 0o600))
+	w := startWorker(t, procenv.Clean("NATS_URL="+s.URL, "NATS_USER=b2jet", "NATS_PASSWORD=worker-pass"),
+		"--sandbox", "--config", accounts, "--drain-timeout", "5s")
 	w.waitLog(t, "b2jet worker ready", 60*time.Second)
 
-	nc, err := nats.Connect(s.URL)
+	nc, err := nats.Connect(s.URL, nats.UserInfo("ops", "ops-pass"), nats.CustomInboxPrefix("_INBOX_ops"))
 	require.NoError(t, err)
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -73,7 +80,8 @@ func TestEndToEndHostilePublisher(t *testing.T) {
 	}, 60*time.Second, 50*time.Millisecond, "a dead letter for every hostile request")
 
 	// A valid request afterwards is answered.
-	r := b2jet(t, env, "request", "authorize", "-s", s.URL)
+	acme := procenv.Clean("NATS_URL="+s.URL, "NATS_USER=acme", "NATS_PASSWORD=acme-pass", "B2JET_INBOX_PREFIX=_INBOX.acme")
+	r := b2jet(t, acme, "request", "authorize", "--account", "acme")
 	require.Equal(t, exitOK, r.code, "stderr: %s", r.stderr)
 	assert.Contains(t, r.stdout, `"authorizationToken"`)
 
@@ -107,6 +115,7 @@ func TestEndToEndHostilePublisher(t *testing.T) {
 	default:
 	}
 	assert.NotContains(t, strings.ToLower(w.log()), "connection closed")
+	assert.NotContains(t, strings.ToLower(w.log()), "permissions violation")
 	assert.False(t, s.Contains("maximum control line"), "server log:\n%s", s.Log())
 	require.NoError(t, w.stop(t, 15*time.Second))
 }
