@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,6 +40,8 @@ type env struct {
 	everyProc  []*proc      // every worker process ever started, for the secrets scan
 	crashes    []string     // workers found dead before the test stopped them
 	published  atomic.Int64 // requests stored in B2_REQUESTS by the publishers
+	seqs       sync.Map     // request id -> its B2_REQUESTS sequence (from the PubAck)
+	refused    sync.Map     // hostile request id -> the server's refusal
 	nc         *nats.Conn
 	js         jetstream.JetStream
 	replyTo    string
