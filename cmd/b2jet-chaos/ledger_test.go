@@ -47,9 +47,9 @@ type ledger struct {
 
 func (e *env) newLedger() *ledger {
 	return &ledger{
-		replies:   map[string][]reply{},
-		dlq:       map[string][]deadLetter{},
-		dlqSeq:    map[uint64][]deadLetter{},
+		replies: map[string][]reply{},
+		dlq:     map[string][]deadLetter{},
+		dlqSeq:  map[uint64][]deadLetter{},
 		seqOf: func(id string) (uint64, bool) {
 			v, ok := e.seqs.Load(id)
 			if !ok {
