@@ -165,6 +165,17 @@ func (e *env) crashed() []string {
 	return out
 }
 
+// allCrashed reports whether workers were started and every one has exited by itself.
+func (e *env) allCrashed() bool {
+	alive := 0
+	for _, w := range e.workers {
+		if w != nil && (w.stopped || w.p.running()) {
+			alive++
+		}
+	}
+	return len(e.workers) > 0 && alive == 0
+}
+
 // kill kills the worker in slot i with SIGKILL, noting a worker that had died by itself.
 func (e *env) kill(i int) {
 	w := e.workers[i]

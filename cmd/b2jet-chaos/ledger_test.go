@@ -177,6 +177,10 @@ func (e *env) await(l *ledger, reqs []request, timeout, settle time.Duration) {
 			e.t.Logf("%d requests without a final outcome after %v (last poll error: %v)", open, timeout, err)
 			break
 		}
+		if e.allCrashed() {
+			e.t.Logf("%d requests without a final outcome, and every worker has exited", open)
+			break
+		}
 		time.Sleep(250 * time.Millisecond)
 	}
 	end := time.Now().Add(settle)

@@ -140,7 +140,7 @@ func (e *env) publishOne(ctx context.Context, r request) error {
 		if err := e.nc.PublishMsg(msg); err != nil {
 			return err
 		}
-		return e.nc.FlushWithContext(ctx)
+		return e.nc.FlushTimeout(5 * time.Second)
 	}
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
