@@ -27,6 +27,9 @@ type request struct {
 	// at publish; a refusal is counted by the publisher, and the request is then not in reqs'
 	// accounting (see env.refused).
 	hostile bool
+	// okAllowed marks a hostile request that a worker may also answer ok: its threat was the
+	// work it caused (a match pattern that was quadratic), which is now bounded.
+	okAllowed bool
 	// unconsumed requests go to a subject no worker consumes: stored (or refused) and never
 	// answered, so they are left out of the accounting.
 	unconsumed bool
