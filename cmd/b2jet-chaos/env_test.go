@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,6 +40,8 @@ type env struct {
 	everyProc  []*proc      // every worker process ever started, for the secrets scan
 	crashes    []string     // workers found dead before the test stopped them
 	published  atomic.Int64 // requests stored in B2_REQUESTS by the publishers
+	seqs       sync.Map     // request id -> its B2_REQUESTS sequence (from the PubAck)
+	refused    sync.Map     // hostile request id -> the server's refusal
 	nc         *nats.Conn
 	js         jetstream.JetStream
 	replyTo    string
@@ -160,6 +163,17 @@ func (e *env) crashed() []string {
 		}
 	}
 	return out
+}
+
+// allCrashed reports whether workers were started and every one has exited by itself.
+func (e *env) allCrashed() bool {
+	alive := 0
+	for _, w := range e.workers {
+		if w != nil && (w.stopped || w.p.running()) {
+			alive++
+		}
+	}
+	return len(e.workers) > 0 && alive == 0
 }
 
 // kill kills the worker in slot i with SIGKILL, noting a worker that had died by itself.

@@ -3,11 +3,13 @@ package chaos
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // request is one request a scenario publishes, and what it must end with.
@@ -19,6 +21,21 @@ type request struct {
 	noReply bool        // publish without Reply-To (a poison message may have none)
 	replyTo string      // a Reply-To other than the scenario's (one the worker must refuse)
 	wantOK  bool        // an ok reply; else an error reply (when it had Reply-To) and a dead letter
+	// subject replaces "b2.req.<op>" (a hostile publisher's own subject).
+	subject string
+	// hostile requests must end with a dead letter (an error reply is optional) or be refused
+	// at publish; a refusal is counted by the publisher, and the request is then not in reqs'
+	// accounting (see env.refused).
+	hostile bool
+	// okAllowed marks a hostile request that a worker may also answer ok: its threat was the
+	// work it caused (a match pattern that was quadratic), which is now bounded.
+	okAllowed bool
+	// unconsumed requests go to a subject no worker consumes: stored (or refused) and never
+	// answered, so they are left out of the accounting.
+	unconsumed bool
+	// core publishes without JetStream (no PubAck, so no reply subject on the PUB line): a
+	// subject just under the server's control-line limit fits only so.
+	core bool
 }
 
 // validRequests returns n requests that must succeed: list_file_names of one small page, with
@@ -74,7 +91,11 @@ func (e *env) publish(ctx context.Context, reqs []request, rate float64) *publis
 					}
 				}
 			}
-			if err := e.publishOne(ctx, r); err != nil {
+			err := e.publishOne(ctx, r)
+			if errors.Is(err, errRefused) {
+				continue // the server refused it: the publisher saw the error
+			}
+			if err != nil {
 				pub.err = fmt.Errorf("publishing %s: %w", r.id, err)
 				return
 			}
@@ -97,7 +118,11 @@ func (p *publisher) waitFor(n int) {
 }
 
 func (e *env) publishOne(ctx context.Context, r request) error {
-	msg := nats.NewMsg("b2.req." + r.op)
+	subject := r.subject
+	if subject == "" {
+		subject = "b2.req." + r.op
+	}
+	msg := nats.NewMsg(subject)
 	msg.Data = r.data
 	for k, v := range r.header {
 		msg.Header[k] = v
@@ -105,23 +130,52 @@ func (e *env) publishOne(ctx context.Context, r request) error {
 	if msg.Header.Get("Content-Type") == "" && r.header == nil {
 		msg.Header.Set("Content-Type", "application/json")
 	}
-	msg.Header.Set(nats.MsgIdHdr, r.id)
+	if msg.Header.Get(nats.MsgIdHdr) == "" {
+		msg.Header.Set(nats.MsgIdHdr, r.id)
+	}
 	switch {
 	case r.replyTo != "":
 		msg.Header.Set("Reply-To", r.replyTo)
 	case !r.noReply:
 		msg.Header.Set("Reply-To", e.replyTo)
 	}
+	if r.core {
+		if err := e.nc.PublishMsg(msg); err != nil {
+			return err
+		}
+		return e.nc.FlushTimeout(5 * time.Second)
+	}
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := e.js.PublishMsg(pctx, msg)
+		ack, err := e.js.PublishMsg(pctx, msg)
 		cancel()
 		if err == nil {
+			e.seqs.Store(r.id, ack.Sequence)
 			return nil
+		}
+		if r.hostile && isRefusal(err) {
+			e.refused.Store(r.id, err.Error())
+			return errRefused
 		}
 		if ctx.Err() != nil {
 			return err
 		}
 		time.Sleep(100 * time.Millisecond) // the server is down or electing: try again
 	}
+}
+
+// errRefused reports a hostile request that the server refused to store.
+var errRefused = errors.New("refused at publish")
+
+// isRefusal reports whether a publish error is the server's lasting answer to this message (a
+// limit, a stream that does not take the subject), not a transient one worth retrying.
+func isRefusal(err error) bool {
+	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrMaxPayload) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return true
+	}
+	return false
 }
