@@ -7,6 +7,7 @@
 //	b2jet dlq ls                  # dead letters; also dlq show, redrive, purge
 //	b2jet replay --since 1h --op authorize --reply-to ops.replay.results
 //	b2jet status                  # streams, consumers, dead letters and live workers
+//	b2jet console                 # the web console on http://127.0.0.1:8080/
 //
 // Every setting flag (connection, streams, processing, B2) has an environment twin; flags that
 // describe one call (a request's fields, filters, --json) have none (see --help). Exit codes: 0 ok, 1 runtime failure, 2 bad usage
@@ -55,6 +56,7 @@ type CLI struct {
 	DLQ     DLQCmd     `cmd:"" name:"dlq" help:"List, show, redrive and purge dead letters."`
 	Replay  ReplayCmd  `cmd:"" help:"Republish requests already in the request stream, acked or not."`
 	Status  StatusCmd  `cmd:"" help:"Show streams, consumers, dead letters and live workers."`
+	Console ConsoleCmd `cmd:"" help:"Serve the web console: overview, dead letters with one-click redrive and purge, replay."`
 }
 
 // env is the process environment the commands run with: their standard streams and the context

@@ -56,6 +56,27 @@ func TestREADMEConfigurationTables(t *testing.T) {
 		}
 	}
 
+	consoleTable := readmeSection(t, readme, "### `b2jet console`")
+	opsFlags := map[string]bool{}
+	for _, f := range command(t, app, "status").Flags {
+		opsFlags[f.Name] = true // the shared operator flags, documented in the table above it
+	}
+	for _, f := range command(t, app, "console").Flags {
+		if opsFlags[f.Name] && f.Name != "max-redrives" {
+			continue
+		}
+		row := tableRow(consoleTable, "`--"+f.Name+"`")
+		if !assert.NotEmpty(t, row, "console table has no row for --%s", f.Name) {
+			continue
+		}
+		for _, env := range f.Envs {
+			assert.Contains(t, row, "`"+env+"`", "--%s", f.Name)
+		}
+		if f.HasDefault && f.Default != "" {
+			assert.Contains(t, row, "`"+f.Default+"`", "default of --%s", f.Name)
+		}
+	}
+
 	request := readmeSection(t, readme, "### `b2jet request`")
 	var walk func(n *kong.Node)
 	walk = func(n *kong.Node) {

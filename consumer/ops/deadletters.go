@@ -30,6 +30,10 @@ type Filter struct {
 	Seqs []uint64 `json:"seqs,omitempty"`
 	// Limit keeps only the newest Limit matches; 0 means no limit.
 	Limit int `json:"limit,omitempty"`
+	// MaxSeq keeps dead letters stored at or before this dead-letter stream sequence; 0 means no
+	// bound. A confirmation step uses it to act on exactly what its dry run counted, not on dead
+	// letters stored since.
+	MaxSeq uint64 `json:"maxSeq,omitempty"`
 }
 
 func (f Filter) validate() error {
@@ -171,13 +175,15 @@ func (o *Ops) newDeadLetter(seq uint64, at time.Time, subject string, h nats.Hea
 	return d, true
 }
 
-// match reports whether d passes the filter's op, account, code and age (not Seqs or Limit).
+// match reports whether d passes the filter's op, account, code, age and MaxSeq (not Seqs or
+// Limit).
 func (f Filter) match(d DeadLetter, now time.Time) bool {
 	switch {
 	case f.Op != "" && d.Op != f.Op,
 		f.Account != "" && d.Account != f.Account,
 		f.Code != "" && d.Code() != f.Code,
-		f.Since > 0 && d.Time.Before(now.Add(-f.Since)):
+		f.Since > 0 && d.Time.Before(now.Add(-f.Since)),
+		f.MaxSeq > 0 && d.Seq > f.MaxSeq:
 		return false
 	}
 	return true
@@ -250,7 +256,7 @@ func (o *Ops) selectDeadLetters(ctx context.Context, f Filter) (found []DeadLett
 		return keepNewest(found, f.Limit), missing, nil
 	}
 
-	plan := walkPlan{stream: o.cfg.DLQStream, filters: o.filterSubjects("dlq", f.Op, f.Account)}
+	plan := walkPlan{stream: o.cfg.DLQStream, filters: o.filterSubjects("dlq", f.Op, f.Account), endSeq: f.MaxSeq}
 	if f.Since > 0 {
 		plan.startTime = now.Add(-f.Since)
 	}

@@ -5,7 +5,8 @@
 // It owns:
 //
 //   - reading dead letters from the dead-letter stream, newest first, filtered by operation,
-//     account, error code and age (deadletters.go), and showing one with its decoded body;
+//     account, error code and age (deadletters.go), a page at a time in bounded memory (page.go),
+//     and showing one with its decoded body;
 //   - redriving dead letters to their original request subject with a message id of its own run and a
 //     loop guard, deleting each from the dead-letter stream only after the republish is
 //     acknowledged (redrive.go), and purging them (purge.go);

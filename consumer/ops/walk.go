@@ -20,6 +20,8 @@ type walkPlan struct {
 	// startSeq > 0 starts at that sequence; else a non-zero startTime starts there; else at the start.
 	startSeq  uint64
 	startTime time.Time
+	// endSeq > 0 stops the walk after that sequence (or at the stream's last, if that comes first).
+	endSeq uint64
 }
 
 // walkStart is what a walk knows before the first message.
@@ -32,7 +34,7 @@ type walkStart struct {
 }
 
 // walk calls fn with every message of the plan in stream order, up to the stream's last sequence
-// when the walk starts, through an ordered consumer that it deletes at the end. begin, if set, is
+// when the walk starts (or the plan's endSeq), through an ordered consumer that it deletes at the end. begin, if set, is
 // called once before the first message. fn returns false to stop early.
 func (o *Ops) walk(ctx context.Context, p walkPlan, begin func(walkStart), fn func(jetstream.Msg, *jetstream.MsgMetadata) (bool, error)) error {
 	st, err := o.js.Stream(ctx, p.stream)
@@ -88,6 +90,9 @@ func (o *Ops) walk(ctx context.Context, p walkPlan, begin func(walkStart), fn fu
 	}()
 
 	start := walkStart{lastSeq: state.LastSeq}
+	if p.endSeq > 0 && p.endSeq < start.lastSeq {
+		start.lastSeq = p.endSeq
+	}
 	if ci := cons.CachedInfo(); ci != nil {
 		start.pending = ci.NumPending
 	}

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/b2jet/b2jet/b2/b2test"
+	"github.com/b2jet/b2jet/cmd/internal/procenv"
+	"github.com/b2jet/b2jet/consumer/natstest"
+	"github.com/b2jet/b2jet/schema"
+)
+
+// chromiumPath is where Debian's chromium package installs the browser.
+const chromiumPath = "/usr/bin/chromium"
+
+// screenshotDir is where the browser test leaves its screenshots for a person to look at
+// (bin/ at the repository root, ignored by git).
+const screenshotDir = "../../bin"
+
+// consoleProc is a running `b2jet console`.
+type consoleProc struct {
+	url  string
+	mu   sync.Mutex
+	log  []string
+	done chan error
+}
+
+func (c *consoleProc) lines() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return strings.Join(c.log, "\n")
+}
+
+var consoleURL = regexp.MustCompile(`msg="b2jet console listening" url=(http://\S+)`)
+
+// startConsole starts `b2jet console` on a free loopback port and waits until it listens.
+func startConsole(t *testing.T, env []string, args ...string) *consoleProc {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"console", "--listen", "127.0.0.1:0"}, args...)...)
+	cmd.Env = env
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	c := &consoleProc{done: make(chan error, 1)}
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			c.mu.Lock()
+			c.log = append(c.log, sc.Text())
+			c.mu.Unlock()
+			if m := consoleURL.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+		c.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-c.done
+		if t.Failed() {
+			t.Logf("console log:\n%s", c.lines())
+		}
+	})
+	select {
+	case c.url = <-found:
+	case err := <-c.done:
+		t.Fatalf("console exited (%v) before listening:\n%s", err, c.lines())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("console did not listen within 30s:\n%s", c.lines())
+	}
+	return c
+}
+
+// newBrowser starts headless Chromium for the test. It never skips: without Chromium the test
+// fails and says how to install it.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("the browser test needs Chromium at %s (%v): install it with `apt-get install -y chromium` (.ci/run does)", chromiumPath, err)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1400, 900),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancelBrowser()
+		cancelAlloc()
+	})
+	// The first call starts the browser, which lives as long as its context: no timeout there.
+	require.NoError(t, chromedp.Do(bctx), "starting Chromium")
+	ctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// do runs browser steps.
+func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	require.NoError(t, chromedp.Do(ctx, steps...))
+}
+
+// text returns the text of the first element that matches the CSS selector.
+func text(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	require.NoError(t, err, sel)
+	return s
+}
+
+// screenshot saves a full-page PNG under bin/.
+func screenshot(t *testing.T, ctx context.Context, name string) string {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100 is a PNG; below, a JPEG
+	require.NoError(t, err)
+	require.NoError(t, os.MkdirAll(screenshotDir, 0o755))
+	path := filepath.Join(screenshotDir, name)
+	require.NoError(t, os.WriteFile(path, png, 0o644))
+	abs, _ := filepath.Abs(path)
+	t.Logf("screenshot: %s", abs)
+	return abs
+}
+
+// A real browser against a real worker: a request that always fails is dead-lettered after its
+// five attempts; the operator opens the dead letters, sees it with its attempts, and once the
+// fault is gone clicks Redrive and confirms; the page says it was redriven, and the request is
+// then answered ok.
+func TestConsoleBrowserRedrive(t *testing.T) {
+	ctx := newBrowser(t)
+
+	fake := b2test.NewServer()
+	t.Cleanup(fake.Close)
+	fake.CreateBucket("photos")
+	fake.AddFiles("photos", "poison/a.jpg", "poison/b.jpg", "ok/c.jpg")
+	fake.Inject(b2test.EndpointListFileNames, b2test.Fault{Status: 503, Prefix: "poison/"}) // every time
+
+	ns := natstest.RunServer(t)
+	master := fake.MasterKey()
+	env := procenv.Clean("NATS_URL="+ns.ClientURL(), "B2_APPLICATION_KEY_ID="+master.ID,
+		"B2_APPLICATION_KEY="+master.Secret, "B2_REALM_URL="+fake.URL)
+	w := startWorker(t, env, "--sandbox=false", "--max-deliveries", "5", "--backoff-base", "50ms", "--backoff-max", "200ms",
+		"--breaker-failures", "100", "--drain-timeout", "2s")
+	w.waitLog(t, "b2jet worker ready", 30*time.Second)
+
+	nc := natstest.Connect(t, ns)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	inbox := nc.NewInbox()
+	replies, err := nc.SubscribeSync(inbox)
+	require.NoError(t, err)
+	const requestID = "console-browser-1"
+	req := &nats.Msg{Subject: "b2.req.list_file_names", Data: []byte(`{"bucketName":"photos","prefix":"poison/"}`), Header: nats.Header{
+		schema.HeaderContentType: {schema.ContentTypeJSON}, schema.HeaderReplyTo: {inbox}, schema.HeaderRequestID: {requestID},
+	}}
+	_, err = js.PublishMsg(t.Context(), req)
+	require.NoError(t, err)
+
+	reply := func() schema.Reply[json.RawMessage] {
+		t.Helper()
+		m, err := replies.NextMsg(time.Minute)
+		require.NoError(t, err)
+		var r schema.Reply[json.RawMessage]
+		require.NoError(t, json.Unmarshal(m.Data, &r), string(m.Data))
+		return r
+	}
+	failed := reply()
+	require.False(t, failed.OK)
+	assert.Equal(t, requestID, failed.ID)
+	assert.Equal(t, 5, failed.Attempt, "the error reply comes with the last attempt")
+	w.waitCount(t, "message dead-lettered", 1, 30*time.Second)
+
+	con := startConsole(t, procenv.Clean("NATS_URL="+ns.ClientURL()))
+
+	do(t, ctx, chromedp.Navigate(con.url+"dead-letters"), chromedp.WaitVisible(chromedp.CSS(`table.letters`)))
+	assert.Equal(t, "5", text(t, ctx, `table.letters td.attempts`), "the dead letter shows its five attempts")
+	assert.Equal(t, schema.CodeUnavailable, text(t, ctx, `table.letters .code`))
+	screenshot(t, ctx, "console-dead-letters.png")
+
+	do(t, ctx, chromedp.Click(chromedp.CSS(`table.letters td.num a`)), chromedp.WaitVisible(chromedp.CSS(`ol.history`)))
+	historyItems, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("ol.history li").length`))
+	require.NoError(t, err)
+	history := text(t, ctx, `ol.history`)
+	assert.Equal(t, 5, historyItems, "every attempt's history:\n%s", history)
+	assert.Contains(t, history, "b2=503")
+	assert.Contains(t, text(t, ctx, `table.fields`), requestID, "the request id")
+	screenshot(t, ctx, "console-dead-letter.png")
+
+	fake.ClearFaults()
+
+	do(t, ctx,
+		chromedp.Click(chromedp.CSS(`a.button[href$="/redrive"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`form.confirm button.primary`)),
+		chromedp.Click(chromedp.CSS(`form.confirm button.primary`)),
+		chromedp.WaitVisible(chromedp.CSS(`p.outcome`)),
+	)
+	outcome := text(t, ctx, `p.outcome`)
+	assert.Equal(t, "redriven", text(t, ctx, `p.outcome .status`), outcome)
+	assert.Contains(t, outcome, "b2.req.list_file_names")
+	screenshot(t, ctx, "console-redriven.png")
+
+	ok := reply()
+	assert.True(t, ok.OK, "the redriven request is answered ok: %+v", ok.Error)
+	assert.Equal(t, requestID, ok.ID)
+	require.NotNil(t, ok.Result)
+	assert.Contains(t, string(*ok.Result), "poison/a.jpg")
+	assert.Contains(t, con.lines(), "console: dead letter redrive")
+
+	do(t, ctx, chromedp.Navigate(con.url+"dead-letters"), chromedp.WaitVisible(chromedp.CSS(`main`)))
+	assert.Contains(t, text(t, ctx, `main`), "No dead letters.")
+}
