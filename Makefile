@@ -6,7 +6,7 @@ BENCHTIME ?= 1x
 BENCH_FLAGS ?=
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all run build test test-race vet fuzz bench bench-micro chaos lint clean
+.PHONY: all run build test test-race browser vet fuzz bench bench-micro chaos lint clean
 
 all: lint test build
 
@@ -18,8 +18,13 @@ run: build
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/b2jet
 
-## test: vet, race-enabled tests, then every fuzz target for FUZZTIME each
-test: vet test-race fuzz
+## test: vet, race-enabled tests, then every fuzz target for FUZZTIME each (installs Chromium for
+## the console's browser test when it is missing)
+test: vet browser test-race fuzz
+
+## browser: Debian's Chromium, for the console's browser test
+browser:
+	./.ci/chromium.sh
 
 vet:
 	$(GO) vet ./...
