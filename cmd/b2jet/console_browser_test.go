@@ -20,8 +20,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/b2jet/b2jet/b2/b2test"
+	"github.com/b2jet/b2jet/cmd/internal/natsproc"
 	"github.com/b2jet/b2jet/cmd/internal/procenv"
-	"github.com/b2jet/b2jet/consumer/natstest"
 	"github.com/b2jet/b2jet/schema"
 )
 
@@ -162,22 +162,28 @@ func TestConsoleBrowserRedrive(t *testing.T) {
 	fake.AddFiles("photos", "poison/a.jpg", "poison/b.jpg", "ok/c.jpg")
 	fake.Inject(b2test.EndpointListFileNames, b2test.Fault{Status: 503, Prefix: "poison/"}) // every time
 
-	ns := natstest.RunServer(t)
+	// The README's authorization block: the worker as b2jet, the request from tenant acme, the
+	// console as ops under its own inbox prefix.
+	ns := natsproc.Start(t, readmePermissions, "")
 	master := fake.MasterKey()
-	env := procenv.Clean("NATS_URL="+ns.ClientURL(), "B2_APPLICATION_KEY_ID="+master.ID,
-		"B2_APPLICATION_KEY="+master.Secret, "B2_REALM_URL="+fake.URL)
-	w := startWorker(t, env, "--sandbox=false", "--max-deliveries", "5", "--backoff-base", "50ms", "--backoff-max", "200ms",
+	accounts := filepath.Join(t.TempDir(), "accounts.yaml")
+	require.NoError(t, os.WriteFile(accounts, []byte("accounts:\n  acme:\n    keyId: "+master.ID+"\n    key: "+master.Secret+
+		"\n    realmUrl: "+fake.URL+"\n"), 0o600))
+	env := procenv.Clean("NATS_URL="+ns.URL, "NATS_USER=b2jet", "NATS_PASSWORD=worker-pass")
+	w := startWorker(t, env, "--sandbox=false", "--config", accounts, "--max-deliveries", "5", "--backoff-base", "50ms", "--backoff-max", "200ms",
 		"--breaker-failures", "100", "--drain-timeout", "2s")
 	w.waitLog(t, "b2jet worker ready", 30*time.Second)
 
-	nc := natstest.Connect(t, ns)
+	nc, err := nats.Connect(ns.URL, nats.UserInfo("acme", "acme-pass"), nats.CustomInboxPrefix("_INBOX.acme"))
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
 	inbox := nc.NewInbox()
 	replies, err := nc.SubscribeSync(inbox)
 	require.NoError(t, err)
 	const requestID = "console-browser-1"
-	req := &nats.Msg{Subject: "b2.req.list_file_names", Data: []byte(`{"bucketName":"photos","prefix":"poison/"}`), Header: nats.Header{
+	req := &nats.Msg{Subject: "b2.req.list_file_names.acme", Data: []byte(`{"bucketName":"photos","prefix":"poison/"}`), Header: nats.Header{
 		schema.HeaderContentType: {schema.ContentTypeJSON}, schema.HeaderReplyTo: {inbox}, schema.HeaderRequestID: {requestID},
 	}}
 	_, err = js.PublishMsg(t.Context(), req)
@@ -197,7 +203,12 @@ func TestConsoleBrowserRedrive(t *testing.T) {
 	assert.Equal(t, 5, failed.Attempt, "the error reply comes with the last attempt")
 	w.waitCount(t, "message dead-lettered", 1, 30*time.Second)
 
-	con := startConsole(t, procenv.Clean("NATS_URL="+ns.ClientURL()))
+	con := startConsole(t, procenv.Clean("NATS_URL="+ns.URL, "NATS_USER=ops", "NATS_PASSWORD=ops-pass", "B2JET_INBOX_PREFIX=_INBOX_ops"))
+
+	// The overview, under the ops user's permissions: the worker answers the status request.
+	do(t, ctx, chromedp.Navigate(con.url), chromedp.WaitVisible(chromedp.CSS(`main`)))
+	assert.NotContains(t, text(t, ctx, `main`), "No worker answered", "status under the ops permissions")
+	screenshot(t, ctx, "console-overview.png")
 
 	do(t, ctx, chromedp.Navigate(con.url+"dead-letters"), chromedp.WaitVisible(chromedp.CSS(`table.letters`)))
 	assert.Equal(t, "5", text(t, ctx, `table.letters td.attempts`), "the dead letter shows its five attempts")
@@ -235,4 +246,6 @@ func TestConsoleBrowserRedrive(t *testing.T) {
 
 	do(t, ctx, chromedp.Navigate(con.url+"dead-letters"), chromedp.WaitVisible(chromedp.CSS(`main`)))
 	assert.Contains(t, text(t, ctx, `main`), "No dead letters.")
+	assert.NotContains(t, strings.ToLower(con.lines()), "permissions violation")
+	assert.NotContains(t, strings.ToLower(w.log()), "permissions violation")
 }

@@ -10,14 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/b2jet/b2jet/cmd/internal/natsproc"
 	"github.com/b2jet/b2jet/cmd/internal/procenv"
-	"github.com/b2jet/b2jet/consumer/natstest"
 	"github.com/b2jet/b2jet/consumer/ops"
 	"github.com/b2jet/b2jet/schema"
 )
@@ -27,23 +26,16 @@ import (
 // dead letter with control characters in its subject is shown escaped and refused with a reason.
 func TestEndToEndOpsPermissions(t *testing.T) {
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "nats.conf")
-	require.NoError(t, os.WriteFile(conf, []byte("listen: \"127.0.0.1:-1\"\njetstream { store_dir: \""+filepath.Join(dir, "js")+"\" }\n"+readmePermissions), 0o600))
-	s := natstest.RunServer(t, func(o *server.Options) {
-		fileOpts, err := server.ProcessConfigFile(conf)
-		require.NoError(t, err)
-		*o = *fileOpts
-		o.NoLog, o.NoSigs = true, true
-	})
+	s := natsproc.Start(t, readmePermissions, "")
 	accounts := filepath.Join(dir, "accounts.yaml")
 	require.NoError(t, os.WriteFile(accounts, []byte("accounts:\n  acme:\n    keyId: acme-key\n    key: acme-secret\n"), 0o600))
-	w := startWorker(t, procenv.Clean("NATS_URL="+s.ClientURL(), "NATS_USER=b2jet", "NATS_PASSWORD=worker-pass"),
+	w := startWorker(t, procenv.Clean("NATS_URL="+s.URL, "NATS_USER=b2jet", "NATS_PASSWORD=worker-pass"),
 		"--sandbox", "--config", accounts, "--drain-timeout", "5s")
 	w.waitLog(t, "b2jet worker ready", 30*time.Second)
 
-	opsEnv := procenv.Clean("NATS_URL="+s.ClientURL(), "NATS_USER=ops", "NATS_PASSWORD=ops-pass", "B2JET_INBOX_PREFIX=_INBOX_ops")
+	opsEnv := procenv.Clean("NATS_URL="+s.URL, "NATS_USER=ops", "NATS_PASSWORD=ops-pass", "B2JET_INBOX_PREFIX=_INBOX_ops")
 	connect := func(user, pass, prefix string) jetstream.JetStream {
-		nc, err := nats.Connect(s.ClientURL(), nats.UserInfo(user, pass), nats.CustomInboxPrefix(prefix))
+		nc, err := nats.Connect(s.URL, nats.UserInfo(user, pass), nats.CustomInboxPrefix(prefix))
 		require.NoError(t, err)
 		t.Cleanup(nc.Close)
 		js, err := jetstream.New(nc)
@@ -62,7 +54,7 @@ func TestEndToEndOpsPermissions(t *testing.T) {
 	}
 
 	// acme's request fails for good: dead letter k.
-	tenant := procenv.Clean("NATS_URL="+s.ClientURL(), "NATS_USER=acme", "NATS_PASSWORD=acme-pass", "B2JET_INBOX_PREFIX=_INBOX.acme")
+	tenant := procenv.Clean("NATS_URL="+s.URL, "NATS_USER=acme", "NATS_PASSWORD=acme-pass", "B2JET_INBOX_PREFIX=_INBOX.acme")
 	r := b2jet(t, tenant, "request", "list", "--account", "acme", "--bucket", "no-such-bucket")
 	require.Equal(t, exitReply, r.code, r.stderr)
 	w.waitCount(t, "message dead-lettered", 1, 30*time.Second)
@@ -144,7 +136,7 @@ func TestEndToEndOpsPermissions(t *testing.T) {
 	assert.Len(t, st.Workers, 1, "the worker answers into the ops inbox")
 
 	// The same user without its inbox prefix is refused: the narrowing is real.
-	r = b2jet(t, procenv.Clean("NATS_URL="+s.ClientURL(), "NATS_USER=ops", "NATS_PASSWORD=ops-pass"), "dlq", "ls")
+	r = b2jet(t, procenv.Clean("NATS_URL="+s.URL, "NATS_USER=ops", "NATS_PASSWORD=ops-pass"), "dlq", "ls")
 	assert.Equal(t, exitFailure, r.code, r.stdout)
 	assert.Contains(t, strings.ToLower(r.stderr), "permissions violation")
 
