@@ -2,6 +2,7 @@ package b2
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -59,24 +60,35 @@ func FuzzParseError(f *testing.F) {
 	})
 }
 
-// FuzzListAnswer decodes arbitrary list bodies as the client does and re-encodes what it
-// accepted: the round trip must keep every file.
+// FuzzListAnswer decodes arbitrary list bodies as the client does (decodeListAnswer) and as
+// encoding/json does: both must accept the same bodies and read the same page, and re-encoding
+// what was accepted must keep every file.
 func FuzzListAnswer(f *testing.F) {
 	f.Add([]byte(`{"files":[{"fileName":"a","action":"upload","contentLength":1,"fileInfo":{"k":"v"}}],"nextFileName":"a "}`))
 	f.Add([]byte(`{"files":[{"fileName":"d/","action":"folder","fileId":null,"contentType":null}],"nextFileName":null}`))
 	f.Add([]byte(`{"files":null}`))
 	f.Add([]byte(`{"files":[{"fileName":"x","uploadTimestamp":1.5}]}`))
+	f.Add([]byte(`{"files":[{"FILENAME":"\ud800x","fileInfo":{"a":"\u00e9","a":"b"},"legalHold":{"value":null}}]}`))
+	f.Add([]byte("{\"files\":[{\"fileName\":\"\xff\xfe\"}],\"nextFileName\":\"\xc3\"}"))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var ans listAnswer
-		if json.Unmarshal(body, &ans) != nil {
+		var ans, std listAnswer
+		err := decodeListAnswer(body, &ans)
+		stdErr := json.Unmarshal(body, &std)
+		if (err == nil) != (stdErr == nil) {
+			t.Fatalf("decoders disagree on %q: client %v, encoding/json %v", body, err, stdErr)
+		}
+		if err != nil {
 			return
+		}
+		if !reflect.DeepEqual(ans, std) {
+			t.Fatalf("decoders read %q differently:\nclient        %+v\nencoding/json %+v", body, ans, std)
 		}
 		again, err := json.Marshal(ans)
 		if err != nil {
 			t.Fatalf("re-encoding: %v", err)
 		}
 		var back listAnswer
-		if err := json.Unmarshal(again, &back); err != nil {
+		if err := decodeListAnswer(again, &back); err != nil {
 			t.Fatalf("decoding own encoding: %v", err)
 		}
 		if len(back.Files) != len(ans.Files) || (ans.NextFileName == nil) != (back.NextFileName == nil) {

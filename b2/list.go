@@ -7,6 +7,8 @@ import (
 	"iter"
 	"net/http"
 	"strings"
+
+	gojson "github.com/goccy/go-json"
 )
 
 // Page sizes of b2_list_file_names.
@@ -70,6 +72,12 @@ type listAnswer struct {
 	Files        []File  `json:"files"`
 	NextFileName *string `json:"nextFileName"`
 }
+
+// decodeListAnswer decodes a b2_list_file_names body. It is the hot path of every listing (a page
+// of 10,000 names is ~5.6 MB of JSON), so it uses goccy/go-json, which decodes B2's pages four to
+// five times faster than encoding/json into the same struct, with the same result
+// (FuzzListAnswer checks that the two agree; BenchmarkDecodePage measures both).
+func decodeListAnswer(raw []byte, ans *listAnswer) error { return gojson.Unmarshal(raw, ans) }
 
 // ListFileNames returns one page of names. A bucket id that came from a name and that B2 reports
 // as invalid (the bucket was deleted and re-created) is looked up once more.
