@@ -12,7 +12,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/b2jet/b2jet/b2/b2test"
 	"github.com/b2jet/b2jet/cmd/internal/natsproc"
@@ -49,16 +48,11 @@ func TestEndToEndKubernetes(t *testing.T) {
 	fake := b2test.NewServer()
 	t.Cleanup(fake.Close)
 
-	root := t.TempDir()
-	inRoot := kw.mount(t, root)
-	accountsPath := inRoot.Replace(kw.worker.B2.Config)
-	raw, err := os.ReadFile(accountsPath)
+	inRoot := kw.files(t)
+	file, err := loadAccountsFile(inRoot.Replace(kw.worker.B2.Config))
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(accountsPath, []byte(inRoot.Replace(string(raw))), 0o600))
-	var file accountsFile
-	require.NoError(t, yaml.Unmarshal(raw, &file))
 	for name, e := range file.Accounts {
-		key, err := os.ReadFile(inRoot.Replace(e.KeyFile))
+		key, err := os.ReadFile(e.KeyFile)
 		require.NoError(t, err, name)
 		fake.AddKey(b2test.Key{ID: e.KeyID, Secret: strings.TrimSpace(string(key))})
 	}

@@ -380,18 +380,25 @@ func (kw *kubeWorker) handlerSet(t *testing.T, p *plan, o *observer) *handlers.S
 	return set
 }
 
-// plan validates the worker's configuration with the container's files laid out under a temp
-// dir, as the worker does at start (it reads the accounts file and every key file).
+// files lays out the container's files under a temp dir (see mount), with the accounts file's
+// paths pointing into it, and returns what maps container paths there.
+func (kw *kubeWorker) files(t *testing.T) *strings.Replacer {
+	t.Helper()
+	inRoot := kw.mount(t, t.TempDir())
+	require.NotEmpty(t, kw.worker.B2.Config, "the Deployment gives an accounts file (--config)")
+	path := inRoot.Replace(kw.worker.B2.Config)
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err, "--config %s is a file of a mounted volume", kw.worker.B2.Config)
+	require.NoError(t, os.WriteFile(path, []byte(inRoot.Replace(string(raw))), 0o600))
+	return inRoot
+}
+
+// plan validates the worker's configuration with the container's files laid out, as the worker
+// does at start (it reads the accounts file and every key file).
 func (kw *kubeWorker) plan(t *testing.T) *plan {
 	t.Helper()
-	root := t.TempDir()
-	inRoot := kw.mount(t, root)
 	w := *kw.worker
-	require.NotEmpty(t, w.B2.Config, "the Deployment gives an accounts file (--config)")
-	w.B2.Config = inRoot.Replace(w.B2.Config)
-	raw, err := os.ReadFile(w.B2.Config)
-	require.NoError(t, err, "--config %s is a file of a mounted volume", kw.worker.B2.Config)
-	require.NoError(t, os.WriteFile(w.B2.Config, []byte(inRoot.Replace(string(raw))), 0o600))
+	w.B2.Config = kw.files(t).Replace(w.B2.Config)
 	p, err := w.validate()
 	require.NoError(t, err, "the worker accepts the Deployment's configuration")
 	return p
