@@ -146,7 +146,8 @@ type kubeDeployment struct {
 		} `yaml:"selector"`
 		Template struct {
 			Metadata struct {
-				Labels map[string]string `yaml:"labels"`
+				Labels      map[string]string `yaml:"labels"`
+				Annotations map[string]string `yaml:"annotations"`
 			} `yaml:"metadata"`
 			Spec kubePodSpec `yaml:"spec"`
 		} `yaml:"template"`
@@ -468,6 +469,9 @@ func TestKubernetesDeployment(t *testing.T) {
 			code := get(pr.HTTPGet.Path)
 			assert.NotEqual(t, http.StatusNotFound, code, "%s probe path %s is served", kind, pr.HTTPGet.Path)
 			assert.NotEqual(t, http.StatusMethodNotAllowed, code, "%s probe path %s answers GET", kind, pr.HTTPGet.Path)
+		}
+		if p, ok := kw.dep.Spec.Template.Metadata.Annotations["prometheus.io/port"]; ok {
+			assert.Equal(t, strconv.Itoa(port), p, "Prometheus scrapes the --http port")
 		}
 		assert.Equal(t, "/healthz", c.LivenessProbe.HTTPGet.Path)
 		assert.Equal(t, "/readyz", c.ReadinessProbe.HTTPGet.Path)
