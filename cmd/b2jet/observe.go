@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -99,13 +100,10 @@ func (o *observer) registerStatus(nc *nats.Conn, subjects schema.Subjects, set *
 	return func() { _ = svc.Stop() }, nil
 }
 
-// serve starts the HTTP endpoint when --http is set; the returned stop shuts it down. /readyz
-// holds when NATS is connected, the consumers are bound and pulling, and at least one breaker is
-// not open.
-func (o *observer) serve(f ObserveFlags, set *handlers.Set, log *slog.Logger) (stop func(), err error) {
-	if f.HTTP == "" {
-		return func() {}, nil
-	}
+// handler is the worker's HTTP endpoint: /metrics, /healthz and /readyz (see obs.Handler).
+// /readyz holds when NATS is connected, the consumers are bound and pulling, no dead letter waits
+// to be stored, and at least one account has no open breaker.
+func (o *observer) handler(set *handlers.Set) http.Handler {
 	checks := []obs.Check{
 		{Name: "nats", Test: func() error {
 			nc := o.conn.Load()
@@ -136,7 +134,18 @@ func (o *observer) serve(f ObserveFlags, set *handlers.Set, log *slog.Logger) (s
 			return nil
 		}},
 	}
-	srv, err := obs.Listen(f.HTTP, obs.Handler(o.metrics, checks))
+	return obs.Handler(o.metrics, checks)
+}
+
+// httpShutdownTimeout bounds how long the worker's exit waits for open HTTP requests (a scrape).
+const httpShutdownTimeout = 5 * time.Second
+
+// serve starts the HTTP endpoint when --http is set; the returned stop shuts it down.
+func (o *observer) serve(f ObserveFlags, set *handlers.Set, log *slog.Logger) (stop func(), err error) {
+	if f.HTTP == "" {
+		return func() {}, nil
+	}
+	srv, err := obs.Listen(f.HTTP, o.handler(set))
 	if err != nil {
 		return nil, badSetting("--http (B2JET_HTTP)", "%v", err)
 	}
@@ -149,7 +158,7 @@ func (o *observer) serve(f ObserveFlags, set *handlers.Set, log *slog.Logger) (s
 		}
 	}()
 	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 		<-done

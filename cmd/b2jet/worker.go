@@ -366,8 +366,7 @@ func (s *session) run(ctx context.Context, first bool) (redial bool, err error) 
 		return closedUnder(), err
 	}
 	defer stopStatus()
-	w.Handle(schema.OpAuthorize, s.set.Authorize, s.set.Breakers.Gate(schema.OpAuthorize))
-	w.Handle(schema.OpListFileNames, s.set.ListFileNames, s.set.Breakers.Gate(schema.OpListFileNames))
+	handle(w, s.set)
 
 	if err := w.Setup(ctx); err != nil {
 		if ctx.Err() != nil {
@@ -392,6 +391,14 @@ func (s *session) run(ctx context.Context, first bool) (redial bool, err error) 
 	}
 	log.Info("b2jet worker stopped")
 	return false, nil
+}
+
+// handle registers the operations the worker serves on w, each pulled through its own durable
+// consumer (schema.Subjects.ConsumerName). The Kubernetes example scales on exactly these
+// consumers, and its test reads their names from here.
+func handle(w *consumer.Worker, set *handlers.Set) {
+	w.Handle(schema.OpAuthorize, set.Authorize, set.Breakers.Gate(schema.OpAuthorize))
+	w.Handle(schema.OpListFileNames, set.ListFileNames, set.Breakers.Gate(schema.OpListFileNames))
 }
 
 // serverHint is the --server flag a request needs to reach this worker ("" for the default).
