@@ -66,7 +66,10 @@ func (h *ListFileNames) Handle(ctx context.Context, m *consumer.Message, w consu
 		var page *b2.Page
 		var err error
 		if req.AllPages {
-			page, err = h.fetchWithProgress(ctx, parts, lr.BucketID, fetch)
+			var sendErr error
+			if page, err, sendErr = h.fetchWithProgress(ctx, parts, lr.BucketID, fetch); sendErr != nil {
+				return disposition(sendErr) // like a page part that cannot be sent, not a B2 failure
+			}
 		} else {
 			page, err = fetch(ctx)
 		}
@@ -93,9 +96,10 @@ func (h *ListFileNames) Handle(ctx context.Context, m *consumer.Message, w consu
 // own goroutine. While it runs, the handler's goroutine sends an empty progress part whenever no
 // part has gone out for the progress interval, so the publisher, whose timeout runs per part, can
 // tell a slow B2 from a dead worker. A B2 call is bounded by the client's call timeout, so the
-// progress parts never keep a hung listing alive for long. It returns only after fetch has.
+// progress parts never keep a hung listing alive for long. When a progress part cannot be sent,
+// fetch is cancelled and sendErr is that failure. It returns only after fetch has.
 func (h *ListFileNames) fetchWithProgress(ctx context.Context, parts *partWriter, bucketID string,
-	fetch func(context.Context) (*b2.Page, error)) (*b2.Page, error) {
+	fetch func(context.Context) (*b2.Page, error)) (page *b2.Page, err, sendErr error) {
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type result struct {
@@ -112,12 +116,12 @@ func (h *ListFileNames) fetchWithProgress(ctx context.Context, parts *partWriter
 	for {
 		select {
 		case res := <-done:
-			return res.page, res.err
+			return res.page, res.err, nil
 		case <-timer.C:
 			if err := parts.progress(ctx, bucketID); err != nil {
 				cancel()
 				<-done
-				return nil, err
+				return nil, nil, err
 			}
 			timer.Reset(h.progressEvery)
 		}

@@ -266,7 +266,9 @@ func TestListProgressPartSendFailureEndsListing(t *testing.T) {
 	f.rebuild(t, handlers.BreakerSettings{})
 	f.fake.CreateBucket("slow-bucket")
 	f.fake.AddFiles("slow-bucket", "a", "b")
-	f.fake.SetLatency(b2test.EndpointListFileNames, 1500*time.Millisecond)
+	// Longer than the client's call timeout: had the handler waited for the call, it would report
+	// B2's timeout instead of the failed send.
+	f.fake.SetLatency(b2test.EndpointListFileNames, time.Minute)
 	w := newRecorder()
 	sendErr := errors.New("the reply could not be published")
 	w.failSend = sendErr
