@@ -11,4 +11,9 @@
 // that account and operation are held, with progress signals to JetStream, instead of being put
 // back: they spend no deliveries. The consumer's gate stops pulling an operation while its
 // breaker is open for every served account, and runs the half-open probe itself.
+//
+// An allPages listing is streamed page by page (parts.go): every B2 page is sent as soon as it
+// arrives, as at least one part of its own, and while a page call is slow the handler sends empty
+// progress parts every Config.ProgressInterval, so that a publisher can tell a slow listing from
+// a dead worker.
 package handlers

@@ -22,6 +22,11 @@ type Account interface {
 	ListFileNames(ctx context.Context, req b2.ListRequest) (*b2.Page, error)
 }
 
+// DefaultProgressInterval is the longest an allPages listing stays silent while it waits on B2:
+// after it, the publisher gets an empty progress part. Well under the 30 s a publisher such as
+// `b2jet request` waits for each part, so that a slow listing is never taken for a dead worker.
+const DefaultProgressInterval = 5 * time.Second
+
 // Config configures the handlers.
 type Config struct {
 	// Accounts maps account names (the subject's account token; "default" without one) to B2
@@ -33,6 +38,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// ProgressInterval is how long an allPages listing waits on one B2 page call (or the pause
+	// or breaker before it) before it sends an empty progress part, and again after each;
+	// default DefaultProgressInterval.
+	ProgressInterval time.Duration
 }
 
 // Set is the handler of each operation, sharing accounts and breakers.
@@ -53,6 +62,9 @@ func New(cfg Config) (*Set, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.ProgressInterval <= 0 {
+		cfg.ProgressInterval = DefaultProgressInterval
+	}
 	names := slices.Sorted(maps.Keys(cfg.Accounts))
 	bs := NewBreakers(cfg.Breakers, names, []string{schema.OpAuthorize, schema.OpListFileNames})
 	for name, acct := range cfg.Accounts {
@@ -61,7 +73,7 @@ func New(cfg Config) (*Set, error) {
 			return err
 		})
 	}
-	b := base{accounts: cfg.Accounts, breakers: bs, log: cfg.Logger, now: cfg.Now}
+	b := base{accounts: cfg.Accounts, breakers: bs, log: cfg.Logger, now: cfg.Now, progressEvery: cfg.ProgressInterval}
 	return &Set{
 		Authorize:     &Authorize{base: b},
 		ListFileNames: &ListFileNames{base: b},
@@ -71,10 +83,11 @@ func New(cfg Config) (*Set, error) {
 
 // base holds what both handlers share.
 type base struct {
-	accounts map[string]Account
-	breakers *Breakers
-	log      *slog.Logger
-	now      func() time.Time
+	accounts      map[string]Account
+	breakers      *Breakers
+	log           *slog.Logger
+	now           func() time.Time
+	progressEvery time.Duration
 }
 
 // request is a decoded request with what every reply needs.

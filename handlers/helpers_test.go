@@ -86,6 +86,8 @@ type fixture struct {
 	fake    *b2test.Server
 	clients map[string]*b2.Client
 	set     *handlers.Set
+	// progress is handlers.Config.ProgressInterval (0: the default); call rebuild after setting it.
+	progress time.Duration
 }
 
 func newFixture(t *testing.T, bs handlers.BreakerSettings) *fixture {
@@ -115,7 +117,7 @@ func (f *fixture) rebuild(t *testing.T, bs handlers.BreakerSettings) {
 	for name, c := range f.clients {
 		accounts[name] = c
 	}
-	set, err := handlers.New(handlers.Config{Accounts: accounts, Breakers: bs})
+	set, err := handlers.New(handlers.Config{Accounts: accounts, Breakers: bs, ProgressInterval: f.progress})
 	require.NoError(t, err)
 	f.set = set
 }

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/b2jet/b2jet/b2"
 	"github.com/b2jet/b2jet/consumer"
@@ -12,7 +13,8 @@ import (
 
 // ListFileNames serves list_file_names requests: one page, or with allPages every page streamed
 // as reply parts as it arrives (memory bounded by a page), filtered by the match glob and cut at
-// limit. Safe for concurrent use.
+// limit. With allPages, every page sends at least one part, and a B2 call slower than the
+// progress interval is covered by empty progress parts. Safe for concurrent use.
 type ListFileNames struct{ base }
 
 var _ consumer.Handler = (*ListFileNames)(nil)
@@ -43,13 +45,9 @@ func (h *ListFileNames) Handle(ctx context.Context, m *consumer.Message, w consu
 	br := h.breakers.get(m.Account, schema.OpListFileNames)
 	deadline, hasDeadline := req.DeadlineTime()
 	checkDeadline := func() error { return h.checkDeadline(deadline, hasDeadline) }
-	b2ctx := h.b2Context(ctx, w, deadline, hasDeadline)
-	count, pages := 0, 0
-	for {
-		if err := checkDeadline(); err != nil {
-			return disposition(err)
-		}
+	fetch := func(ctx context.Context) (*b2.Page, error) {
 		var page *b2.Page
+		b2ctx := h.b2Context(ctx, w, deadline, hasDeadline)
 		err := br.call(ctx, w.Progress, checkDeadline, func() error {
 			var err error
 			page, err = r.account.ListFileNames(b2ctx, lr)
@@ -58,6 +56,23 @@ func (h *ListFileNames) Handle(ctx context.Context, m *consumer.Message, w consu
 			}
 			return err
 		})
+		return page, err
+	}
+	count, pages := 0, 0
+	for {
+		if err := checkDeadline(); err != nil {
+			return disposition(err)
+		}
+		var page *b2.Page
+		var err error
+		if req.AllPages {
+			var sendErr error
+			if page, err, sendErr = h.fetchWithProgress(ctx, parts, lr.BucketID, fetch); sendErr != nil {
+				return disposition(sendErr) // like a page part that cannot be sent, not a B2 failure
+			}
+		} else {
+			page, err = fetch(ctx)
+		}
 		if err != nil {
 			h.log.WarnContext(ctx, "b2 list_file_names failed", "account", m.Account, "request_id", r.id, "pages", pages, "error", err)
 			return disposition(err)
@@ -66,7 +81,7 @@ func (h *ListFileNames) Handle(ctx context.Context, m *consumer.Message, w consu
 		files, next, limited := selectFiles(page, match, req.Limit-count, req.Delimiter)
 		count += len(files)
 		final := !req.AllPages || next == nil || limited
-		if err := parts.add(ctx, page.BucketID, files, final, next, count, pages); err != nil {
+		if err := parts.page(ctx, page.BucketID, files, final, next, count, pages); err != nil {
 			return disposition(err)
 		}
 		if final {
@@ -74,6 +89,42 @@ func (h *ListFileNames) Handle(ctx context.Context, m *consumer.Message, w consu
 		}
 		w.Progress()
 		lr.StartFileName, lr.BucketID = *next, page.BucketID
+	}
+}
+
+// fetchWithProgress runs fetch (one B2 page call, with the pause or breaker hold before it) on its
+// own goroutine. While it runs, the handler's goroutine sends an empty progress part whenever no
+// part has gone out for the progress interval, so the publisher, whose timeout runs per part, can
+// tell a slow B2 from a dead worker. A B2 call is bounded by the client's call timeout, so the
+// progress parts never keep a hung listing alive for long. When a progress part cannot be sent,
+// fetch is cancelled and sendErr is that failure. It returns only after fetch has.
+func (h *ListFileNames) fetchWithProgress(ctx context.Context, parts *partWriter, bucketID string,
+	fetch func(context.Context) (*b2.Page, error)) (page *b2.Page, err, sendErr error) {
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		page *b2.Page
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		page, err := fetch(fctx)
+		done <- result{page, err}
+	}()
+	timer := time.NewTimer(max(h.progressEvery-parts.sinceLastPart(), 0))
+	defer timer.Stop()
+	for {
+		select {
+		case res := <-done:
+			return res.page, res.err, nil
+		case <-timer.C:
+			if err := parts.progress(ctx, bucketID); err != nil {
+				cancel()
+				<-done
+				return nil, nil, err
+			}
+			timer.Reset(h.progressEvery)
+		}
 	}
 }
 

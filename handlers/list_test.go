@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -254,4 +255,27 @@ func TestRequestWithoutContentTypeIsSniffed(t *testing.T) {
 	env := decodeReplies[schema.AuthorizeResult](t, w)[0]
 	assert.True(t, env.OK)
 	assert.Equal(t, "sniffed", env.ID)
+}
+
+// A progress part that cannot be sent ends the listing with that error, as a page part would:
+// the slow B2 call is abandoned, not waited for, and nothing more is sent.
+func TestListProgressPartSendFailureEndsListing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, handlers.BreakerSettings{})
+	f.progress = 20 * time.Millisecond
+	f.rebuild(t, handlers.BreakerSettings{})
+	f.fake.CreateBucket("slow-bucket")
+	f.fake.AddFiles("slow-bucket", "a", "b")
+	// Longer than the client's call timeout: had the handler waited for the call, it would report
+	// B2's timeout instead of the failed send.
+	f.fake.SetLatency(b2test.EndpointListFileNames, time.Minute)
+	w := newRecorder()
+	sendErr := errors.New("the reply could not be published")
+	w.failSend = sendErr
+	err := f.set.ListFileNames.Handle(context.Background(), message(t, schema.OpListFileNames, "", schema.JSON,
+		map[string]any{"bucketName": "slow-bucket", "allPages": true}), w)
+	require.ErrorIs(t, err, sendErr)
+	assert.False(t, consumer.IsPermanent(err), "a failed publish is retried")
+	assert.Empty(t, w.all())
+	assert.Equal(t, schema.CodeInternal, handlers.Classify(err).Code)
 }

@@ -17,21 +17,26 @@ import (
 const headerAllowance = 1024
 
 // partWriter streams a listing as numbered reply parts, none larger than the connection's max
-// payload. It holds back the last chunk of each page so that the final part carries files too;
-// memory is bounded by one page.
+// payload. Each B2 page is sent as soon as it arrives, as one part or several, and parts never
+// join pages: a page that match filtered away still sends an empty part, so the publisher hears
+// from a listing once per page however sparse its matches. Memory is bounded by one page.
+//
+// A partWriter is used by the handler's goroutine only (consumer.ReplyWriter.Send is not safe for
+// concurrent use).
 type partWriter struct {
 	w        consumer.ReplyWriter
 	codec    schema.Codec
-	env      schema.Reply[schema.ListResult] // id, op, attempt, bucketId
+	env      schema.Reply[schema.ListResult] // id, op, attempt
 	started  time.Time
 	allPages bool
 	budget   int
 	part     int
-	pending  []schema.File
+	// lastSent is when the last part was sent (when the listing started, before the first).
+	lastSent time.Time
 }
 
 func newPartWriter(w consumer.ReplyWriter, r request, m *consumer.Message, allPages bool) (*partWriter, error) {
-	p := &partWriter{w: w, codec: r.codec, started: r.started, allPages: allPages,
+	p := &partWriter{w: w, codec: r.codec, started: r.started, allPages: allPages, lastSent: time.Now(),
 		env: schema.Reply[schema.ListResult]{ID: r.id, Op: schema.OpListFileNames, OK: true, Attempt: m.Attempt}}
 	// The largest envelope a part can have: final, with counts and a maximal nextFileName.
 	worst := p.env
@@ -49,22 +54,19 @@ func newPartWriter(w consumer.ReplyWriter, r request, m *consumer.Message, allPa
 	return p, nil
 }
 
-// add sends files (one page's matches) as parts; with final, the last part is marked final and
-// carries nextFileName (and, for allPages, count and pages).
-func (p *partWriter) add(ctx context.Context, bucketID string, files []b2.File, final bool, next *string, count, pages int) error {
-	all := p.pending
-	for _, f := range files {
-		all = append(all, wireFile(f))
+// page sends one page's files (its matches) as parts, at least one even when files is empty;
+// with final, the last part is marked final and carries nextFileName (and, for allPages, count
+// and pages).
+func (p *partWriter) page(ctx context.Context, bucketID string, files []b2.File, final bool, next *string, count, pages int) error {
+	all := make([]schema.File, len(files))
+	for i, f := range files {
+		all[i] = wireFile(f)
 	}
 	chunks, err := schema.PartitionFiles(p.codec, all, p.budget)
 	if err != nil {
 		return err
 	}
 	last := len(chunks) - 1
-	if !final {
-		p.pending = append([]schema.File(nil), chunks[last]...)
-		chunks = chunks[:last]
-	}
 	for i, chunk := range chunks {
 		res := &schema.ListResult{BucketID: bucketID, Files: chunk}
 		isFinal := final && i == last
@@ -81,13 +83,28 @@ func (p *partWriter) add(ctx context.Context, bucketID string, files []b2.File, 
 	return nil
 }
 
+// progress sends an empty, non-final part: it tells the publisher that the listing is alive
+// while a B2 page call is slow. It is numbered like every other part, so a publisher that reads
+// parts in order and drops numbers it has seen takes it as a part without files. bucketID is ""
+// when the request named its bucket and no page has told its id yet.
+func (p *partWriter) progress(ctx context.Context, bucketID string) error {
+	return p.send(ctx, &schema.ListResult{BucketID: bucketID}, false)
+}
+
+// sinceLastPart is how long ago the last part was sent (or the listing started).
+func (p *partWriter) sinceLastPart() time.Duration { return time.Since(p.lastSent) }
+
 func (p *partWriter) send(ctx context.Context, res *schema.ListResult, final bool) error {
 	p.part++
 	res.Part, res.Final = p.part, final
 	env := p.env
 	env.Result = res
 	env.DurationMs = time.Since(p.started).Milliseconds()
-	return send(ctx, p.w, p.codec, env, partHeader(p.part, final))
+	if err := send(ctx, p.w, p.codec, env, partHeader(p.part, final)); err != nil {
+		return err
+	}
+	p.lastSent = time.Now()
+	return nil
 }
 
 func partHeader(part int, final bool) consumer.Header {

@@ -50,6 +50,8 @@ type pipe struct {
 	keys map[string]b2test.Key // account name → key
 	cfg  consumer.Config
 	bs   handlers.BreakerSettings
+	// progress is the workers' handlers.Config.ProgressInterval (0: the default).
+	progress time.Duration
 
 	mu     sync.Mutex
 	events []consumer.Event
@@ -113,7 +115,7 @@ func (p *pipe) startWorker(t *testing.T) *worker {
 		w.accounts[name] = &countingAccount{Client: c, lists: map[string]int{}}
 		accounts[name] = w.accounts[name]
 	}
-	set, err := handlers.New(handlers.Config{Accounts: accounts, Breakers: p.bs})
+	set, err := handlers.New(handlers.Config{Accounts: accounts, Breakers: p.bs, ProgressInterval: p.progress})
 	require.NoError(t, err)
 	w.set = set
 	w.nc = natstest.Connect(t, p.srv)
