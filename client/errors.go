@@ -91,7 +91,7 @@ func replyError[T any](r schema.Reply[T]) *Error {
 // invalidRequestError is a request the client refused to send.
 type invalidRequestError struct{ err error }
 
-func (e *invalidRequestError) Error() string        { return "b2jet client: " + e.err.Error() }
+func (e *invalidRequestError) Error() string        { return e.err.Error() }
 func (e *invalidRequestError) Unwrap() error        { return e.err }
 func (e *invalidRequestError) Is(target error) bool { return target == ErrInvalidRequest }
 
