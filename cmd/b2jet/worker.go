@@ -185,18 +185,7 @@ func (c *WorkerCmd) validateConsumer() error {
 }
 
 // validToken reports whether s is usable as one subject token and as a stream name.
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		switch r {
-		case ' ', '\t', '\r', '\n', '.', '*', '>', '/', '\\':
-			return false
-		}
-	}
-	return true
-}
+func validToken(s string) bool { return schema.ValidToken(s) }
 
 // consumerConfig is the consumer.Config the flags describe.
 func (c *WorkerCmd) consumerConfig(log *slog.Logger) consumer.Config {
