@@ -322,3 +322,47 @@ func TestFilesContextCancelled(t *testing.T) {
 	}
 	assert.ErrorIs(t, err, context.Canceled)
 }
+
+// A connection that may not subscribe to the inbox, or publish to the request subject, gets an
+// error naming the permissions violation rather than a timeout.
+func TestPermissionViolations(t *testing.T) {
+	srv := natstest.RunServer(t, func(o *server.Options) {
+		o.Users = []*server.User{
+			{Username: "admin", Password: "admin-pass"},
+			{Username: "acme", Password: "acme-pass", Permissions: &server.Permissions{
+				Publish:   &server.SubjectPermission{Allow: []string{"b2.req.*.acme", "$JS.API.>"}},
+				Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX_acme.>"}},
+			}},
+		}
+	})
+	admin := natstest.Connect(t, srv, nats.UserInfo("admin", "admin-pass"))
+	js, err := jetstream.New(admin)
+	require.NoError(t, err)
+	_, err = js.CreateStream(context.Background(), jetstream.StreamConfig{Name: schema.StreamRequests, Subjects: []string{"b2.req.>"}})
+	require.NoError(t, err)
+
+	quiet := nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})
+	acme := natstest.Connect(t, srv, nats.UserInfo("acme", "acme-pass"), nats.CustomInboxPrefix("_INBOX_acme"), quiet)
+
+	// Its inbox prefix is not the connection's: the inbox cannot be subscribed.
+	c, err := client.New(acme, client.Options{Account: "acme", InboxPrefix: "_INBOX_other", Timeout: 2 * time.Second})
+	require.NoError(t, err)
+	_, err = c.Authorize(context.Background(), schema.AuthorizeRequest{})
+	require.ErrorIs(t, err, nats.ErrPermissionViolation)
+	assert.Contains(t, err.Error(), "subscribing to the reply inbox _INBOX_other.")
+
+	// The default account's subject is not acme's to publish to.
+	c, err = client.New(acme, client.Options{Timeout: 2 * time.Second})
+	require.NoError(t, err)
+	_, err = c.Authorize(context.Background(), schema.AuthorizeRequest{})
+	require.ErrorIs(t, err, nats.ErrPermissionViolation)
+	var pe *client.PublishError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, "b2.req.authorize", pe.Subject)
+
+	// Its own account, with the connection's inbox prefix: stored, then (nobody answers) a timeout.
+	c, err = client.New(acme, client.Options{Account: "acme", Timeout: 300 * time.Millisecond})
+	require.NoError(t, err)
+	_, err = c.Authorize(context.Background(), schema.AuthorizeRequest{})
+	assert.ErrorIs(t, err, client.ErrTimeout)
+}
