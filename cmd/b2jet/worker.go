@@ -78,6 +78,8 @@ type plan struct {
 	accounts map[string]b2.Config
 	sandbox  bool
 	names    []string // account names, sorted
+	// replySubjects are the accounts file's allow-lists of Reply-To patterns, per account.
+	replySubjects map[string][]string
 }
 
 // validate checks every setting that can be checked without starting anything, and decides
@@ -103,7 +105,11 @@ func (c *WorkerCmd) validate() (*plan, error) {
 		return nil, badSetting("--b2-call-timeout (B2JET_B2_CALL_TIMEOUT)",
 			"%v must be positive and below 4/5 of --ack-wait (%v): a slower call would outlive the handler's watchdog", c.B2.CallTimeout, c.AckWait*4/5)
 	}
-	p := &plan{}
+	replySubjects, err := c.B2.replySubjects()
+	if err != nil {
+		return nil, err
+	}
+	p := &plan{replySubjects: replySubjects}
 	switch {
 	case c.Sandbox != nil:
 		p.sandbox = *c.Sandbox
@@ -253,6 +259,10 @@ func (c *WorkerCmd) Run(e *env) error {
 			log.Info("B2 account", "account", name, "realm", hostOf(accounts[name].RealmURL))
 		}
 	}
+	if open := unrestrictedAccounts(p.names, p.replySubjects); len(open) > 0 {
+		log.Warn("accounts without replySubjects: their requests may name any Reply-To, so one tenant can steer replies into another's inbox; list replySubjects for every account in --config",
+			"accounts", open)
+	}
 	o := newObserver()
 	o.metrics.KnownAccounts(p.names)
 	clients, err := c.clients(accounts, o)
@@ -353,6 +363,7 @@ func (s *session) run(ctx context.Context, first bool) (redial bool, err error) 
 	defer nc.Close()
 	closedUnder := func() bool { return ctx.Err() == nil && nc.IsClosed() }
 	ccfg := c.consumerConfig(log)
+	ccfg.ReplySubjects = s.p.replySubjects
 	ccfg.OnEvent = s.o.metrics.ConsumerEvent
 	w, err := consumer.New(nc, ccfg)
 	if err != nil {
