@@ -265,6 +265,7 @@ func (c *WorkerCmd) Run(e *env) error {
 	}
 	o := newObserver()
 	o.metrics.KnownAccounts(p.names)
+	o.metrics.InitNATSErrors(natsErrPermission, natsErrSlowConsumer, natsErrOther)
 	clients, err := c.clients(accounts, o)
 	if err != nil {
 		return err
@@ -312,7 +313,8 @@ func (c *WorkerCmd) Run(e *env) error {
 	}
 	defer stopHTTP()
 
-	s := &session{c: c, p: p, servers: servers, embedded: embedded, set: set, clients: clients, o: o, log: log}
+	s := &session{c: c, p: p, servers: servers, embedded: embedded, set: set, clients: clients, o: o, log: log,
+		asyncErr: newAsyncErrors(log, o.metrics.NATSError)}
 	pause := redialFirst
 	for first := true; ; first = false {
 		redial, err := s.run(ctx, first)
@@ -348,6 +350,7 @@ type session struct {
 	clients  map[string]handlers.Account
 	o        *observer
 	log      *slog.Logger
+	asyncErr *asyncErrors // the connections' asynchronous errors, counted in o's metrics
 }
 
 // run connects, runs a consumer.Worker on the connection until ctx ends, and drains it. redial
@@ -356,7 +359,7 @@ type session struct {
 // permission shows at once).
 func (s *session) run(ctx context.Context, first bool) (redial bool, err error) {
 	c, log := s.c, s.log
-	nc, err := c.connect(ctx, s.servers, s.embedded, log)
+	nc, err := c.connect(ctx, s.servers, s.embedded, log, s.asyncErr)
 	if err != nil {
 		return !first && ctx.Err() == nil, err
 	}
@@ -432,13 +435,13 @@ func (c *WorkerCmd) clients(accounts map[string]b2.Config, o *observer) (map[str
 
 // connect opens the worker's NATS connection and waits for it to be established: up to
 // --connect-timeout, or until a signal.
-func (c *WorkerCmd) connect(ctx context.Context, servers string, embedded *server.Server, log *slog.Logger) (*nats.Conn, error) {
+func (c *WorkerCmd) connect(ctx context.Context, servers string, embedded *server.Server, log *slog.Logger, asyncErr *asyncErrors) (*nats.Conn, error) {
 	opts, err := c.NATSAuth.options()
 	if err != nil {
 		return nil, err
 	}
 	st := newConnState()
-	opts = append(opts, workerConnOptions(log, st)...)
+	opts = append(opts, workerConnOptions(log, st, asyncErr)...)
 	if embedded != nil {
 		opts = append(opts, nats.InProcessServer(embedded))
 	}
