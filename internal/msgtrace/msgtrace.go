@@ -9,6 +9,7 @@ package msgtrace
 
 import (
 	"context"
+	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
@@ -63,10 +64,24 @@ func Extract(ctx context.Context, h map[string][]string) context.Context {
 	return propagator.Extract(ctx, Header(h))
 }
 
-// Inject writes sc into h as traceparent, and as tracestate when sc has one. An invalid sc writes
-// nothing.
+// MaxTraceStateBytes bounds the tracestate Inject writes: the 512 characters W3C Trace Context
+// asks every participant to propagate, and no more, so that the trace context fits the room a
+// reply keeps for its headers whatever tracestate a publisher sent.
+const MaxTraceStateBytes = 512
+
+// Inject writes sc into h as traceparent, and as tracestate when sc has one (cut to
+// MaxTraceStateBytes by dropping whole list members from its end, as W3C allows). An invalid sc
+// writes nothing.
 func Inject(sc trace.SpanContext, h map[string][]string) {
 	propagator.Inject(trace.ContextWithSpanContext(context.Background(), sc), Header(h))
+	if ts := Header(h).Get("tracestate"); len(ts) > MaxTraceStateBytes {
+		cut := ts[:MaxTraceStateBytes+1]
+		if i := strings.LastIndexByte(cut, ','); i > 0 {
+			h["tracestate"] = []string{ts[:i]}
+		} else {
+			delete(h, "tracestate")
+		}
+	}
 }
 
 // StartPublish starts the producer span of publishing one request to subject, for a publisher

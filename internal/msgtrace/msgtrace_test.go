@@ -2,6 +2,8 @@ package msgtrace_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -31,6 +33,24 @@ func TestExtractInjectRoundTrip(t *testing.T) {
 		"NATS headers are case-sensitive")
 	msgtrace.Inject(trace.SpanContext{}, none)
 	assert.Len(t, none, 1, "an invalid span context writes nothing")
+}
+
+// A tracestate longer than W3C's 512 characters is cut by whole members from its end.
+func TestInjectBoundsTraceState(t *testing.T) {
+	var members []string
+	for i := range 30 {
+		members = append(members, fmt.Sprintf("v%02d=%s", i, strings.Repeat("x", 30)))
+	}
+	long := strings.Join(members, ",")
+	require.Greater(t, len(long), msgtrace.MaxTraceStateBytes)
+	sc := trace.SpanContextFromContext(msgtrace.Extract(context.Background(),
+		map[string][]string{"traceparent": {given}, "tracestate": {long}}))
+	out := map[string][]string{}
+	msgtrace.Inject(sc, out)
+	got := out["tracestate"][0]
+	assert.LessOrEqual(t, len(got), msgtrace.MaxTraceStateBytes)
+	assert.True(t, strings.HasPrefix(long, got+","), "whole members from the start: %q", got)
+	assert.Equal(t, []string{given}, out["traceparent"])
 }
 
 func TestStartPublish(t *testing.T) {
