@@ -1,7 +1,9 @@
 package handlers_test
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -118,6 +120,11 @@ func TestPipelineTracesRedelivery(t *testing.T) {
 
 	deliveries := tr.waitNamed(t, processList, 2)
 	require.Len(t, deliveries, 2)
+	// In delivery order: the first span may end after the second (its attempt record is written
+	// after the nak).
+	slices.SortFunc(deliveries, func(a, b tracetest.SpanStub) int {
+		return cmp.Compare(attr(a, "b2jet.delivery_count").AsInt64(), attr(b, "b2jet.delivery_count").AsInt64())
+	})
 	first, second := deliveries[0], deliveries[1]
 	for i, d := range deliveries {
 		assert.Equal(t, trace.SpanKindConsumer, d.SpanKind)
