@@ -89,6 +89,15 @@ type Config struct {
 	// StoredReplies a reply that is not stored fails the delivery, which is retried. Every reply
 	// subject must then be captured by a stream: a reply no stream captures fails (no responders).
 	StoredReplies bool
+	// ReplySubjects restricts, per account name (the request subject's account token, "default"
+	// for a subject without one), the Reply-To subjects a request may name, as NATS subject
+	// patterns (tokens, '*' for one token, a final '>' for one or more; see
+	// ValidateSubjectPattern). A request whose Reply-To matches none of its account's patterns is
+	// refused before its handler runs: invalid_request, dead-lettered with its Reply-To header,
+	// and no reply is sent anywhere. An account present with no patterns may name no Reply-To at
+	// all; an account absent from the map may name any. A request without Reply-To is answered
+	// on its default reply subject whatever the list says: that subject is the account's own.
+	ReplySubjects map[string][]string
 	// DrainTimeout is how long Run waits for in-flight handlers after its context is cancelled
 	// before it cancels their contexts; default 20s.
 	DrainTimeout time.Duration
@@ -193,6 +202,16 @@ func (c Config) validate() error {
 	}
 	if c.FetchMaxWait > 0 && c.FetchMaxWait < MinFetchMaxWait {
 		bad("FetchMaxWait %v is below the minimum %v", c.FetchMaxWait, MinFetchMaxWait)
+	}
+	for account, patterns := range c.ReplySubjects {
+		if !validName(account) {
+			bad("ReplySubjects: account %q is not one subject token", account)
+		}
+		for _, p := range patterns {
+			if err := ValidateSubjectPattern(p); err != nil {
+				bad("ReplySubjects[%q]: %v", account, err)
+			}
+		}
 	}
 	return errors.Join(errs...)
 }

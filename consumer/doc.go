@@ -10,7 +10,8 @@
 //   - the life of one delivery: building the Message, running the Handler under a watchdog deadline
 //     shorter than the ack wait, and turning the outcome into an ack, a delayed nak or a rejection
 //     (process.go, watchdog.go, decide.go, backoff.go, reject.go);
-//   - replies (replywriter.go) and dead letters (deadletter.go), as the wire contract defines them;
+//   - replies (replywriter.go) and dead letters (deadletter.go), as the wire contract defines them,
+//     with each account's allow-list of Reply-To subject patterns (replysubjects.go);
 //   - reconciliation (reconcile.go): a request is terminated only after its dead letter is stored;
 //     a dead letter that cannot be stored is retried until it is, and a request that reaches max
 //     deliveries without one gets it from the server's advisories;

@@ -24,8 +24,9 @@ var (
 
 	// ErrInvalidReplyTo is returned (wrapped with Permanent) by ReplyWriter.Send when the request's
 	// Reply-To header is not a subject the worker may publish to: it contains whitespace or
-	// wildcards, starts with '$', or is a request or dead-letter subject of this worker. Such a
-	// request has no reply subject; the consumer still dead-letters it when it is rejected.
+	// wildcards, starts with '$', is a request or dead-letter subject of this worker, or is
+	// outside its account's Config.ReplySubjects (then it also matches ErrReplyToNotAllowed).
+	// Such a request has no reply subject; the consumer still dead-letters it when it is rejected.
 	ErrInvalidReplyTo = errors.New("consumer: invalid Reply-To subject")
 	// ErrReplyTooLarge is returned (wrapped with Permanent) by ReplyWriter.Send for a reply whose
 	// data and headers exceed the connection's max payload.

@@ -123,7 +123,7 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 		d.log().Warn("in-progress signal failed", logErr(err))
 		w.emit(d.event(EventAckFailed, func(e *Event) { e.Target = "in_progress"; e.Err = err }))
 	})
-	d.rw = w.newReplyWriter(m.Header, r.op, parsed.Account, d.tracker, func(err error) {
+	d.rw = w.newReplyWriter(m.Header, r.op, parsed.Account, m.Account, d.tracker, func(err error) {
 		w.emit(d.event(EventPublishFailed, func(e *Event) { e.Target = "reply"; e.Err = err }))
 	})
 	d.startSpan()
@@ -143,7 +143,8 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 	case perr != nil:
 		out.Err = Permanent(perr)
 	case d.rw.subjectErr != nil:
-		// A Reply-To the worker may not publish to: refused before any B2 work.
+		// A Reply-To the worker may not publish to, or one outside the account's ReplySubjects:
+		// refused before any B2 work, and without a reply (Send fails with the same error).
 		out.Err = d.rw.subjectErr
 	default:
 		d.handle(rs, &out)

@@ -32,10 +32,11 @@ type replyWriter struct {
 }
 
 // newReplyWriter picks the reply subject: the request's Reply-To header when present and not empty
-// (validated by replyToError), else the default reply subject of op with the request subject's own account token
-// ("" when it had none; one over schema.MaxAccountBytes makes the request one without a usable
-// reply subject). The JetStream reply subject is the ack subject and is never used.
-func (w *Worker) newReplyWriter(h Header, op, accountToken string, t *tracker, onFail func(error)) *replyWriter {
+// (validated by replyToError, then against account's Config.ReplySubjects), else the default
+// reply subject of op with the request subject's own account token ("" when it had none; one
+// over schema.MaxAccountBytes makes the request one without a usable reply subject). account is
+// the request's account name. The JetStream reply subject is the ack subject and is never used.
+func (w *Worker) newReplyWriter(h Header, op, accountToken, account string, t *tracker, onFail func(error)) *replyWriter {
 	rw := &replyWriter{
 		nc:      w.nc,
 		tracker: t,
@@ -50,6 +51,9 @@ func (w *Worker) newReplyWriter(h Header, op, accountToken string, t *tracker, o
 	if replyTo := h.Get(schema.HeaderReplyTo); replyTo != "" {
 		rw.subject = replyTo
 		rw.subjectErr = replyToError(replyTo, w.cfg.Subjects)
+		if rw.subjectErr == nil {
+			rw.subjectErr = w.cfg.replyToAllowed(account, replyTo)
+		}
 	} else {
 		rw.subject = w.cfg.Subjects.Reply(op, accountToken)
 		if len(accountToken) > schema.MaxAccountBytes {

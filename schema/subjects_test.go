@@ -100,3 +100,20 @@ func TestSubjectsParseErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestValidTokenAndSubject(t *testing.T) {
+	for _, s := range []string{"b2", "acme", "acme-1", "_INBOX"} {
+		assert.True(t, ValidToken(s), s)
+		assert.True(t, ValidSubject(s), s)
+	}
+	for _, s := range []string{"", "a.b", "*", ">", "a b", "a/b", `a\b`, "a\n"} {
+		assert.False(t, ValidToken(s), "%q", s)
+	}
+	assert.True(t, ValidSubject("_INBOX.acme"))
+	for _, s := range []string{"", "a..b", ".a", "a.", "a.*", "a.>"} {
+		assert.False(t, ValidSubject(s), "%q", s)
+	}
+	assert.True(t, ValidInboxPrefix("_INBOX.acme"))
+	assert.False(t, ValidInboxPrefix("$SYS.x"))
+	assert.False(t, ValidInboxPrefix("_INBOX.*"))
+}

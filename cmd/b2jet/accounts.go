@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/b2jet/b2jet/b2"
+	"github.com/b2jet/b2jet/consumer"
 	"github.com/b2jet/b2jet/schema"
 )
 
@@ -24,7 +25,7 @@ type B2Flags struct {
 	KeyID    string `name:"b2-key-id" env:"B2_APPLICATION_KEY_ID" help:"Application key id of the default account." group:"B2"`
 	Key      string `name:"b2-key" env:"B2_APPLICATION_KEY" help:"Application key of the default account (prefer the environment variable: flags show in ps)." group:"B2"`
 	RealmURL string `name:"b2-realm-url" env:"B2_REALM_URL" default:"${realm_url}" help:"Where b2_authorize_account is sent, for the default account and file accounts without realmUrl; point it at a B2-compatible server." group:"B2"`
-	Config   string `name:"config" short:"c" env:"B2JET_CONFIG" help:"YAML file of B2 accounts (accounts: {NAME: {keyId, key|keyFile|keyEnv, realmUrl, requestsPerSecond}}); see the README." group:"B2"`
+	Config   string `name:"config" short:"c" env:"B2JET_CONFIG" help:"YAML file of B2 accounts (accounts: {NAME: {keyId, key|keyFile|keyEnv, realmUrl, requestsPerSecond, replySubjects}}); see the README." group:"B2"`
 
 	RequestsPerSecond float64       `name:"b2-requests-per-second" env:"B2JET_B2_REQUESTS_PER_SECOND" default:"0" help:"Rate limit of the default account's B2 calls; 0 means none." group:"B2"`
 	CallTimeout       time.Duration `name:"b2-call-timeout" env:"B2JET_B2_CALL_TIMEOUT" default:"20s" help:"Time limit of one B2 HTTP call; must stay below 4/5 of the ack wait (the handler's watchdog)." group:"B2"`
@@ -44,6 +45,9 @@ type accountEntry struct {
 	KeyEnv            string  `yaml:"keyEnv"`
 	RealmURL          string  `yaml:"realmUrl"`
 	RequestsPerSecond float64 `yaml:"requestsPerSecond"`
+	// ReplySubjects are the NATS subject patterns this account's requests may name as Reply-To
+	// (consumer.Config.ReplySubjects); nil when the entry has none, so any Reply-To is accepted.
+	ReplySubjects []string `yaml:"replySubjects"`
 }
 
 const configSetting = "--config (B2JET_CONFIG)"
@@ -61,8 +65,9 @@ func validateRealm(setting, raw string) error {
 }
 
 // accounts returns the B2 configuration of every account: the accounts file's, and "default"
-// from the flags (B2_APPLICATION_KEY_ID and B2_APPLICATION_KEY), which replaces a "default" entry
-// of the file. It reads key files and key variables, so that a bad one fails at start.
+// from the flags (B2_APPLICATION_KEY_ID and B2_APPLICATION_KEY), which replaces the keys of a
+// "default" entry of the file (that entry may then give only replySubjects). It reads key files
+// and key variables, so that a bad one fails at start.
 func (f B2Flags) accounts() (map[string]b2.Config, error) {
 	if err := validateRealm("--b2-realm-url (B2_REALM_URL)", f.RealmURL); err != nil {
 		return nil, err
@@ -74,6 +79,10 @@ func (f B2Flags) accounts() (map[string]b2.Config, error) {
 			return nil, err
 		}
 		for _, name := range slices.Sorted(maps.Keys(file.Accounts)) {
+			if name == schema.DefaultAccount && f.hasDefaultCredentials() {
+				// Replaced by the flags below: the entry may give only replySubjects.
+				continue
+			}
 			cfg, err := file.Accounts[name].config(name, f.RealmURL)
 			if err != nil {
 				return nil, err
@@ -93,6 +102,50 @@ func (f B2Flags) accounts() (map[string]b2.Config, error) {
 		return nil, badSetting("--b2-requests-per-second (B2JET_B2_REQUESTS_PER_SECOND)", "must not be negative")
 	}
 	return out, nil
+}
+
+// replySubjects returns the replySubjects of every accounts-file entry that lists them, checked:
+// the allow-lists of Reply-To subjects the worker enforces (consumer.Config.ReplySubjects). A
+// "default" entry's list applies even when the flags give default's key, so that a security
+// setting is never dropped silently. nil without --config.
+func (f B2Flags) replySubjects() (map[string][]string, error) {
+	if f.Config == "" {
+		return nil, nil
+	}
+	file, err := loadAccountsFile(f.Config)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for _, name := range slices.Sorted(maps.Keys(file.Accounts)) {
+		patterns := file.Accounts[name].ReplySubjects
+		if patterns == nil {
+			continue
+		}
+		for i, p := range patterns {
+			if err := consumer.ValidateSubjectPattern(p); err != nil {
+				return nil, badSetting(fmt.Sprintf("%s: accounts.%s.replySubjects[%d]", configSetting, name, i), "%v", err)
+			}
+		}
+		out[name] = slices.Clone(patterns)
+	}
+	return out, nil
+}
+
+// unrestrictedAccounts are the names (sorted) of the accounts whose Reply-To is not restricted
+// by replySubjects, when there are several accounts: any of their publishers may steer replies
+// into another tenant's inbox. nil when there is only one account.
+func unrestrictedAccounts(names []string, replySubjects map[string][]string) []string {
+	if len(names) < 2 {
+		return nil
+	}
+	var out []string
+	for _, n := range names {
+		if _, ok := replySubjects[n]; !ok {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // loadAccountsFile reads and strictly decodes the accounts file (unknown fields are errors, so a

@@ -300,6 +300,58 @@ accounts:
 	require.EqualError(t, err, "--config (B2JET_CONFIG): accounts.globex.keyEnv: environment variable GLOBEX_B2_KEY is not set")
 }
 
+func TestAccountsFileReplySubjects(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	write := func(yaml string) string {
+		path := filepath.Join(dir, "accounts.yaml")
+		require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
+		return path
+	}
+	f := B2Flags{RealmURL: b2.DefaultRealmURL, KeyID: "004env", Key: "K-env", Config: write(`
+accounts:
+  acme:
+    keyId: 004acme
+    key: K-acme
+    replySubjects: ["_INBOX.acme.>", "replies.acme.*"]
+  globex:
+    keyId: 004globex
+    key: K-globex
+    replySubjects: []
+  initech:
+    keyId: 004initech
+    key: K-initech
+  default:
+    replySubjects: ["_INBOX.ops.>"]
+`)}
+	rs, err := f.replySubjects()
+	require.NoError(t, err)
+	assert.Equal(t, map[string][]string{
+		"acme":    {"_INBOX.acme.>", "replies.acme.*"},
+		"globex":  {},
+		"default": {"_INBOX.ops.>"},
+	}, rs, "an empty list restricts (no Reply-To at all), a missing one does not")
+	accts, err := f.accounts()
+	require.NoError(t, err, "with the flags' default key, the default entry may give only replySubjects")
+	assert.Equal(t, "004env", accts["default"].KeyID)
+	assert.Equal(t, []string{"initech"}, unrestrictedAccounts([]string{"acme", "default", "globex", "initech"}, rs))
+	assert.Nil(t, unrestrictedAccounts([]string{"initech"}, rs), "one account: nobody to steer replies to")
+
+	f.Config = write("accounts:\n  acme:\n    keyId: a\n    key: k\n    replySubjects: [\"_INBOX.acme.>\", \"a.>.b\"]\n")
+	_, err = f.replySubjects()
+	require.ErrorContains(t, err, "--config (B2JET_CONFIG): accounts.acme.replySubjects[1]: ")
+	require.ErrorContains(t, err, "'>' before its last token")
+
+	// The worker refuses such a file at start, sandbox or not.
+	for _, sandbox := range []bool{true, false} {
+		c := defaultWorker(t)
+		c.B2.Config, c.B2.KeyID, c.B2.Key = f.Config, f.KeyID, f.Key
+		c.Sandbox = &sandbox
+		_, err = c.validate()
+		require.ErrorContains(t, err, "accounts.acme.replySubjects[1]", "sandbox %v", sandbox)
+	}
+}
+
 func TestRedactURLs(t *testing.T) {
 	assert.Equal(t, "nats://REDACTED@a:4222,nats://b:4222", redactURLs("nats://u:p@a:4222, nats://b:4222"))
 	assert.Equal(t, "nats://REDACTED@a:4222", redactURLs("nats://s3cr3ttoken@a:4222"))

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/b2jet/b2jet/cmd/b2jet/internal/console"
+	"github.com/b2jet/b2jet/cmd/b2jet/internal/obs"
 )
 
 // ConsoleCmd is `b2jet console`: the web console.
@@ -47,6 +48,9 @@ const (
 	consoleWriteTimeout      = console.DefaultActionTimeout + 30*time.Second
 	consoleIdleTimeout       = 2 * time.Minute
 	consoleShutdownTimeout   = 5 * time.Second
+	// consoleMaxConns caps the open connections (the rest wait in the listen backlog), so that
+	// no client can exhaust the process's file descriptors.
+	consoleMaxConns = 128
 )
 
 // credentials validates the console's own flags and returns the basic auth credentials ("" when
@@ -116,6 +120,7 @@ func (c *ConsoleCmd) Run(e *env) error {
 	if err != nil {
 		return badSetting("--listen (B2JET_CONSOLE_LISTEN)", "cannot listen on %s: %v", c.Listen, unwrapOpError(err))
 	}
+	ln = obs.LimitListener(ln, consoleMaxConns)
 	srv := &http.Server{
 		Handler:           con,
 		ReadHeaderTimeout: consoleReadHeaderTimeout,

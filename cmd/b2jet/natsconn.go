@@ -173,8 +173,9 @@ func (st *connState) err() error {
 }
 
 // workerConnOptions are the options of the worker's long-lived connection: reconnect forever,
-// retry a failed first connect, and log disconnects, reconnects and asynchronous errors.
-func workerConnOptions(log *slog.Logger, st *connState) []nats.Option {
+// retry a failed first connect, and log disconnects and reconnects; asynchronous errors go to
+// asyncErr (counted, logged with a rate limit).
+func workerConnOptions(log *slog.Logger, st *connState, asyncErr *asyncErrors) []nats.Option {
 	host, _ := os.Hostname()
 	return []nats.Option{
 		nats.Name("b2jet worker " + host),
@@ -198,13 +199,7 @@ func workerConnOptions(log *slog.Logger, st *connState) []nats.Option {
 		nats.ReconnectErrHandler(func(nc *nats.Conn, err error) {
 			st.setErr(err)
 		}),
-		nats.ErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
-			subject := ""
-			if sub != nil {
-				subject = sub.Subject
-			}
-			log.Warn("NATS error", "subject", subject, "error", err)
-		}),
+		nats.ErrorHandler(asyncErr.handle),
 		nats.ClosedHandler(func(nc *nats.Conn) {
 			log.Debug("NATS connection closed")
 		}),

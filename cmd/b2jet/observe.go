@@ -22,7 +22,7 @@ import (
 
 // ObserveFlags configure the worker's HTTP endpoint.
 type ObserveFlags struct {
-	HTTP string `name:"http" env:"B2JET_HTTP" help:"Address of the HTTP endpoint serving /metrics (Prometheus), /healthz and /readyz, e.g. :9090 or 127.0.0.1:9090. Empty: no endpoint." group:"Observability"`
+	HTTP string `name:"http" env:"B2JET_HTTP" help:"Address of the HTTP endpoint serving /metrics (Prometheus), /healthz and /readyz, e.g. 127.0.0.1:9090 (loopback: it has no authentication; :9090 binds every interface). Empty: no endpoint." group:"Observability"`
 }
 
 func (f ObserveFlags) validate() error {
@@ -145,7 +145,7 @@ func (o *observer) serve(f ObserveFlags, set *handlers.Set, log *slog.Logger) (s
 	if f.HTTP == "" {
 		return func() {}, nil
 	}
-	srv, err := obs.Listen(f.HTTP, o.handler(set))
+	srv, err := obs.Listen(f.HTTP, o.handler(set), obs.Limits{})
 	if err != nil {
 		return nil, badSetting("--http (B2JET_HTTP)", "%v", err)
 	}

@@ -2,20 +2,17 @@ package main
 
 import (
 	"bufio"
-	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/b2jet/b2jet/client"
 	"github.com/b2jet/b2jet/schema"
 )
 
@@ -75,20 +72,13 @@ type ListCmd struct {
 func (l *ListCmd) Help() string {
 	return `Prints one JSON file object per line on stdout as the reply parts arrive (pipe it into jq), then
 a summary line on stderr: {"count":N,"pages":P,"parts":K,"nextFileName":...}. If the worker's
-delivery fails part-way and a redelivery restarts the listing (a part 1 with a higher attempt),
-names already printed are not printed again.
+delivery fails part-way, the redelivery restarts the listing (a part 1 with a higher attempt) or
+resumes it (and may repeat a part): no name is printed twice.
 
   b2jet request list --bucket b2jet-demo --match 'exports/2026-05/**.csv' --all | jq -r .fileName
 
 Exit codes: 0 ok; 1 runtime failure; 2 bad usage; 3 error reply (its error object goes to stderr
 as JSON); 4 no reply (or no next part) within --timeout.`
-}
-
-func (r *RequestCmd) codec() schema.Codec {
-	if r.Encoding == "msgpack" {
-		return schema.Msgpack
-	}
-	return schema.JSON
 }
 
 func (r *RequestCmd) deadline() string {
@@ -104,23 +94,16 @@ func (a *AuthorizeCmd) Run(e *env, r *RequestCmd) error {
 	if err := req.Validate(); err != nil {
 		return badSetting("request", "%s", trimSchema(err))
 	}
-	call, err := r.publish(e.ctx, schema.OpAuthorize, req)
+	c, err := r.connect()
 	if err != nil {
 		return err
 	}
-	defer call.close()
-	msg, err := call.next(1)
+	defer c.close()
+	res, err := c.Authorize(e.ctx, req)
 	if err != nil {
-		return err
+		return c.failure(e.stderr, err)
 	}
-	var reply schema.Reply[schema.AuthorizeResult]
-	if err := decodeReply(msg, &reply); err != nil {
-		return err
-	}
-	if !reply.OK || reply.Result == nil {
-		return errorReply(e.stderr, reply.Error)
-	}
-	out, err := json.MarshalIndent(reply.Result, "", "  ")
+	out, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -146,36 +129,28 @@ func (l *ListCmd) Run(e *env, r *RequestCmd) error {
 	if err := req.Validate(); err != nil {
 		return badSetting("request", "%s", trimSchema(err))
 	}
-	call, err := r.publish(e.ctx, schema.OpListFileNames, req)
+	c, err := r.connect()
 	if err != nil {
 		return err
 	}
-	defer call.close()
+	defer c.close()
+	listing, err := c.List(e.ctx, req)
+	if err != nil {
+		return c.failure(e.stderr, err)
+	}
+	defer listing.Close()
 
 	out := bufio.NewWriter(e.stdout)
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
-	var col listCollector
 	for {
-		msg, err := call.next(col.nextPart())
+		files, err := listing.Next(e.ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
 		if err != nil {
 			_ = out.Flush()
-			return err
-		}
-		var reply schema.Reply[schema.ListResult]
-		if err := decodeReply(msg, &reply); err != nil {
-			_ = out.Flush()
-			return err
-		}
-		if !reply.OK {
-			_ = out.Flush()
-			return errorReply(e.stderr, reply.Error)
-		}
-		part, final := partOf(msg, reply.Result)
-		files, done, err := col.add(reply, part, final)
-		if err != nil {
-			_ = out.Flush()
-			return err
+			return c.failure(e.stderr, err)
 		}
 		for i := range files {
 			if err := enc.Encode(&files[i]); err != nil {
@@ -185,55 +160,11 @@ func (l *ListCmd) Run(e *env, r *RequestCmd) error {
 		if err := out.Flush(); err != nil {
 			return err
 		}
-		if done {
-			break
-		}
 	}
-	sum, _ := json.Marshal(col.summary())
-	fmt.Fprintf(e.stderr, "%s\n", sum)
+	sum := listing.Summary()
+	line, _ := json.Marshal(listSummary{Count: sum.Files, Pages: sum.Pages, Parts: sum.Parts, NextFileName: sum.NextFileName, Restarts: sum.Restarts})
+	fmt.Fprintf(e.stderr, "%s\n", line)
 	return nil
-}
-
-// partOf returns the part number and final flag of a list reply: the B2-Part and B2-Final
-// headers, else the body's part and final fields.
-func partOf(msg *nats.Msg, res *schema.ListResult) (int, bool) {
-	part, final := 0, false
-	if res != nil {
-		part, final = res.Part, res.Final
-	}
-	if v := msg.Header.Get(schema.HeaderPart); v != "" {
-		if n, err := strconv.Atoi(v); err == nil {
-			part = n
-		}
-	}
-	if v := msg.Header.Get(schema.HeaderFinal); v != "" {
-		final = v == "true"
-	}
-	if part == 0 {
-		part, final = 1, true // a reply without part numbering is a whole reply
-	}
-	return part, final
-}
-
-// listCollector applies the publisher's rules to the parts of one list_file_names request:
-//
-//   - parts of one delivery come numbered 1, 2, ... and the last one is final;
-//   - a part 1 with a higher attempt than the parts seen so far means the worker's delivery
-//     failed part-way and a redelivery restarted the listing: what was collected is discarded.
-//     Since a listing is in file-name order and what was printed cannot be taken back, the
-//     collector skips the restarted listing's names up to the last one already printed;
-//   - parts of an older attempt arriving after the restart are ignored.
-type listCollector struct {
-	started     bool // a part 1 was seen
-	attempt     int
-	expect      int    // next part number of the current attempt
-	last        string // last file name printed
-	resumeAfter string // after a restart: skip names <= this
-	restarted   bool
-	printed     int
-	parts       int
-	restarts    int
-	final       *schema.ListResult
 }
 
 // listSummary is the summary line printed to stderr.
@@ -245,93 +176,18 @@ type listSummary struct {
 	Restarts     int     `json:"restarts,omitempty"`
 }
 
-func (c *listCollector) nextPart() int { return max(c.expect, 1) }
-
-// add takes one successful part and returns the files to print and whether the listing is done.
-func (c *listCollector) add(reply schema.Reply[schema.ListResult], part int, final bool) ([]schema.File, bool, error) {
-	switch {
-	case !c.started || reply.Attempt > c.attempt:
-		if part != 1 {
-			return nil, false, fmt.Errorf("reply part %d of attempt %d arrived without its part 1", part, reply.Attempt)
-		}
-		if c.started {
-			c.restarts++
-			c.restarted = true
-			c.resumeAfter = c.last
-		}
-		c.started = true
-		c.attempt, c.expect = reply.Attempt, 1
-	case reply.Attempt < c.attempt:
-		return nil, false, nil // a stale part of an earlier delivery
-	}
-	if part != c.expect {
-		return nil, false, fmt.Errorf("reply part %d arrived while part %d was expected (a part was lost)", part, c.expect)
-	}
-	c.expect++
-	c.parts++
-	var files []schema.File
-	if reply.Result != nil {
-		files = reply.Result.Files
-	}
-	if c.restarted && c.printed > 0 {
-		i := 0
-		for i < len(files) && files[i].FileName <= c.resumeAfter {
-			i++
-		}
-		files = files[i:]
-	}
-	if len(files) > 0 {
-		c.last = files[len(files)-1].FileName
-		c.printed += len(files)
-	}
-	if final {
-		c.final = reply.Result
-	}
-	return files, final, nil
+// requester is a client.Client on the command's own connection, whose asynchronous errors (such
+// as a permissions violation) it keeps for the error message.
+type requester struct {
+	*client.Client
+	nc    *nats.Conn
+	async *asyncError
 }
 
-func (c *listCollector) summary() listSummary {
-	s := listSummary{Count: c.printed, Parts: c.parts, Restarts: c.restarts}
-	if c.final != nil {
-		s.Pages = c.final.Pages
-		s.NextFileName = c.final.NextFileName
-	}
-	return s
-}
+func (q *requester) close() { q.nc.Close() }
 
-// call is one published request waiting for its reply messages.
-type call struct {
-	nc      *nats.Conn
-	sub     *nats.Subscription
-	subject string
-	timeout time.Duration
-}
-
-func (c *call) close() {
-	_ = c.sub.Unsubscribe()
-	c.nc.Close()
-}
-
-// next waits for the next reply message; part is the part number expected, for the message.
-func (c *call) next(part int) (*nats.Msg, error) {
-	msg, err := c.sub.NextMsg(c.timeout)
-	if err == nil {
-		return msg, nil
-	}
-	if errors.Is(err, nats.ErrTimeout) {
-		what := "reply"
-		if part > 1 {
-			what = fmt.Sprintf("part %d of the reply", part)
-		}
-		return nil, &codeError{code: exitTimeout, err: fmt.Errorf(
-			"timeout: no %s on %s within --timeout %v (is a b2jet worker running and serving this account?)", what, c.subject, c.timeout)}
-	}
-	return nil, fmt.Errorf("waiting for the reply: %w", err)
-}
-
-// publish connects, subscribes to a fresh inbox and publishes the request to JetStream with
-// Reply-To, Nats-Msg-Id and Content-Type.
-func (r *RequestCmd) publish(ctx context.Context, op string, body any) (*call, error) {
+// connect checks the request settings, connects and returns the client that publishes.
+func (r *RequestCmd) connect() (*requester, error) {
 	if err := validateServers(r.Server, "--server (NATS_URL)"); err != nil {
 		return nil, err
 	}
@@ -351,65 +207,51 @@ func (r *RequestCmd) publish(ctx context.Context, op string, body any) (*call, e
 	if err != nil {
 		return nil, err
 	}
-	if !validSubject(r.InboxPrefix) || strings.HasPrefix(r.InboxPrefix, "$") {
+	if !schema.ValidInboxPrefix(r.InboxPrefix) {
 		return nil, badSetting("--inbox-prefix (B2JET_INBOX_PREFIX)", "%q must be a subject without wildcards, not starting with '$'", r.InboxPrefix)
 	}
-	// The server reports a permissions violation asynchronously; keep it for the error message.
-	var asyncErr asyncError
+	async := &asyncError{}
 	opts = append(opts, nats.Name("b2jet request"), nats.Timeout(min(r.Timeout, 10*time.Second)),
 		nats.CustomInboxPrefix(r.InboxPrefix),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { asyncErr.set(err) }))
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { async.set(err) }))
 	nc, err := nats.Connect(r.Server, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot connect to NATS at %s: %v (is a b2jet worker running? 'make run' starts one)", redactURLs(r.Server), err)
 	}
-	codec := r.codec()
-	data, err := codec.Marshal(body)
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("encoding the request: %w", err)
-	}
-	inbox := nc.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err == nil {
-		err = sub.SetPendingLimits(-1, -1)
-	}
-	if err == nil {
-		err = nc.Flush() // the subscription is in place before the request can be answered
-	}
-	if err == nil {
-		err = asyncErr.get()
-	}
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("subscribing to the reply inbox: %w", err)
-	}
-	subjects := schema.Subjects{Prefix: r.SubjectPrefix}
-	subject := subjects.Request(op, r.Account)
-	msg := nats.NewMsg(subject)
-	msg.Data = data
-	msg.Header.Set(schema.HeaderReplyTo, inbox)
-	msg.Header.Set(schema.HeaderMsgID, rand.Text())
-	msg.Header.Set(schema.HeaderContentType, codec.ContentType())
-
-	js, err := jetstream.New(nc)
+	// The inbox takes the connection's prefix, which the PubAcks use too. The inbox buffers
+	// without bound: the command prints to a pipe it does not control, and failing a listing
+	// because the reader paused would lose more than the memory it saves.
+	c, err := client.New(nc, client.Options{SubjectPrefix: r.SubjectPrefix, Account: r.Account, Encoding: r.Encoding,
+		Timeout: r.Timeout, MaxPendingBytes: -1})
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
-	pctx, cancel := context.WithTimeout(ctx, min(r.Timeout, 10*time.Second))
-	defer cancel()
-	if _, err := js.PublishMsg(pctx, msg); err != nil {
-		nc.Close()
-		if aerr := asyncErr.get(); aerr != nil {
-			return nil, fmt.Errorf("publishing to %s: %v", subject, aerr)
+	return &requester{Client: c, nc: nc, async: async}, nil
+}
+
+// failure turns a client error into the command's message and exit code: an error reply prints
+// its error object on stderr (3), a timeout exits 4.
+func (q *requester) failure(stderr io.Writer, err error) error {
+	var reply *client.Error
+	var timeout *client.TimeoutError
+	var publish *client.PublishError
+	switch {
+	case errors.As(err, &reply):
+		return errorReply(stderr, reply.Wire())
+	case errors.As(err, &timeout):
+		return &codeError{code: exitTimeout, err: fmt.Errorf(
+			"timeout: no %s on %s within --timeout %v (is a b2jet worker running and serving this account?)", timeout.What(), timeout.Inbox, timeout.Timeout)}
+	case errors.As(err, &publish):
+		if aerr := q.async.get(); aerr != nil {
+			return fmt.Errorf("publishing to %s: %v", publish.Subject, aerr)
 		}
-		if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
-			return nil, fmt.Errorf("publishing to %s: no JetStream stream captures it (is a b2jet worker running? it creates the stream): %v", subject, err)
+		if errors.Is(err, client.ErrNoStream) {
+			return fmt.Errorf("publishing to %s: no JetStream stream captures it (is a b2jet worker running? it creates the stream)", publish.Subject)
 		}
-		return nil, fmt.Errorf("publishing to %s: %w", subject, err)
+		return fmt.Errorf("publishing to %s: %v", publish.Subject, publish.Err)
 	}
-	return &call{nc: nc, sub: sub, subject: inbox, timeout: r.Timeout}, nil
+	return errors.New(strings.TrimPrefix(err.Error(), "b2jet client: "))
 }
 
 // asyncError keeps the last asynchronous error of a connection (such as a permissions violation).
@@ -430,37 +272,15 @@ func (a *asyncError) get() error {
 	return a.err
 }
 
-// decodeReply decodes a reply message with the codec its Content-Type names.
-func decodeReply(msg *nats.Msg, v any) error {
-	codec, err := schema.CodecFor(msg.Header.Get(schema.HeaderContentType))
-	if err != nil {
-		return fmt.Errorf("reply: %w", err)
-	}
-	if err := codec.Unmarshal(msg.Data, v); err != nil {
-		return fmt.Errorf("reply: undecodable %s: %w", codec.ContentType(), err)
-	}
-	return nil
-}
-
 // errorReply prints the reply's error object as one JSON line to stderr and exits 3.
-func errorReply(stderr io.Writer, e *schema.Error) error {
-	if e == nil {
-		e = &schema.Error{Code: schema.CodeInternal, Message: "reply has ok:false and no error object"}
-	}
+func errorReply(stderr io.Writer, e schema.Error) error {
 	b, _ := json.Marshal(e)
 	fmt.Fprintf(stderr, "%s\n", b)
 	return &silentError{code: exitReply}
 }
 
 // validSubject reports whether s is a literal subject: dot-separated valid tokens.
-func validSubject(s string) bool {
-	for tok := range strings.SplitSeq(s, ".") {
-		if !validToken(tok) {
-			return false
-		}
-	}
-	return true
-}
+func validSubject(s string) bool { return schema.ValidSubject(s) }
 
 // trimSchema drops the "schema: invalid request: " prefix of a validation error.
 func trimSchema(err error) string {

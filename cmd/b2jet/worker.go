@@ -79,7 +79,9 @@ type plan struct {
 	accounts map[string]b2.Config
 	sandbox  bool
 	names    []string // account names, sorted
-	tracing  tracingPlan
+	// replySubjects are the accounts file's allow-lists of Reply-To patterns, per account.
+	replySubjects map[string][]string
+	tracing       tracingPlan
 }
 
 // validate checks every setting that can be checked without starting anything, and decides
@@ -105,11 +107,15 @@ func (c *WorkerCmd) validate() (*plan, error) {
 		return nil, badSetting("--b2-call-timeout (B2JET_B2_CALL_TIMEOUT)",
 			"%v must be positive and below 4/5 of --ack-wait (%v): a slower call would outlive the handler's watchdog", c.B2.CallTimeout, c.AckWait*4/5)
 	}
+	replySubjects, err := c.B2.replySubjects()
+	if err != nil {
+		return nil, err
+	}
 	tracing, err := tracingFromEnv(tracingEnv)
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{tracing: tracing}
+	p := &plan{replySubjects: replySubjects, tracing: tracing}
 	switch {
 	case c.Sandbox != nil:
 		p.sandbox = *c.Sandbox
@@ -191,18 +197,7 @@ func (c *WorkerCmd) validateConsumer() error {
 }
 
 // validToken reports whether s is usable as one subject token and as a stream name.
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		switch r {
-		case ' ', '\t', '\r', '\n', '.', '*', '>', '/', '\\':
-			return false
-		}
-	}
-	return true
-}
+func validToken(s string) bool { return schema.ValidToken(s) }
 
 // consumerConfig is the consumer.Config the flags describe.
 func (c *WorkerCmd) consumerConfig(log *slog.Logger) consumer.Config {
@@ -264,8 +259,13 @@ func (c *WorkerCmd) Run(e *env) error {
 			log.Info("B2 account", "account", name, "realm", hostOf(accounts[name].RealmURL))
 		}
 	}
+	if open := unrestrictedAccounts(p.names, p.replySubjects); len(open) > 0 {
+		log.Warn("accounts without replySubjects: their requests may name any Reply-To, so one tenant can steer replies into another's inbox; list replySubjects for every account in --config",
+			"accounts", open)
+	}
 	o := newObserver()
 	o.metrics.KnownAccounts(p.names)
+	o.metrics.InitNATSErrors(natsErrPermission, natsErrSlowConsumer, natsErrOther)
 	clients, err := c.clients(accounts, o, tp)
 	if err != nil {
 		return err
@@ -313,7 +313,8 @@ func (c *WorkerCmd) Run(e *env) error {
 	}
 	defer stopHTTP()
 
-	s := &session{c: c, p: p, servers: servers, embedded: embedded, set: set, clients: clients, o: o, log: log, tp: tp}
+	s := &session{c: c, p: p, servers: servers, embedded: embedded, set: set, clients: clients, o: o, log: log,
+		asyncErr: newAsyncErrors(log, o.metrics.NATSError), tp: tp}
 	pause := redialFirst
 	for first := true; ; first = false {
 		redial, err := s.run(ctx, first)
@@ -349,6 +350,7 @@ type session struct {
 	clients  map[string]handlers.Account
 	o        *observer
 	log      *slog.Logger
+	asyncErr *asyncErrors         // the connections' asynchronous errors, counted in o's metrics
 	tp       trace.TracerProvider // nil: tracing off
 }
 
@@ -358,13 +360,14 @@ type session struct {
 // permission shows at once).
 func (s *session) run(ctx context.Context, first bool) (redial bool, err error) {
 	c, log := s.c, s.log
-	nc, err := c.connect(ctx, s.servers, s.embedded, log)
+	nc, err := c.connect(ctx, s.servers, s.embedded, log, s.asyncErr)
 	if err != nil {
 		return !first && ctx.Err() == nil, err
 	}
 	defer nc.Close()
 	closedUnder := func() bool { return ctx.Err() == nil && nc.IsClosed() }
 	ccfg := c.consumerConfig(log)
+	ccfg.ReplySubjects = s.p.replySubjects
 	ccfg.OnEvent = s.o.metrics.ConsumerEvent
 	ccfg.TracerProvider = s.tp
 	w, err := consumer.New(nc, ccfg)
@@ -442,13 +445,13 @@ func (c *WorkerCmd) clients(accounts map[string]b2.Config, o *observer, tp trace
 
 // connect opens the worker's NATS connection and waits for it to be established: up to
 // --connect-timeout, or until a signal.
-func (c *WorkerCmd) connect(ctx context.Context, servers string, embedded *server.Server, log *slog.Logger) (*nats.Conn, error) {
+func (c *WorkerCmd) connect(ctx context.Context, servers string, embedded *server.Server, log *slog.Logger, asyncErr *asyncErrors) (*nats.Conn, error) {
 	opts, err := c.NATSAuth.options()
 	if err != nil {
 		return nil, err
 	}
 	st := newConnState()
-	opts = append(opts, workerConnOptions(log, st)...)
+	opts = append(opts, workerConnOptions(log, st, asyncErr)...)
 	if embedded != nil {
 		opts = append(opts, nats.InProcessServer(embedded))
 	}

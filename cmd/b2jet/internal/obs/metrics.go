@@ -32,6 +32,7 @@ type Metrics struct {
 	pauseSeconds   *prometheus.CounterVec
 	consumerErrors *prometheus.CounterVec
 	reconciled     *prometheus.CounterVec
+	natsErrors     *prometheus.CounterVec
 
 	// known holds the configured account names; requests for any other account token (an
 	// unknown_account request) are counted under "unknown" so that publishers cannot create
@@ -89,10 +90,12 @@ func NewMetrics(inFlight func() map[string]int) *Metrics {
 			Help: "Failures to pull from a consumer, publish a reply or dead letter, or ack."}, []string{"op", "kind"}),
 		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b2jet_dead_letters_reconciled_total",
 			Help: "Dead letters stored after the delivery that rejected the request: by the retry of a failed publish (last_delivery), or for an advisory (max_deliveries, terminated)."}, []string{"op", "source"}),
+		natsErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b2jet_nats_errors_total",
+			Help: "Asynchronous errors the NATS server sent the worker's connection, by kind: permission (a publish or subscription refused, e.g. a reply to a subject the worker may not publish to), slow_consumer, other."}, []string{"kind"}),
 	}
 	m.Registry.MustRegister(m.requests, m.handlerSeconds, m.redeliveries, m.deadLetters, m.b2Seconds,
 		m.b2Errors, m.breakerState, m.sessionHits, m.sessionMisses, m.refreshes, m.pauses,
-		m.pauseSeconds, m.consumerErrors, m.reconciled,
+		m.pauseSeconds, m.consumerErrors, m.reconciled, m.natsErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if inFlight != nil {
 		m.Registry.MustRegister(inFlightCollector{fn: inFlight, desc: prometheus.NewDesc("b2jet_in_flight_requests",
@@ -140,6 +143,18 @@ func (m *Metrics) ConsumerEvent(e consumer.Event) {
 		m.consumerErrors.WithLabelValues(e.Op, string(e.Kind)).Inc()
 	}
 }
+
+// InitNATSErrors publishes b2jet_nats_errors_total at 0 for each kind, so that dashboards see the
+// series before the first error.
+func (m *Metrics) InitNATSErrors(kinds ...string) {
+	for _, k := range kinds {
+		m.natsErrors.WithLabelValues(k)
+	}
+}
+
+// NATSError counts one asynchronous error of the worker's NATS connection, by kind
+// ("permission", "slow_consumer", "other").
+func (m *Metrics) NATSError(kind string) { m.natsErrors.WithLabelValues(kind).Inc() }
 
 func (m *Metrics) finish(e consumer.Event, outcome string) {
 	m.requests.WithLabelValues(e.Op, m.account(e.Account), outcome).Inc()

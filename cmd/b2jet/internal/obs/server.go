@@ -50,13 +50,69 @@ type Server struct {
 	ln  net.Listener
 }
 
-// Listen binds addr (e.g. ":9090") at once, so that a bad address fails the worker's start.
-func Listen(addr string, h http.Handler) (*Server, error) {
+// Limits bound what clients of the endpoint can hold: without them, idle keep-alive connections
+// were never closed and 20,000 of them exhausted the worker's file descriptors. A zero field
+// takes its default.
+type Limits struct {
+	// ReadHeaderTimeout bounds reading a request's headers (a connection that sends nothing is
+	// closed after it); default 5s.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request; default 10s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing a response, from the end of the request's headers; default 30s.
+	WriteTimeout time.Duration
+	// IdleTimeout is how long a keep-alive connection may wait for its next request; default
+	// 30s, so a Prometheus that scrapes every 15s keeps its connection.
+	IdleTimeout time.Duration
+	// MaxConns caps the open connections; default 64. Connections over it are not accepted until
+	// one closes: they wait in the kernel's listen backlog and take no file descriptor of the
+	// process.
+	MaxConns int
+}
+
+// Defaults of Limits.
+const (
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultReadTimeout       = 10 * time.Second
+	DefaultWriteTimeout      = 30 * time.Second
+	DefaultIdleTimeout       = 30 * time.Second
+	DefaultMaxConns          = 64
+	// maxHeaderBytes bounds a request's headers: the endpoint takes no input.
+	maxHeaderBytes = 16 << 10
+)
+
+func (l Limits) withDefaults() Limits {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&l.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	def(&l.ReadTimeout, DefaultReadTimeout)
+	def(&l.WriteTimeout, DefaultWriteTimeout)
+	def(&l.IdleTimeout, DefaultIdleTimeout)
+	if l.MaxConns <= 0 {
+		l.MaxConns = DefaultMaxConns
+	}
+	return l
+}
+
+// Listen binds addr (e.g. "127.0.0.1:9090") at once, so that a bad address fails the worker's
+// start, and serves h within lim.
+func Listen(addr string, h http.Handler, lim Limits) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	return &Server{ln: ln, srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}}, nil
+	lim = lim.withDefaults()
+	return &Server{ln: LimitListener(ln, lim.MaxConns), srv: &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		ReadTimeout:       lim.ReadTimeout,
+		WriteTimeout:      lim.WriteTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+	}}, nil
 }
 
 // Addr is the bound address.
