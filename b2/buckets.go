@@ -95,7 +95,7 @@ func (c *Client) lookupBucket(ctx context.Context, s *Session, name string) (str
 	var ans listBucketsAnswer
 	err := c.do(ctx, request{
 		op: opListBuckets, method: http.MethodPost, auth: s.AuthorizationToken.Reveal(),
-		url: apiURL(s.APIURL, listAPIVersion, opListBuckets), limited: true,
+		url: apiURL(s.APIURL, listAPIVersion, opListBuckets), limited: true, bucketName: name,
 		body: listBucketsBody{AccountID: s.AccountID, BucketName: name},
 	}, &ans)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -41,6 +42,7 @@ var authorizeVersions = []string{"v4", "v3", "v2"}
 type Client struct {
 	cfg     Config
 	limiter *limiter
+	tracer  trace.Tracer // nil: no spans (tracing.go)
 
 	mu          sync.Mutex
 	session     *Session
@@ -58,7 +60,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg}
+	c := &Client{cfg: cfg, tracer: newTracer(cfg.TracerProvider)}
 	c.limiter = newLimiter(cfg.RequestsPerSecond, cfg.Burst, cfg.Now)
 	c.buckets.init()
 	return c, nil
@@ -81,6 +83,8 @@ type request struct {
 	auth    string // Authorization header value
 	body    any    // JSON body for POST; nil for GET
 	limited bool   // subject to the account's pause and rate limit
+	// bucketID or bucketName is the bucket the call is about, for its trace span.
+	bucketID, bucketName string
 }
 
 // do sends r, decodes a 200 body into out (when out is non-nil) and turns anything else into an
@@ -114,11 +118,13 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 	if r.body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	span := c.startSpan(ctx, r)
 	start := time.Now()
 	resp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
 		err = c.transportError(ctx, r.op, err)
 		c.emit(Event{Kind: EventCall, Op: r.op, Duration: time.Since(start), Err: err})
+		endSpan(span, 0, "", err)
 		return err
 	}
 	defer func() {
@@ -129,8 +135,9 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		apiErr := decodeError(r.op, resp, c.cfg.Now())
 		c.emit(Event{Kind: EventCall, Op: r.op, Status: apiErr.Status, Code: apiErr.Code, Duration: time.Since(start), Err: apiErr})
 		if r.limited {
-			c.rateLimited(r.op, apiErr)
+			spanPause(span, apiErr.Status, c.rateLimited(r.op, apiErr))
 		}
+		endSpan(span, apiErr.Status, apiErr.Code, apiErr)
 		return apiErr
 	}
 	if r.limited {
@@ -140,6 +147,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		err = c.decodeBody(ctx, r.op, resp.Body, resp.ContentLength, out)
 	}
 	c.emit(Event{Kind: EventCall, Op: r.op, Status: resp.StatusCode, Duration: time.Since(start), Err: err})
+	endSpan(span, resp.StatusCode, "", err)
 	return err
 }
 
@@ -184,8 +192,9 @@ func (c *Client) decodeBody(ctx context.Context, op string, body io.Reader, leng
 // transportError wraps a failure to get an answer. The caller's own cancellation is returned
 // as the context's error so that it classifies as Canceled, not as a B2 failure.
 // rateLimited starts the account's shared pause for a 429, or a 503 with Retry-After: B2's delay
-// when it gives one, else the account's own doubling back-off (limiter.pauseBare).
-func (c *Client) rateLimited(op string, e *APIError) {
+// when it gives one, else the account's own doubling back-off (limiter.pauseBare). It returns the
+// pause it started (0: none).
+func (c *Client) rateLimited(op string, e *APIError) time.Duration {
 	if e.Status != http.StatusTooManyRequests {
 		c.limiter.answered()
 	}
@@ -196,11 +205,12 @@ func (c *Client) rateLimited(op string, e *APIError) {
 	case e.Status == http.StatusTooManyRequests:
 		d = c.limiter.pauseBare()
 	default:
-		return
+		return 0
 	}
 	if d > 0 {
 		c.emit(Event{Kind: EventPause, Op: op, Status: e.Status, Duration: d})
 	}
+	return d
 }
 
 func (c *Client) transportError(ctx context.Context, op string, err error) error {

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultRealmURL is Backblaze's authorize endpoint host.
@@ -70,6 +72,16 @@ type Config struct {
 	// OnEvent, if set, observes B2 calls, session cache hits and misses, refreshes and
 	// Retry-After pauses (see Event). It must be fast and safe for concurrent use.
 	OnEvent func(Event)
+
+	// TracerProvider, if set, traces every HTTP call to B2 with an OpenTelemetry client span,
+	// the child of the span in the call's context, named after the B2 operation
+	// (b2_list_file_names) with the account (Name), the bucket and the HTTP status. Nil: no spans.
+	// Either way, a call that waits for the account's Retry-After pause or rate budget adds an
+	// event to the span in its context, if that span is recording.
+	TracerProvider trace.TracerProvider
+	// Name is the account's name in the caller's configuration, recorded on spans as b2.account
+	// (optional).
+	Name string
 }
 
 func (c Config) withDefaults() (Config, error) {

@@ -14,6 +14,9 @@
 // status, code, message and Retry-After for any non-2xx answer, whatever its body; transport
 // failures are *TransportError. Application keys and tokens are Secret values, which never print.
 //
+// With Config.TracerProvider every HTTP call is an OpenTelemetry client span, the child of the
+// span in its context (tracing.go); the package uses only the OpenTelemetry API.
+//
 // API versions: see the note on the constants in client.go. The fake server in b2/b2test serves
 // tests, benchmarks and b2jet's sandbox mode.
 //

@@ -123,7 +123,7 @@ func (c *Client) listOnce(ctx context.Context, s *Session, req ListRequest) (*Pa
 	var ans listAnswer
 	err = c.do(ctx, request{
 		op: opListFileNames, method: http.MethodPost, auth: s.AuthorizationToken.Reveal(),
-		url: apiURL(s.APIURL, listAPIVersion, opListFileNames), limited: true,
+		url: apiURL(s.APIURL, listAPIVersion, opListFileNames), limited: true, bucketID: bucketID,
 		body: listBody{BucketID: bucketID, StartFileName: req.StartFileName, MaxFileCount: req.MaxFileCount,
 			Prefix: prefix, Delimiter: req.Delimiter},
 	}, &ans)

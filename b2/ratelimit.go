@@ -104,9 +104,12 @@ func WithWaitHook(ctx context.Context, hook func() error) context.Context {
 // ctx's deadline it returns a *PausedError at once instead of waiting in vain.
 func (l *limiter) wait(ctx context.Context, op string) error {
 	hook, _ := ctx.Value(waitHookKey{}).(func() error)
-	for d := l.remaining(); d > 0; d = l.remaining() {
+	for first, d := true, l.remaining(); d > 0; first, d = false, l.remaining() {
 		if deadline, ok := ctx.Deadline(); ok && deadline.Sub(l.now()) < d {
 			return &PausedError{Op: op, RetryAfter: d}
+		}
+		if first {
+			waitEvent(ctx, "b2.pause.wait", op, d)
 		}
 		if hook != nil {
 			if err := hook(); err != nil {
@@ -140,6 +143,9 @@ func (l *limiter) waitBudget(ctx context.Context, op string, hook func() error) 
 	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < d {
 		r.Cancel() // the token goes back to callers that can wait for it
 		return &PausedError{Op: op, RetryAfter: d}
+	}
+	if d > 0 {
+		waitEvent(ctx, "b2.rate_limit.wait", op, d)
 	}
 	for ; d > 0; d = r.Delay() {
 		if hook != nil {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/b2jet/b2jet/schema"
 )
 
@@ -106,6 +108,11 @@ type Config struct {
 	// OnEvent, if set, is called synchronously for every observable event (see Event). It must be
 	// fast and safe for concurrent use.
 	OnEvent func(Event)
+	// TracerProvider, if set, traces every delivery with an OpenTelemetry consumer span, the
+	// child of the request's traceparent; the handler's context carries it, and replies and dead
+	// letters carry its trace context instead of the request's traceparent. Nil turns tracing
+	// off at no cost per message: the request's traceparent is copied as is.
+	TracerProvider trace.TracerProvider
 }
 
 // withDefaults returns c with every zero field replaced by its default.

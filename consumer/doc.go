@@ -15,7 +15,10 @@
 //   - reconciliation (reconcile.go): a request is terminated only after its dead letter is stored;
 //     a dead letter that cannot be stored is retried until it is, and a request that reaches max
 //     deliveries without one gets it from the server's advisories;
-//   - graceful shutdown, shaped like http.Server.Shutdown (worker.go).
+//   - graceful shutdown, shaped like http.Server.Shutdown (worker.go);
+//   - tracing (tracing.go): with Config.TracerProvider, one OpenTelemetry consumer span per
+//     delivery, the child of the request's traceparent, carried by the handler's context and
+//     sent on replies and dead letters; without it nothing is built per message.
 //
 // Handlers never ack and never see NATS: they get a *Message and a ReplyWriter and return an error,
 // optionally wrapped with Permanent or RetryAfter (disposition.go). The consumer is the only retry

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/b2jet/b2jet/schema"
 )
@@ -28,6 +29,11 @@ type delivery struct {
 	rw       *replyWriter
 	// lim are the consumer's shared settings when the delivery arrived (see opRunner.settings).
 	lim SharedSettings
+	// span is the delivery's consumer span and traceHeader its trace context as headers; both
+	// nil when tracing is off (tracing.go).
+	span        trace.Span
+	traceHeader Header
+	spanOutcome string // the outcome the span ends with
 
 	// logger is the worker's logger with this delivery's attributes, built on first use by log:
 	// most deliveries log only "message handled", which logAttrs writes without it.
@@ -120,6 +126,8 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 	d.rw = w.newReplyWriter(m.Header, r.op, parsed.Account, m.Account, d.tracker, func(err error) {
 		w.emit(d.event(EventPublishFailed, func(e *Event) { e.Target = "reply"; e.Err = err }))
 	})
+	d.startSpan()
+	defer d.endSpan()
 	w.emit(d.event(EventDelivered, nil))
 
 	out := outcome{Attempt: m.Attempt, MaxAttempts: lim.MaxAttempts, MaxDeliver: lim.lastDelivery()}
@@ -169,7 +177,7 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 
 // handle runs Handle under the watchdog and records its result in out.
 func (d *delivery) handle(rs *runState, out *outcome) {
-	ctx, end := d.tracker.phase(rs.hard)
+	ctx, end := d.tracker.phase(d.spanContext(rs.hard))
 	err := d.safeHandle(func() error { return d.r.h.Handle(ctx, d.m, d.rw) })
 	var cause error
 	if ctx.Err() != nil {
@@ -205,10 +213,12 @@ func (d *delivery) safeHandle(f func() error) (err error) {
 
 func (d *delivery) ack() {
 	if err := d.msg.Ack(); err != nil {
+		d.spanEnding("ack_failed", err)
 		d.log().Warn("ack failed", "outcome", "ack_failed", logErr(err))
 		d.r.w.emit(d.event(EventAckFailed, func(e *Event) { e.Target = "ack"; e.Err = err }))
 		return
 	}
+	d.spanEnding("acked", nil)
 	d.logAttrs(slog.LevelInfo, "message handled", logString("request_id", d.m.RequestID),
 		slog.String("outcome", "acked"), slog.Duration("duration", time.Since(d.received)))
 	d.r.w.emit(d.event(EventAcked, nil))
@@ -224,10 +234,12 @@ const (
 func (d *delivery) nak(delay time.Duration, outcome string, cause error) {
 	delay = max(delay, minNakDelay)
 	if err := d.msg.NakWithDelay(delay); err != nil {
+		d.spanEnding("nak_failed", err)
 		d.log().Warn("nak failed", "outcome", "nak_failed", logErr(err))
 		d.r.w.emit(d.event(EventAckFailed, func(e *Event) { e.Target = "nak"; e.Err = err }))
 		return
 	}
+	d.spanNak(delay, outcome, cause)
 	shutdown := outcome == nakShutdown
 	level := slog.LevelInfo
 	if shutdown {

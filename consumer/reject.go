@@ -26,7 +26,7 @@ func (d *delivery) reject(rs *runState, f Failure) {
 	w := d.r.w
 	last := !retryRejection(d.m.Attempt, d.lim.lastDelivery())
 
-	ctx, end := d.tracker.phase(rs.hard)
+	ctx, end := d.tracker.phase(d.spanContext(rs.hard))
 	rej, err := d.safeReject(func() (Rejection, error) { return d.r.h.Reject(ctx, d.m, f, d.rw) })
 	end()
 	if errors.Is(err, ErrInvalidReplyTo) || errors.Is(err, ErrReplyNotCaptured) {
@@ -54,7 +54,7 @@ func (d *delivery) reject(rs *runState, f Failure) {
 		Op:           d.m.Op,
 		AccountToken: d.accountToken,
 		Data:         d.m.Data,
-		Header:       d.m.Header,
+		Header:       d.deadLetterHeader(),
 		Stream:       d.m.Stream,
 		Seq:          d.m.Sequence,
 		Attempts:     min(d.m.Attempt, d.m.MaxAttempts),
@@ -69,7 +69,7 @@ func (d *delivery) reject(rs *runState, f Failure) {
 	// The error reply is out: finish the rejection even if the drain timeout has just expired
 	// (Reject again on a later delivery would send a second error reply). The phase's watchdog
 	// still bounds it.
-	ctx, end = d.tracker.phase(context.WithoutCancel(rs.hard))
+	ctx, end = d.tracker.phase(d.spanContext(context.WithoutCancel(rs.hard)))
 	defer end()
 	if perr := w.publishDeadLetterTries(ctx, buildDeadLetter(w.cfg.Subjects, dl), dl.msgID(), tries); perr != nil {
 		w.emit(d.event(EventPublishFailed, func(e *Event) { e.Target = "dead_letter"; e.Err = perr }))
@@ -79,16 +79,19 @@ func (d *delivery) reject(rs *runState, f Failure) {
 			return
 		}
 		// The server will not deliver it again: the worker keeps publishing it (reconcile.go).
+		d.spanEnding("dead_letter_pending", perr)
 		d.handOff(dl, perr)
 		return
 	}
 	if terr := d.msg.TermWithReason(rej.Code); terr != nil {
 		// The dead letter is stored; the message comes back after the ack wait and its second dead
 		// letter is dropped as a duplicate.
+		d.spanEnding("term_failed", terr)
 		d.log().Warn("term failed", logErr(terr))
 		w.emit(d.event(EventAckFailed, func(e *Event) { e.Target = "term"; e.Err = terr }))
 		return
 	}
+	d.spanDeadLettered(rej, f.Exhausted)
 	d.log().Warn("message dead-lettered", logString("request_id", rej.RequestID), "outcome", "dead_lettered", "code", rej.Code,
 		"exhausted", f.Exhausted, logErr(f.Err))
 	w.emit(d.event(EventDeadLettered, func(e *Event) {

@@ -22,8 +22,11 @@ type replyWriter struct {
 	storeTimeout time.Duration
 	subject      string
 	// subjectErr is set when the request's Reply-To cannot be used; Send then always fails with it.
-	subjectErr  error
+	subjectErr error
+	// traceparent is the request's, copied onto every reply when tracing is off; trace, set
+	// when it is on, holds the delivery span's trace context instead (see delivery.startSpan).
 	traceparent []string
+	trace       Header
 	tracker     *tracker
 	onFail      func(error)
 }
@@ -92,8 +95,9 @@ func replyToError(subject string, s schema.Subjects) error {
 	return nil
 }
 
-// Send publishes r to the reply subject with the request's traceparent (with
-// Config.StoredReplies, it waits for the PubAck). Success counts as progress.
+// Send publishes r to the reply subject with the request's traceparent, or with tracing on the
+// trace context of the delivery's span (with Config.StoredReplies, it waits for the PubAck).
+// Success counts as progress.
 //
 // A core reply is not flushed (a PING/PONG round trip per reply was the largest cost per message
 // in the overhead benchmark, cmd/b2jet-bench). Nothing is lost by it: the reply and the ack that
@@ -105,7 +109,15 @@ func (rw *replyWriter) Send(ctx context.Context, r Reply) error {
 		return rw.subjectErr
 	}
 	msg := &nats.Msg{Subject: rw.subject, Data: r.Data, Header: nats.Header(r.Header.Clone())}
-	if rw.traceparent != nil {
+	switch {
+	case rw.trace != nil:
+		if msg.Header == nil {
+			msg.Header = nats.Header{}
+		}
+		for k, v := range rw.trace {
+			msg.Header[k] = append([]string(nil), v...)
+		}
+	case rw.traceparent != nil:
 		if msg.Header == nil {
 			msg.Header = nats.Header{}
 		}

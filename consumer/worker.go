@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Worker pulls requests from JetStream and runs their handlers. Register operations with Handle,
@@ -22,6 +23,8 @@ type Worker struct {
 	cfg    Config
 	log    *slog.Logger
 	policy retryPolicy
+	// tracer traces deliveries; nil when Config.TracerProvider is (tracing.go).
+	tracer trace.Tracer
 	// history holds the records of failed attempts (see history.go); set by Setup.
 	history jetstream.KeyValue
 
@@ -58,6 +61,7 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		cfg:          cfg,
 		log:          cfg.Logger,
 		policy:       cfg.retryPolicy(),
+		tracer:       newTracer(cfg.TracerProvider),
 		floorRefresh: ackFloorRefresh,
 		pending:      newDeadLetterSet(),
 	}, nil

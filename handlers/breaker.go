@@ -138,9 +138,11 @@ func (e *heldOutError) Unwrap() error { return errHeldOut }
 // when other accounts are healthy (see BreakerSettings.MaxHeld).
 func (b *breaker) waitClosed(ctx context.Context, progress func()) error {
 	holding := false
+	var since time.Time
 	defer func() {
 		if holding {
 			b.held.Add(-1)
+			breakerEvent(ctx, "breaker.resume", b.cb.Name(), time.Since(since))
 		}
 	}()
 	for {
@@ -154,9 +156,11 @@ func (b *breaker) waitClosed(ctx context.Context, progress func()) error {
 		}
 		if !holding {
 			if !b.takeHold() {
+				breakerEvent(ctx, "breaker.held_out", b.cb.Name(), 0)
 				return &heldOutError{retryAfter: b.openFor}
 			}
-			holding = true
+			holding, since = true, time.Now()
+			breakerEvent(ctx, "breaker.wait", b.cb.Name(), 0)
 		}
 		if progress != nil {
 			progress()

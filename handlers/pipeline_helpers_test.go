@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/b2jet/b2jet/b2"
 	"github.com/b2jet/b2jet/b2/b2test"
@@ -52,6 +53,8 @@ type pipe struct {
 	bs   handlers.BreakerSettings
 	// progress is the workers' handlers.Config.ProgressInterval (0: the default).
 	progress time.Duration
+	// tp traces the workers' B2 clients (nil: no spans); cfg.TracerProvider their deliveries.
+	tp trace.TracerProvider
 
 	mu     sync.Mutex
 	events []consumer.Event
@@ -110,7 +113,8 @@ func (p *pipe) startWorker(t *testing.T) *worker {
 	w := &worker{accounts: map[string]*countingAccount{}}
 	accounts := map[string]handlers.Account{}
 	for name, k := range p.keys {
-		c, err := b2.New(b2.Config{KeyID: k.ID, Key: b2.Secret(k.Secret), RealmURL: p.fake.URL, CallTimeout: 2 * time.Second})
+		c, err := b2.New(b2.Config{KeyID: k.ID, Key: b2.Secret(k.Secret), RealmURL: p.fake.URL, CallTimeout: 2 * time.Second,
+			TracerProvider: p.tp, Name: name})
 		require.NoError(t, err)
 		w.accounts[name] = &countingAccount{Client: c, lists: map[string]int{}}
 		accounts[name] = w.accounts[name]

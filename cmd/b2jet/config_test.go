@@ -160,6 +160,12 @@ func TestWorkerInvalidConfig(t *testing.T) {
 			args: []string{"request", "authorize", "-s", "http://127.0.0.1:4222"},
 			want: `b2jet: --server (NATS_URL): "http://127.0.0.1:4222" has scheme "http"`,
 		},
+		{
+			name: "unsupported trace exporter",
+			env:  map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_TRACES_EXPORTER": "console"},
+			args: []string{"worker", "--sandbox"},
+			want: `b2jet: OTEL_TRACES_EXPORTER: "console" is not supported: b2jet exports traces with otlp (or none)`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -374,7 +374,7 @@ func (kw *kubeWorker) probePort(t *testing.T, port any) int {
 // WorkerCmd.Run does.
 func (kw *kubeWorker) handlerSet(t *testing.T, p *plan, o *observer) *handlers.Set {
 	t.Helper()
-	clients, err := kw.worker.clients(p.accounts, o)
+	clients, err := kw.worker.clients(p.accounts, o, nil)
 	require.NoError(t, err)
 	set, err := handlers.New(handlers.Config{Accounts: clients})
 	require.NoError(t, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/b2jet/b2jet/b2"
 	"github.com/b2jet/b2jet/consumer"
@@ -80,6 +81,7 @@ type plan struct {
 	names    []string // account names, sorted
 	// replySubjects are the accounts file's allow-lists of Reply-To patterns, per account.
 	replySubjects map[string][]string
+	tracing       tracingPlan
 }
 
 // validate checks every setting that can be checked without starting anything, and decides
@@ -109,7 +111,11 @@ func (c *WorkerCmd) validate() (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{replySubjects: replySubjects}
+	tracing, err := tracingFromEnv(tracingEnv)
+	if err != nil {
+		return nil, err
+	}
+	p := &plan{replySubjects: replySubjects, tracing: tracing}
 	switch {
 	case c.Sandbox != nil:
 		p.sandbox = *c.Sandbox
@@ -233,7 +239,12 @@ func (c *WorkerCmd) Run(e *env) error {
 	log.Info("b2jet worker starting", "version", version, "pid", os.Getpid())
 
 	// Resources are released in reverse order: the NATS connection is drained first, then the
-	// embedded server stops, and the sandbox last.
+	// embedded server stops, then the sandbox, and the last spans are flushed at the very end.
+	tp, stopTracing, err := startTracing(ctx, p.tracing, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	accounts := p.accounts
 	if p.sandbox {
 		sb, cfgs := startSandbox(p.names)
@@ -255,7 +266,7 @@ func (c *WorkerCmd) Run(e *env) error {
 	o := newObserver()
 	o.metrics.KnownAccounts(p.names)
 	o.metrics.InitNATSErrors(natsErrPermission, natsErrSlowConsumer, natsErrOther)
-	clients, err := c.clients(accounts, o)
+	clients, err := c.clients(accounts, o, tp)
 	if err != nil {
 		return err
 	}
@@ -303,7 +314,7 @@ func (c *WorkerCmd) Run(e *env) error {
 	defer stopHTTP()
 
 	s := &session{c: c, p: p, servers: servers, embedded: embedded, set: set, clients: clients, o: o, log: log,
-		asyncErr: newAsyncErrors(log, o.metrics.NATSError)}
+		asyncErr: newAsyncErrors(log, o.metrics.NATSError), tp: tp}
 	pause := redialFirst
 	for first := true; ; first = false {
 		redial, err := s.run(ctx, first)
@@ -339,7 +350,8 @@ type session struct {
 	clients  map[string]handlers.Account
 	o        *observer
 	log      *slog.Logger
-	asyncErr *asyncErrors // the connections' asynchronous errors, counted in o's metrics
+	asyncErr *asyncErrors         // the connections' asynchronous errors, counted in o's metrics
+	tp       trace.TracerProvider // nil: tracing off
 }
 
 // run connects, runs a consumer.Worker on the connection until ctx ends, and drains it. redial
@@ -357,6 +369,7 @@ func (s *session) run(ctx context.Context, first bool) (redial bool, err error) 
 	ccfg := c.consumerConfig(log)
 	ccfg.ReplySubjects = s.p.replySubjects
 	ccfg.OnEvent = s.o.metrics.ConsumerEvent
+	ccfg.TracerProvider = s.tp
 	w, err := consumer.New(nc, ccfg)
 	if err != nil {
 		return false, &configError{Setting: "worker settings", Problem: oneLine(err.Error())}
@@ -412,14 +425,15 @@ func serverHint(servers string, embedded *server.Server) string {
 	return " -s " + redactURLs(servers)
 }
 
-// clients builds one B2 client per account.
-func (c *WorkerCmd) clients(accounts map[string]b2.Config, o *observer) (map[string]handlers.Account, error) {
+// clients builds one B2 client per account, traced with tp when it is not nil.
+func (c *WorkerCmd) clients(accounts map[string]b2.Config, o *observer, tp trace.TracerProvider) (map[string]handlers.Account, error) {
 	out := make(map[string]handlers.Account, len(accounts))
 	for _, name := range slices.Sorted(maps.Keys(accounts)) {
 		cfg := accounts[name]
 		cfg.UserAgent = "b2jet/" + version
 		cfg.CallTimeout = c.B2.CallTimeout
 		cfg.OnEvent = o.metrics.B2Events(name)
+		cfg.TracerProvider, cfg.Name = tp, name
 		cl, err := b2.New(cfg)
 		if err != nil {
 			return nil, badSetting("account "+name, "%v", err)

@@ -8,11 +8,11 @@ import (
 	"strings"
 )
 
-// prefixes are those of every variable b2jet reads.
-var prefixes = []string{"NATS_", "B2_", "B2JET_"}
+// prefixes are those of every variable b2jet reads (OTEL_*: the worker's tracing).
+var prefixes = []string{"NATS_", "B2_", "B2JET_", "OTEL_"}
 
 // Clean returns this process's environment without the variables b2jet reads (NATS_*, B2_*,
-// B2JET_*), followed by extra ("NAME=value" each).
+// B2JET_*, OTEL_*), followed by extra ("NAME=value" each).
 func Clean(extra ...string) []string {
 	var out []string
 	for _, kv := range os.Environ() {
