@@ -174,8 +174,5 @@ func isRefusal(err error) bool {
 		return true
 	}
 	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		return true
-	}
-	return false
+	return errors.As(err, &apiErr)
 }

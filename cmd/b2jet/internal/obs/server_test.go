@@ -48,7 +48,7 @@ func healthz(c net.Conn, r *bufio.Reader, d time.Duration) error {
 	if resp.StatusCode != http.StatusOK {
 		return errors.New(resp.Status)
 	}
-	return nil
+	return err
 }
 
 // An idle keep-alive connection is closed by the server after the idle timeout.
