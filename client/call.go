@@ -1,6 +1,11 @@
 package client
 
 import (
+	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/b2jet/b2jet/internal/msgtrace"
+	"go.opentelemetry.io/otel/codes"
+
 	"context"
 	"crypto/rand"
 	"errors"
@@ -44,14 +49,19 @@ func (c *Client) publish(ctx context.Context, op string, body any) (*call, error
 	msg := nats.NewMsg(subject)
 	msg.Data = data
 	msg.Header.Set(schema.HeaderReplyTo, inbox)
-	msg.Header.Set(schema.HeaderMsgID, rand.Text())
+	msgID := rand.Text()
+	msg.Header.Set(schema.HeaderMsgID, msgID)
 	msg.Header.Set(schema.HeaderContentType, c.codec.ContentType())
 	if tp := traceparent(ctx); tp != "" {
 		msg.Header.Set(schema.HeaderTraceParent, tp)
 	}
+	ctx, span := msgtrace.StartPublish(ctx, c.opts.TracerProvider, subject, msg.Header,
+		attribute.String("messaging.message.id", msgID))
+	defer span.End()
 	pctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 	if _, err := c.js.PublishMsg(pctx, msg); err != nil {
+		span.SetStatus(codes.Error, "publish failed")
 		cl.close()
 		if ctx.Err() != nil {
 			return nil, &PublishError{Subject: subject, Err: context.Cause(ctx)}

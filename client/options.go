@@ -1,6 +1,8 @@
 package client
 
 import (
+	"go.opentelemetry.io/otel/trace"
+
 	"fmt"
 	"time"
 
@@ -42,6 +44,11 @@ type Options struct {
 	// Past it nats.go drops replies, and the call fails with an error matching
 	// nats.ErrSlowConsumer rather than returning an incomplete listing.
 	MaxPendingBytes int
+	// TracerProvider, when set, starts a producer span around each request's publish (OTel
+	// messaging conventions) and sends its trace context as the request's traceparent, so the
+	// workers' spans become its children. A traceparent given with WithTraceparent is kept and
+	// the span links to it. Nil: no span, no cost.
+	TracerProvider trace.TracerProvider
 }
 
 func (o Options) withDefaults() Options {
