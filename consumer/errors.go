@@ -1,6 +1,11 @@
 package consumer
 
-import "errors"
+import (
+	"errors"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
 
 var (
 	// ErrInvalidConfig is wrapped by every configuration error New returns.
@@ -43,3 +48,28 @@ var (
 	// dead letter with invalid_request) and its handler's Handle is never called.
 	ErrRequestTooLarge = errors.New("consumer: request over a limit")
 )
+
+// Error codes of the JetStream API errors IsStreamFull recognises.
+const (
+	jsErrCodeAccountResourcesExceeded jetstream.ErrorCode = 10002 // the account's store is full
+	jsErrCodeInsufficientResources    jetstream.ErrorCode = 10023 // the server's store is full
+	jsErrCodeStreamStoreFailed        jetstream.ErrorCode = 10077 // a stream limit, with DiscardNew
+)
+
+// IsStreamFull reports whether err is JetStream refusing a publish because the stream is at its
+// max bytes or max messages (it discards new messages), or the server's or account's store is
+// full. Such a publish was not stored; it may succeed once space is freed.
+func IsStreamFull(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case jsErrCodeAccountResourcesExceeded, jsErrCodeInsufficientResources:
+		return true
+	case jsErrCodeStreamStoreFailed:
+		d := apiErr.Description
+		return strings.Contains(d, "maximum messages") || strings.Contains(d, "maximum bytes")
+	}
+	return false
+}

@@ -16,12 +16,17 @@ const setupTries = 3
 // Setup creates or updates the request and dead-letter streams and the durable consumer of every
 // registered operation. It is idempotent and safe to run from many workers at once. Only the fields
 // the worker manages are written (streams: subjects, retention, storage, max age, duplicate window,
-// replicas; consumers: filter subjects and ack policy, plus ack wait, max deliver and max ack
+// replicas, and the limits: max bytes, max messages, max message size, discard policy; consumers: filter subjects and ack policy, plus ack wait, max deliver and max ack
 // pending when it creates the consumer or with Config.UpdateConsumerSettings); every other
 // setting, such as one an operator changed by hand, is read back and kept, and nothing is updated
 // when the managed fields already match. The worker then runs by the consumer's shared settings
 // (see ConsumerSettings).
 func (w *Worker) Setup(ctx context.Context) error {
+	req, dlq, err := w.cfg.msgSizes(w.nc.MaxPayload())
+	if err != nil {
+		return err
+	}
+	w.requestsMsgSize, w.dlqMsgSize = req, dlq
 	for _, want := range []jetstream.StreamConfig{w.requestsStreamConfig(), w.dlqStreamConfig()} {
 		if err := w.ensureStream(ctx, want); err != nil {
 			return err
@@ -49,6 +54,12 @@ func (w *Worker) requestsStreamConfig() jetstream.StreamConfig {
 		MaxAge:     w.cfg.RequestsMaxAge,
 		Duplicates: w.cfg.DuplicateWindow,
 		Replicas:   w.cfg.Replicas,
+		MaxBytes:   w.cfg.RequestsMaxBytes,
+		MaxMsgs:    w.cfg.RequestsMaxMsgs,
+		MaxMsgSize: w.requestsMsgSize,
+		// A full request stream refuses the publish, which the publisher sees, rather than
+		// dropping the oldest stored request, which nobody would see.
+		Discard: jetstream.DiscardNew,
 	}
 }
 
@@ -61,6 +72,13 @@ func (w *Worker) dlqStreamConfig() jetstream.StreamConfig {
 		MaxAge:     w.cfg.DLQMaxAge,
 		Duplicates: w.cfg.DuplicateWindow,
 		Replicas:   w.cfg.Replicas,
+		MaxBytes:   w.cfg.DLQMaxBytes,
+		MaxMsgs:    w.cfg.DLQMaxMsgs,
+		MaxMsgSize: w.dlqMsgSize,
+		// A full dead-letter stream refuses new dead letters rather than dropping stored ones:
+		// a refused dead letter's request stays in the request stream and gets it later
+		// (reconcile.go), while a dropped one would be gone for good.
+		Discard: jetstream.DiscardNew,
 	}
 }
 
@@ -85,7 +103,7 @@ func (w *Worker) ensureStream(ctx context.Context, want jetstream.StreamConfig) 
 				continue // another worker created it first: read and merge
 			}
 			if err != nil {
-				return fmt.Errorf("consumer: create stream %s: %w", want.Name, err)
+				return fmt.Errorf("consumer: create stream %s: %w%s", want.Name, err, storageHint(err))
 			}
 			w.log.Info("stream created", "stream", want.Name)
 			return nil
@@ -98,7 +116,7 @@ func (w *Worker) ensureStream(ctx context.Context, want jetstream.StreamConfig) 
 			return nil
 		}
 		if _, err := w.js.UpdateStream(ctx, merged); err != nil {
-			return fmt.Errorf("consumer: update stream %s: %w", want.Name, err)
+			return fmt.Errorf("consumer: update stream %s: %w%s", want.Name, err, storageHint(err))
 		}
 		w.log.Info("stream updated", "stream", want.Name)
 		return nil
@@ -107,21 +125,51 @@ func (w *Worker) ensureStream(ctx context.Context, want jetstream.StreamConfig) 
 }
 
 // mergeStreamConfig returns cur with the managed fields of want, and whether any of them changed.
+// The server reports no limit as -1; want may say 0 or -1 for it.
 func mergeStreamConfig(cur, want jetstream.StreamConfig) (jetstream.StreamConfig, bool) {
 	changed := !slices.Equal(cur.Subjects, want.Subjects) ||
 		cur.Retention != want.Retention ||
 		cur.Storage != want.Storage ||
 		cur.MaxAge != want.MaxAge ||
 		cur.Duplicates != want.Duplicates ||
-		cur.Replicas != want.Replicas
+		cur.Replicas != want.Replicas ||
+		noLimit(cur.MaxBytes) != noLimit(want.MaxBytes) ||
+		noLimit(cur.MaxMsgs) != noLimit(want.MaxMsgs) ||
+		noLimit(cur.MaxMsgSize) != noLimit(want.MaxMsgSize) ||
+		cur.Discard != want.Discard
 	cur.Subjects = slices.Clone(want.Subjects)
 	cur.Retention = want.Retention
 	cur.Storage = want.Storage
 	cur.MaxAge = want.MaxAge
 	cur.Duplicates = want.Duplicates
 	cur.Replicas = want.Replicas
+	cur.MaxBytes = noLimit(want.MaxBytes)
+	cur.MaxMsgs = noLimit(want.MaxMsgs)
+	cur.MaxMsgSize = noLimit(want.MaxMsgSize)
+	cur.Discard = want.Discard
 	return cur, changed
 }
+
+// noLimit returns a stream limit as the server reports it: -1 for none (0 or -1).
+func noLimit[T int32 | int64](v T) T {
+	if v <= 0 {
+		return -1
+	}
+	return v
+}
+
+// storageHint explains a stream or bucket the server refused for its max bytes.
+func storageHint(err error) string {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrCodeStorageResourcesExceeded {
+		return " (the server reserves every stream's and bucket's max bytes in its max_file_store" +
+			" and has not that much left: lower the max bytes or raise the server's max_file_store)"
+	}
+	return ""
+}
+
+// jsErrCodeStorageResourcesExceeded is the server's "insufficient storage resources available".
+const jsErrCodeStorageResourcesExceeded jetstream.ErrorCode = 10047
 
 // ensureConsumer creates op's durable consumer, or updates its managed fields when they differ.
 // A consumer created with startSeq > 1 delivers from that stream sequence on instead of from the

@@ -24,6 +24,8 @@ type Worker struct {
 	policy retryPolicy
 	// history holds the records of failed attempts (see history.go); set by Setup.
 	history jetstream.KeyValue
+	// requestsMsgSize and dlqMsgSize are the streams' max message sizes; set by Setup.
+	requestsMsgSize, dlqMsgSize int32
 
 	mu      sync.Mutex
 	ops     []*opRunner
