@@ -35,6 +35,9 @@ func (w *Worker) Setup(ctx context.Context) error {
 	if err := w.ensureHistory(ctx); err != nil {
 		return err
 	}
+	if err := w.ensurePending(ctx); err != nil {
+		return err
+	}
 	for _, r := range w.registered() {
 		c, err := w.ensureConsumer(ctx, r.op, 0)
 		if err != nil {

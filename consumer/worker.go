@@ -24,6 +24,11 @@ type Worker struct {
 	policy retryPolicy
 	// history holds the records of failed attempts (see history.go); set by Setup.
 	history jetstream.KeyValue
+	// pendingKV holds the records of dead letters not stored yet (see pendingstore.go); set by
+	// Setup.
+	pendingKV jetstream.KeyValue
+	// pendingScan is how often the retry loop loads the pending bucket; a test seam.
+	pendingScan time.Duration
 	// requestsMsgSize and dlqMsgSize are the streams' max message sizes; set by Setup.
 	requestsMsgSize, dlqMsgSize int32
 
@@ -61,6 +66,7 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		log:          cfg.Logger,
 		policy:       cfg.retryPolicy(),
 		floorRefresh: ackFloorRefresh,
+		pendingScan:  pendingScanEvery,
 		pending:      newDeadLetterSet(),
 	}, nil
 }
