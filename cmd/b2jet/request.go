@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/b2jet/b2jet/consumer"
 	"github.com/b2jet/b2jet/schema"
 )
 
@@ -406,6 +407,9 @@ func (r *RequestCmd) publish(ctx context.Context, op string, body any) (*call, e
 		}
 		if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
 			return nil, fmt.Errorf("publishing to %s: no JetStream stream captures it (is a b2jet worker running? it creates the stream): %v", subject, err)
+		}
+		if consumer.IsStreamFull(err) {
+			return nil, fmt.Errorf("publishing to %s: refused, the request stream is full (the worker's --requests-max-bytes or --requests-max-msgs, or the server's store); the request was not stored: %v", subject, err)
 		}
 		return nil, fmt.Errorf("publishing to %s: %w", subject, err)
 	}
