@@ -266,3 +266,52 @@ func TestFullDLQMaxDeliveriesAdvisory(t *testing.T) {
 	assert.Equal(t, 1, events.count(EventDeadLetterReconciled, seq))
 	assert.Zero(t, events.count(EventLost, 0))
 }
+
+// While the dead-letter stream stays full, the retry set probes it with one dead letter at a
+// time, not with every pending one; once one is stored, the others follow.
+func TestFullDLQRetriesProbeOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	h := permanentHandler()
+	cfg := testConfig(t)
+	cfg.DLQMaxMsgs = 1
+	cfg.MaxAttempts = 1 // server MaxDeliver 3
+	r := startWorker(t, e.nc, cfg, func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })
+	e.publish("b2.req.authorize", []byte(`{}`), nil)
+	require.Eventually(t, func() bool { return e.dlqCount() == 1 }, 10*time.Second, 10*time.Millisecond)
+
+	const pending = 10
+	for range pending {
+		e.publish("b2.req.authorize", []byte(`{}`), nil)
+	}
+	require.Eventually(t, func() bool { return r.w.DeadLettersPending() == pending }, 30*time.Second, 10*time.Millisecond)
+	e.settled(schema.OpAuthorize) // every one is past its last delivery: only the retry set publishes
+
+	// A core subscriber sees every dead-letter publish, stored or refused.
+	var mu sync.Mutex
+	tries := 0
+	sub, err := e.nc.Subscribe("b2.dlq.>", func(*nats.Msg) {
+		mu.Lock()
+		tries++
+		mu.Unlock()
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	require.NoError(t, e.nc.Flush())
+	time.Sleep(5 * time.Second) // the retries of the first seconds: 1 s, then 2 s, then 4 s apart
+	mu.Lock()
+	n := tries
+	mu.Unlock()
+	assert.LessOrEqual(t, n, 6, "one probe per pause, not one publish per pending dead letter")
+	assert.Equal(t, pending, r.w.DeadLettersPending())
+
+	// Room for all of them (a purge would leave room for one).
+	st, err := e.js.Stream(context.Background(), schema.StreamDLQ)
+	require.NoError(t, err)
+	sc := st.CachedInfo().Config
+	sc.MaxMsgs = 100
+	_, err = e.js.UpdateStream(context.Background(), sc)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return r.w.DeadLettersPending() == 0 }, 30*time.Second, 20*time.Millisecond)
+	assert.Equal(t, uint64(pending+1), e.dlqCount())
+}

@@ -63,9 +63,11 @@ const (
 	// again from its stream), so the bound costs a few MB at most.
 	maxPendingDeadLetters = 10000
 	// pendingRetryFirst and pendingRetryMax shape the retries of a pending dead letter: the pause
-	// doubles from the first to the last.
+	// doubles from the first to the last. While the dead-letter stream is full, one entry probes
+	// it and the others wait for the probe (see reconcile), so the retries cost one publish per
+	// pause, however many dead letters wait.
 	pendingRetryFirst = time.Second
-	pendingRetryMax   = 30 * time.Second
+	pendingRetryMax   = 10 * time.Second
 	// reconcileTryTimeout bounds one try (read the request, publish its dead letter).
 	reconcileTryTimeout = 5 * time.Second
 	// pendingScanEvery is how often a worker loads the pending bucket's records of requests
@@ -170,6 +172,8 @@ type deadLetterSet struct {
 	mu    sync.Mutex
 	bySeq map[uint64]*pendingDeadLetter
 	wake  chan struct{}
+	// fullUntil is the next try of the entry that last found the dead-letter stream full.
+	fullUntil time.Time
 }
 
 func newDeadLetterSet() *deadLetterSet {
@@ -235,11 +239,13 @@ func (s *deadLetterSet) lookup(seq uint64) (rec pendingRecord, recorded, ok bool
 func (s *deadLetterSet) hurry(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.fullUntil = time.Time{}
 	for _, p := range s.bySeq {
 		if p.awaiting.IsZero() && p.next.After(now) {
 			p.next = now
 		}
 	}
+	s.wakeLocked()
 }
 
 // markStored records that p's dead letter is stored and only its record's removal is left, to be
@@ -282,6 +288,26 @@ func (s *deadLetterSet) remove(seq uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.bySeq, seq)
+}
+
+// setFull records that p found the dead-letter stream full: until p's next try, the other entries
+// wait for it (see postpone).
+func (s *deadLetterSet) setFull(p *pendingDeadLetter) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fullUntil = p.next
+}
+
+// postpone makes p due when the entry that found the dead-letter stream full tries again, and
+// reports true, while that is after now; an entry whose dead letter is stored is not postponed.
+func (s *deadLetterSet) postpone(p *pendingDeadLetter, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.stored || !now.Before(s.fullUntil) {
+		return false
+	}
+	p.next = s.fullUntil
+	return true
 }
 
 // setRecorded records that the pending bucket holds p's record.
@@ -470,7 +496,12 @@ func (w *Worker) reconcile(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			w.tryPending(ctx, p, false)
+			if w.pending.postpone(p, time.Now()) {
+				continue // another entry found the dead-letter stream full, and probes it again
+			}
+			if err := w.tryPending(ctx, p, false); IsStreamFull(err) {
+				w.pending.setFull(p)
+			}
 		}
 		if len(due) > 0 {
 			continue // tries take time: look again for what became due meanwhile
@@ -488,15 +519,16 @@ func (w *Worker) reconcile(ctx context.Context) {
 	}
 }
 
-// tryPending tries to store p's dead letter once. final is the last try of a stopping worker.
-func (w *Worker) tryPending(ctx context.Context, p *pendingDeadLetter, final bool) {
+// tryPending tries to store p's dead letter once. final is the last try of a stopping worker. It
+// returns why the dead letter is still not stored (nil when it is, or when it never will be).
+func (w *Worker) tryPending(ctx context.Context, p *pendingDeadLetter, final bool) error {
 	ctx, cancel := context.WithTimeout(ctx, reconcileTryTimeout)
 	defer cancel()
 	log := w.log.With("op", p.r.op, "stream_seq", p.seq, "source", p.source)
 	ev := Event{Op: p.r.op, Sequence: p.seq, Attempt: p.attempts, Target: p.source}
 	if p.stored {
 		w.dropStored(ctx, p, log)
-		return
+		return nil
 	}
 	rej, res, err := w.storePending(ctx, p)
 	ev.Account, ev.Code = p.account, rej.Code
@@ -504,6 +536,7 @@ func (w *Worker) tryPending(ctx context.Context, p *pendingDeadLetter, final boo
 	case errors.Is(err, errStoredElsewhere):
 		w.pending.remove(p.seq)
 		log.Debug("pending dead letter stored by another worker", "tries", p.tries)
+		return nil
 	case err == nil:
 		w.pending.hurry(time.Now())
 		if res.recorded {
@@ -512,12 +545,13 @@ func (w *Worker) tryPending(ctx context.Context, p *pendingDeadLetter, final boo
 			w.pending.remove(p.seq)
 		}
 		if res.duplicate && p.source == sourceTerminated {
-			return // the usual case: the worker stored it before terminating the request
+			return nil // the usual case: the worker stored it before terminating the request
 		}
 		log.Warn("message dead-lettered", logString("request_id", rej.RequestID), "outcome", "dead_lettered",
 			"code", rej.Code, "already_stored", res.duplicate, "tries", p.tries+1)
 		ev.Kind = EventDeadLetterReconciled
 		w.emit(ev)
+		return nil
 	case errors.Is(err, errRequestGone):
 		w.pending.remove(p.seq)
 		if res.recorded {
@@ -529,6 +563,7 @@ func (w *Worker) tryPending(ctx context.Context, p *pendingDeadLetter, final boo
 			"outcome", "lost", logErr(err))
 		ev.Kind, ev.Err = EventLost, err
 		w.emit(ev)
+		return nil
 	default:
 		tries := w.pending.failed(p, err, time.Now())
 		if !res.recorded || !res.final {
@@ -552,6 +587,7 @@ func (w *Worker) tryPending(ctx context.Context, p *pendingDeadLetter, final boo
 			log.Debug("dead letter still not stored", "tries", tries, logErr(err))
 		}
 	}
+	return err
 }
 
 // errStoredElsewhere means the request's record left the pending bucket: another worker stored

@@ -100,6 +100,7 @@ func (d *delivery) storeDeadLetter(rs *runState, dl deadLetter, last bool, f Fai
 	}
 	w.pending.remove(d.m.Sequence)
 	if recorded {
+		w.pending.hurry(time.Now()) // the dead-letter stream has room again
 		if err := w.dropPending(ctx, d.m.Sequence); err != nil {
 			// Left in the bucket, the record would make a later scan store the dead letter again:
 			// the retry set removes it.
