@@ -67,7 +67,7 @@ const (
 	// it and the others wait for the probe (see reconcile), so the retries cost one publish per
 	// pause, however many dead letters wait.
 	pendingRetryFirst = time.Second
-	pendingRetryMax   = 10 * time.Second
+	pendingRetryMax   = 5 * time.Second
 	// reconcileTryTimeout bounds one try (read the request, publish its dead letter).
 	reconcileTryTimeout = 5 * time.Second
 	// pendingScanEvery is how often a worker loads the pending bucket's records of requests
