@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -214,6 +215,8 @@ func TestLowerLimitsKeepStoredRequests(t *testing.T) {
 	}
 	cfg := testConfig(t)
 	cfg.RequestsMaxMsgs = 3
+	var logs syncBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	w, err := New(e.nc, cfg)
 	require.NoError(t, err)
 	w.Handle(schema.OpAuthorize, &fakeHandler{}, nil)
@@ -224,4 +227,6 @@ func TestLowerLimitsKeepStoredRequests(t *testing.T) {
 	assert.Equal(t, uint64(10), st.CachedInfo().State.Msgs, "nothing dropped to fit the new limit")
 	_, err = e.js.Publish(ctx, "b2.req.authorize", []byte(`{}`))
 	assert.True(t, IsStreamFull(err), "%v", err)
+	assert.Contains(t, logs.String(), `level=ERROR msg="stream full: it refuses every new message`, "the worker says so at start")
+	assert.Contains(t, logs.String(), "stream=B2_REQUESTS full_percent=333 msgs=10 max_msgs=3")
 }

@@ -115,13 +115,13 @@ func (w *Worker) ensureStream(ctx context.Context, want jetstream.StreamConfig) 
 			return fmt.Errorf("consumer: look up stream %s: %w", want.Name, err)
 		}
 		merged, changed := mergeStreamConfig(st.CachedInfo().Config, want)
-		if !changed {
-			return nil
+		if changed {
+			if _, err := w.js.UpdateStream(ctx, merged); err != nil {
+				return fmt.Errorf("consumer: update stream %s: %w%s", want.Name, err, storageHint(err))
+			}
+			w.log.Info("stream updated", "stream", want.Name)
 		}
-		if _, err := w.js.UpdateStream(ctx, merged); err != nil {
-			return fmt.Errorf("consumer: update stream %s: %w%s", want.Name, err, storageHint(err))
-		}
-		w.log.Info("stream updated", "stream", want.Name)
+		w.warnFull(want.Name, st.CachedInfo().State, merged)
 		return nil
 	}
 	return fmt.Errorf("consumer: create stream %s: still racing after %d tries", want.Name, setupTries)
@@ -151,6 +151,30 @@ func mergeStreamConfig(cur, want jetstream.StreamConfig) (jetstream.StreamConfig
 	cur.MaxMsgSize = noLimit(want.MaxMsgSize)
 	cur.Discard = want.Discard
 	return cur, changed
+}
+
+// fullWarning is the share of a stream's limit from which Setup warns that it fills.
+const fullWarning = 0.9
+
+// warnFull logs a warning when the stream holds fullWarning or more of its max bytes or max
+// messages, and an error when it is full: it then refuses every new message (it discards new),
+// for example right after an upgrade lowered its limits below what it held.
+func (w *Worker) warnFull(name string, state jetstream.StreamState, cfg jetstream.StreamConfig) {
+	share := 0.0
+	if cfg.MaxBytes > 0 {
+		share = float64(state.Bytes) / float64(cfg.MaxBytes)
+	}
+	if cfg.MaxMsgs > 0 {
+		share = max(share, float64(state.Msgs)/float64(cfg.MaxMsgs))
+	}
+	args := []any{"stream", name, "full_percent", int(100 * share), "msgs", state.Msgs, "max_msgs", cfg.MaxMsgs,
+		"bytes", state.Bytes, "max_bytes", cfg.MaxBytes}
+	switch {
+	case share >= 1:
+		w.log.Error("stream full: it refuses every new message until it holds less than its limits (purge it, or raise them)", args...)
+	case share >= fullWarning:
+		w.log.Warn("stream nearly full: when full it refuses new messages", args...)
+	}
 }
 
 // noLimit returns a stream limit as the server reports it: -1 for none (0 or -1).
