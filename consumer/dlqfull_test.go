@@ -147,7 +147,7 @@ func TestFullDLQRequestWaitsForRedelivery(t *testing.T) {
 	_, terminated := terms.of(seq)
 	assert.False(t, terminated, "not terminated without its dead letter")
 	assert.Equal(t, uint64(1), e.dlqCount())
-	assert.GreaterOrEqual(t, events.count(EventDeadLetterPending, seq), 1)
+	require.Eventually(t, func() bool { return events.count(EventDeadLetterPending, seq) >= 1 }, 10*time.Second, 10*time.Millisecond)
 
 	e.purgeDLQ()
 	dl := e.lastDeadLetter("b2.dlq.authorize")
@@ -167,7 +167,7 @@ func TestFullDLQRequestWaitsForRedelivery(t *testing.T) {
 	_, ok = e.pendingRecordOf(seq)
 	assert.False(t, ok, "the record is removed once the dead letter is stored")
 	assert.Zero(t, events.count(EventLost, 0))
-	assert.Equal(t, 1, events.count(EventDeadLettered, seq))
+	require.Eventually(t, func() bool { return events.count(EventDeadLettered, seq) == 1 }, 10*time.Second, 10*time.Millisecond)
 }
 
 // The dead-letter stream stays full past the request's last delivery, and the worker that was
@@ -214,7 +214,7 @@ func TestFullDLQPendingSurvivesRestart(t *testing.T) {
 	_, ok := e.pendingRecordOf(seq)
 	assert.False(t, ok)
 	assert.Equal(t, uint64(1), e.dlqCount(), "one dead letter")
-	assert.Equal(t, 1, events2.count(EventDeadLetterReconciled, seq))
+	require.Eventually(t, func() bool { return events2.count(EventDeadLetterReconciled, seq) == 1 }, 10*time.Second, 10*time.Millisecond)
 	assert.Equal(t, 1, callsOf(h.rejectCalls(), seq), "rejected once, by the first worker")
 	assert.Zero(t, events2.count(EventLost, 0))
 }
@@ -263,7 +263,7 @@ func TestFullDLQMaxDeliveriesAdvisory(t *testing.T) {
 	assert.Equal(t, uint64(1), e.dlqCount())
 	assert.Equal(t, 1, callsOf(h.handledCalls(), seq))
 	assert.Equal(t, 1, callsOf(h.rejectCalls(), seq))
-	assert.Equal(t, 1, events.count(EventDeadLetterReconciled, seq))
+	require.Eventually(t, func() bool { return events.count(EventDeadLetterReconciled, seq) == 1 }, 10*time.Second, 10*time.Millisecond)
 	assert.Zero(t, events.count(EventLost, 0))
 }
 

@@ -172,8 +172,10 @@ type deadLetterSet struct {
 	mu    sync.Mutex
 	bySeq map[uint64]*pendingDeadLetter
 	wake  chan struct{}
-	// fullUntil is the next try of the entry that last found the dead-letter stream full.
+	// fullUntil is the next try of the entry that last found the dead-letter stream full, and
+	// fullTries its count of failed tries.
 	fullUntil time.Time
+	fullTries int
 }
 
 func newDeadLetterSet() *deadLetterSet {
@@ -295,18 +297,19 @@ func (s *deadLetterSet) remove(seq uint64) {
 func (s *deadLetterSet) setFull(p *pendingDeadLetter) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.fullUntil = p.next
+	s.fullUntil, s.fullTries = p.next, p.tries
 }
 
 // postpone makes p due when the entry that found the dead-letter stream full tries again, and
-// reports true, while that is after now; an entry whose dead letter is stored is not postponed.
+// reports true, while that is after now; an entry whose dead letter is stored is not postponed. p
+// takes that entry's count of tries, so that whichever entry probes next backs off as far.
 func (s *deadLetterSet) postpone(p *pendingDeadLetter, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p.stored || !now.Before(s.fullUntil) {
 		return false
 	}
-	p.next = s.fullUntil
+	p.next, p.tries = s.fullUntil, max(p.tries, s.fullTries)
 	return true
 }
 
