@@ -9,11 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/b2jet/b2jet/consumer/natstest"
 	"github.com/b2jet/b2jet/schema"
 )
 
@@ -229,4 +231,24 @@ func TestLowerLimitsKeepStoredRequests(t *testing.T) {
 	assert.True(t, IsStreamFull(err), "%v", err)
 	assert.Contains(t, logs.String(), `level=ERROR msg="stream full: it refuses every new message`, "the worker says so at start")
 	assert.Contains(t, logs.String(), "stream=B2_REQUESTS full_percent=333 msgs=10 max_msgs=3")
+}
+
+// The server reserves every stream's and bucket's max bytes in its store: limits that do not fit
+// fail at start with a hint, limits that fit leave room for the buckets when a stream is full.
+func TestSetupOnASmallStore(t *testing.T) {
+	t.Parallel()
+	s := natstest.RunServer(t, func(o *server.Options) { o.JetStreamMaxStore = 64 << 20 })
+	nc := natstest.Connect(t, s)
+	w, err := New(nc, Config{})
+	require.NoError(t, err)
+	w.Handle(schema.OpAuthorize, &fakeHandler{}, nil)
+	err = w.Setup(context.Background())
+	require.Error(t, err, "the default limits need about 1.4 GiB")
+	assert.Contains(t, err.Error(), "insufficient storage resources")
+	assert.Contains(t, err.Error(), "lower the max bytes or raise the server's max_file_store")
+
+	w, err = New(nc, Config{RequestsMaxBytes: 32 << 20, DLQMaxBytes: 8 << 20, KVMaxBytes: 4 << 20})
+	require.NoError(t, err)
+	w.Handle(schema.OpAuthorize, &fakeHandler{}, nil)
+	require.NoError(t, w.Setup(context.Background()))
 }
