@@ -184,7 +184,10 @@ func (d *delivery) pendingRejection() (rec pendingRecord, recorded, ok bool) {
 	if rec, recorded, ok := w.pending.lookup(d.m.Sequence); ok {
 		return rec, recorded, true
 	}
-	rec, ok, err := w.loadPending(context.Background(), d.m.Sequence)
+	// Before any progress signal: stay well inside the ack wait.
+	ctx, cancel := context.WithTimeout(context.Background(), d.lim.AckWait/4)
+	defer cancel()
+	rec, ok, err := w.loadPending(ctx, d.m.Sequence)
 	if err != nil {
 		d.log().Warn("pending dead letter record not read: handling the request again", logErr(err))
 		return pendingRecord{}, false, false
