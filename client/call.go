@@ -1,6 +1,8 @@
 package client
 
 import (
+	"github.com/b2jet/b2jet/internal/jserr"
+
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/b2jet/b2jet/internal/msgtrace"
@@ -71,6 +73,8 @@ func (c *Client) publish(ctx context.Context, op string, body any) (*call, error
 			err = perr
 		} else if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
 			err = fmt.Errorf("%w: %w", ErrNoStream, err)
+		} else if jserr.StreamFull(err) {
+			err = fmt.Errorf("%w: %w", ErrStreamFull, err)
 		}
 		return nil, &PublishError{Subject: subject, Err: err}
 	}

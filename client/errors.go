@@ -133,6 +133,12 @@ func (e *TimeoutError) Is(target error) bool { return target == ErrTimeout }
 // subject (no worker ever ran on this server and prefix: the workers create the stream).
 var ErrNoStream = errors.New("no JetStream stream captures the request subject")
 
+// ErrStreamFull is wrapped by a *PublishError when JetStream refused the request for lack of
+// space: the request stream is at its limits (the workers' --requests-max-bytes or
+// --requests-max-msgs) or the server's store is full. The request was not stored; publishing it
+// again may succeed once space is freed.
+var ErrStreamFull = errors.New("the request stream is full")
+
 // PublishError is a request that JetStream did not confirm storing: no PubAck came. The request
 // may or may not have been stored.
 type PublishError struct {

@@ -305,6 +305,28 @@ func TestPublishWithoutStream(t *testing.T) {
 	assert.Equal(t, "b2.req.authorize", pe.Subject)
 }
 
+// A request stream at its limits (discard new) refuses the request: a *PublishError wrapping
+// ErrStreamFull, not a timeout.
+func TestPublishToFullStream(t *testing.T) {
+	srv := natstest.RunServer(t)
+	nc := natstest.Connect(t, srv)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	_, err = js.CreateStream(context.Background(), jetstream.StreamConfig{Name: schema.StreamRequests,
+		Subjects: []string{"b2.req.>"}, MaxMsgs: 1, Discard: jetstream.DiscardNew})
+	require.NoError(t, err)
+	_, err = js.Publish(context.Background(), "b2.req.authorize", []byte(`{}`))
+	require.NoError(t, err)
+
+	c, err := client.New(nc, client.Options{Timeout: 2 * time.Second})
+	require.NoError(t, err)
+	_, err = c.Authorize(context.Background(), schema.AuthorizeRequest{})
+	require.ErrorIs(t, err, client.ErrStreamFull)
+	var pe *client.PublishError
+	require.ErrorAs(t, err, &pe)
+	assert.NotErrorIs(t, err, client.ErrTimeout)
+}
+
 // A cancelled context ends the wait at once, with the context's error.
 func TestFilesContextCancelled(t *testing.T) {
 	r := newResponder(t, sendAll(crafted{attempt: 1, number: 1, files: []string{"a"}}))

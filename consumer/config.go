@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -27,7 +28,20 @@ const (
 	DefaultBackoffMax      = 2 * time.Minute
 	DefaultFetchMaxWait    = 2 * time.Second
 	DefaultDrainTimeout    = 20 * time.Second
+	// The storage limits fit a small machine: the server reserves every stream's and bucket's
+	// max bytes against its max_file_store, so together they need about 1.4 GiB of it.
+	DefaultRequestsMaxBytes = 1 << 30
+	DefaultRequestsMaxMsgs  = 1_000_000
+	DefaultDLQMaxBytes      = 256 << 20
+	DefaultDLQMaxMsgs       = 100_000
+	DefaultKVMaxBytes       = 64 << 20
 )
+
+// DeadLetterHeadroom is what a dead letter may add to its request: the B2-* headers and the
+// attempt history, far below JetStream's 64 KiB of headers. The request stream's largest message
+// is the connection's max payload minus it, so that every request it stores can be
+// dead-lettered; the dead-letter stream's largest is the request stream's plus it.
+const DeadLetterHeadroom = 64 << 10
 
 // Lower bounds checked by New.
 const (
@@ -54,6 +68,26 @@ type Config struct {
 	DLQMaxAge time.Duration
 	// DuplicateWindow is both streams' Nats-Msg-Id de-duplication window; default 2 minutes.
 	DuplicateWindow time.Duration
+	// RequestsMaxBytes and RequestsMaxMsgs bound the request stream; defaults 1 GiB and
+	// 1,000,000, -1 for no limit. The stream discards nothing when it is full: it refuses new
+	// requests (the publisher's PubAck is an error), so a stored request is never dropped to make
+	// room. Requests stay after they are answered (for replay) until RequestsMaxAge, so size the
+	// limits for the requests of that long.
+	RequestsMaxBytes int64
+	RequestsMaxMsgs  int64
+	// RequestsMaxMsgSize is the largest request (data and headers) the request stream stores;
+	// default: the connection's max payload minus DeadLetterHeadroom. The dead-letter stream's
+	// largest message is this plus DeadLetterHeadroom, and must fit the max payload.
+	RequestsMaxMsgSize int32
+	// DLQMaxBytes and DLQMaxMsgs bound the dead-letter stream; defaults 256 MiB and 100,000, -1
+	// for no limit. When it is full it refuses new dead letters (nothing stored is dropped): the
+	// requests they belong to stay in the request stream unterminated, are counted by
+	// DeadLettersPending, and get their dead letters once there is room (see reconcile.go).
+	DLQMaxBytes int64
+	DLQMaxMsgs  int64
+	// KVMaxBytes bounds each key-value bucket the worker creates (the attempt history and the
+	// pending dead letters); default 64 MiB, -1 for no limit.
+	KVMaxBytes int64
 	// MaxAttempts is how many times a request is handled before it is dead-lettered; default 5
 	// (the first try plus four retries). The consumers' server-side MaxDeliver is MaxAttempts+2: the
 	// two spare deliveries let a request whose last attempt crashed, timed out or could not be
@@ -123,6 +157,11 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.RequestsMaxAge, DefaultRequestsMaxAge)
 	setDefault(&c.DLQMaxAge, DefaultDLQMaxAge)
 	setDefault(&c.DuplicateWindow, DefaultDuplicateWindow)
+	setDefault(&c.RequestsMaxBytes, DefaultRequestsMaxBytes)
+	setDefault(&c.RequestsMaxMsgs, DefaultRequestsMaxMsgs)
+	setDefault(&c.DLQMaxBytes, DefaultDLQMaxBytes)
+	setDefault(&c.DLQMaxMsgs, DefaultDLQMaxMsgs)
+	setDefault(&c.KVMaxBytes, DefaultKVMaxBytes)
 	setDefault(&c.MaxAttempts, DefaultMaxAttempts)
 	setDefault(&c.AckWait, DefaultAckWait)
 	setDefault(&c.MaxAckPending, DefaultMaxAckPending)
@@ -185,6 +224,20 @@ func (c Config) validate() error {
 	if c.DuplicateWindow > c.RequestsMaxAge || c.DuplicateWindow > c.DLQMaxAge {
 		bad("DuplicateWindow %v exceeds a stream max age", c.DuplicateWindow)
 	}
+	for _, l := range []struct {
+		field string
+		v     int64
+	}{
+		{"RequestsMaxBytes", c.RequestsMaxBytes}, {"RequestsMaxMsgs", c.RequestsMaxMsgs},
+		{"DLQMaxBytes", c.DLQMaxBytes}, {"DLQMaxMsgs", c.DLQMaxMsgs}, {"KVMaxBytes", c.KVMaxBytes},
+	} {
+		if l.v < -1 {
+			bad("%s %d is neither -1 (no limit) nor positive", l.field, l.v)
+		}
+	}
+	if c.RequestsMaxMsgSize < 0 {
+		bad("RequestsMaxMsgSize %d is negative", c.RequestsMaxMsgSize)
+	}
 	if c.MaxAttempts < 1 {
 		bad("MaxAttempts %d is below 1", c.MaxAttempts)
 	}
@@ -214,6 +267,24 @@ func (c Config) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// msgSizes returns the largest message of the request stream and of the dead-letter stream on a
+// connection whose max payload is payload: RequestsMaxMsgSize (default payload minus
+// DeadLetterHeadroom), and that plus DeadLetterHeadroom. A RequestsMaxMsgSize whose dead letters
+// would not fit the max payload is an error: such requests could be stored but never
+// dead-lettered.
+func (c Config) msgSizes(payload int64) (requests, dlq int32, err error) {
+	headroom := min(int64(DeadLetterHeadroom), payload/2)
+	req := int64(c.RequestsMaxMsgSize)
+	if req == 0 {
+		req = payload - headroom
+	}
+	if req < 1 || req+headroom > payload {
+		return 0, 0, fmt.Errorf("%w: RequestsMaxMsgSize %d leaves no room for its dead letter's headers within the connection's max payload (%d bytes): at most %d",
+			ErrInvalidConfig, c.RequestsMaxMsgSize, payload, payload-headroom)
+	}
+	return int32(min(req, math.MaxInt32)), int32(min(req+headroom, math.MaxInt32)), nil
 }
 
 // spareDeliveries are the deliveries a consumer's MaxDeliver allows beyond the attempts: never a

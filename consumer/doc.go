@@ -1,7 +1,9 @@
 // Package consumer is the JetStream side of b2jet. It owns everything that knows NATS:
 //
 //   - the streams (B2_REQUESTS, B2_DLQ) and the durable pull consumer of every operation, created or
-//     updated at start without touching settings an operator changed by hand (setup.go), and
+//     updated at start without touching settings an operator changed by hand (setup.go), every
+//     stream and bucket bounded and discarding new messages when full, so that a full stream
+//     refuses a publish instead of dropping what it stored (config.go, setup.go), and
 //     created again when one vanishes under a running worker (recover.go); the consumers' shared
 //     settings (ack wait, max deliver) are read from them and re-read every few seconds, so that
 //     every worker decides the last attempt as the server does (settings.go);
@@ -12,9 +14,11 @@
 //     (process.go, watchdog.go, decide.go, backoff.go, reject.go);
 //   - replies (replywriter.go) and dead letters (deadletter.go), as the wire contract defines them,
 //     with each account's allow-list of Reply-To subject patterns (replysubjects.go);
-//   - reconciliation (reconcile.go): a request is terminated only after its dead letter is stored;
-//     a dead letter that cannot be stored is retried until it is, and a request that reaches max
-//     deliveries without one gets it from the server's advisories;
+//   - reconciliation (reconcile.go, pendingstore.go): a request is terminated only after its dead
+//     letter is stored; a dead letter that cannot be stored (the dead-letter stream full) is
+//     recorded in a bucket and retried until it is, by the request's next delivery or, after its
+//     last, by every worker, and a request that reaches max deliveries without one gets it from the
+//     server's advisories;
 //   - graceful shutdown, shaped like http.Server.Shutdown (worker.go);
 //   - tracing (tracing.go): with Config.TracerProvider, one OpenTelemetry consumer span per
 //     delivery, the child of the request's traceparent, carried by the handler's context and

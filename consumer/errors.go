@@ -1,6 +1,11 @@
 package consumer
 
-import "errors"
+import (
+	"github.com/b2jet/b2jet/internal/jserr"
+
+	"errors"
+
+)
 
 var (
 	// ErrInvalidConfig is wrapped by every configuration error New returns.
@@ -44,3 +49,8 @@ var (
 	// dead letter with invalid_request) and its handler's Handle is never called.
 	ErrRequestTooLarge = errors.New("consumer: request over a limit")
 )
+
+// IsStreamFull reports whether err is JetStream refusing a publish because the stream is at its
+// max bytes or max messages (it discards new messages), or the server's or account's store is
+// full. Such a publish was not stored; it may succeed once space is freed.
+func IsStreamFull(err error) bool { return jserr.StreamFull(err) }

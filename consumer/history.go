@@ -28,6 +28,10 @@ const historyTTL = 24 * time.Hour
 // historyTimeout bounds the reads and writes of the history; it is best effort.
 const historyTimeout = 2 * time.Second
 
+// maxHistoryRecordBytes bounds one attempt record (the bucket's max value size): a record is a
+// line of a dead letter's header, and a handler's description could be long.
+const maxHistoryRecordBytes = 1 << 10
+
 // historyBucket is the name of the KV bucket holding attempt records of the requests stream.
 func (c Config) historyBucket() string { return c.RequestsStream + "_ATTEMPTS" }
 
@@ -39,9 +43,13 @@ func (w *Worker) ensureHistory(ctx context.Context) error {
 		TTL:         historyTTL,
 		Storage:     jetstream.FileStorage,
 		Replicas:    w.cfg.Replicas,
+		// When full, the bucket refuses new records (KV buckets discard new): the history is
+		// best effort, so a dead letter then lacks the records of some attempts.
+		MaxBytes:     w.cfg.KVMaxBytes,
+		MaxValueSize: maxHistoryRecordBytes,
 	})
 	if err != nil {
-		return fmt.Errorf("consumer: attempt history bucket %s: %w", w.cfg.historyBucket(), err)
+		return fmt.Errorf("consumer: attempt history bucket %s: %w%s", w.cfg.historyBucket(), err, storageHint(err))
 	}
 	w.history = kv
 	return nil
@@ -68,7 +76,7 @@ func attemptRecord(attempt int, at time.Time, err error, delay time.Duration) st
 	if delay > 0 {
 		parts = append(parts, "delay="+delay.String())
 	}
-	return strings.Join(parts, " ")
+	return truncateUTF8(strings.Join(parts, " "), maxHistoryRecordBytes)
 }
 
 // recordAttempt stores the record of a failed attempt that will be retried. Failures are logged

@@ -130,6 +130,14 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 	defer d.endSpan()
 	w.emit(d.event(EventDelivered, nil))
 
+	if m.Attempt > 1 {
+		// An earlier delivery rejected it and could not store its dead letter: store it now,
+		// with no second call of the handler and no second error reply.
+		if rec, recorded, ok := d.pendingRejection(); ok {
+			d.storeRecorded(rs, rec, recorded)
+			return
+		}
+	}
 	out := outcome{Attempt: m.Attempt, MaxAttempts: lim.MaxAttempts, MaxDeliver: lim.lastDelivery()}
 	if doorErr != nil {
 		// Refused whatever the attempt: a request over a limit never reaches the handler, and

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -367,12 +368,16 @@ func TestDeadLetterPendingUntilStored(t *testing.T) {
 			}}
 			var mu sync.Mutex
 			kinds := map[EventKind]int{}
+			targets := map[string]int{}
 			cfg := testConfig(t)
 			cfg.MaxAttempts = 1 // server MaxDeliver 3
 			cfg.BackoffBase = 20 * time.Millisecond
 			cfg.OnEvent = func(ev Event) {
 				mu.Lock()
 				kinds[ev.Kind]++
+				if ev.Kind == EventDeadLetterPending {
+					targets[ev.Target]++
+				}
 				mu.Unlock()
 			}
 			count := func(k EventKind) int {
@@ -386,13 +391,16 @@ func TestDeadLetterPendingUntilStored(t *testing.T) {
 			seq := e.publish("b2.req.authorize", []byte(`{}`), nil)
 			require.Eventually(t, func() bool { return r.w.DeadLettersPending() == 1 }, 20*time.Second, 10*time.Millisecond)
 			assert.Equal(t, []uint64{seq}, r.w.PendingDeadLetters())
-			assert.Len(t, h.rejectCalls(), 3, "the first two failures were retried on spare deliveries")
+			assert.Len(t, h.rejectCalls(), 1, "one rejection, one error reply: the spare deliveries only retried its dead letter")
 			e.settled(schema.OpAuthorize)
 			st, err := e.js.Stream(context.Background(), schema.StreamRequests)
 			require.NoError(t, err)
 			_, err = st.GetMsg(context.Background(), seq)
 			require.NoError(t, err, "the request is still in the stream")
-			assert.Equal(t, 1, count(EventDeadLetterPending))
+			assert.Equal(t, 3, count(EventDeadLetterPending), "refused on each of the three deliveries")
+			mu.Lock()
+			assert.Equal(t, map[string]int{sourceRedelivery: 2, sourceLastDelivery: 1}, targets)
+			mu.Unlock()
 			assert.Zero(t, count(EventLost))
 			assert.Equal(t, 2, count(EventNaked), "the last delivery ends as dead_letter_pending, not also as retried")
 
@@ -409,23 +417,48 @@ func TestDeadLetterPendingUntilStored(t *testing.T) {
 	}
 }
 
-// A worker that stops with a dead letter still pending says which request it leaves behind.
+// A worker that stops with a dead letter still pending says which request it leaves behind: to
+// the other workers when the pending bucket holds its record, else lost from the worker's view.
 func TestStopWithPendingDeadLetterLogsIt(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	h := &fakeHandler{handle: func(ctx context.Context, m *Message, w ReplyWriter) error {
-		return Permanent(errors.New("bad request"))
-	}}
-	var logs syncBuffer
-	cfg := testConfig(t)
-	cfg.MaxAttempts = 1
-	cfg.BackoffBase = 20 * time.Millisecond
-	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	r := startWorker(t, e.nc, cfg, func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })
-	require.NoError(t, e.js.DeleteStream(context.Background(), schema.StreamDLQ))
-	seq := e.publish("b2.req.authorize", []byte(`{}`), nil)
-	require.Eventually(t, func() bool { return r.w.DeadLettersPending() == 1 }, 20*time.Second, 10*time.Millisecond)
-	require.NoError(t, r.stop(t))
-	assert.Contains(t, logs.String(), "level=ERROR msg=\"worker stopped with a dead letter not stored")
-	assert.Contains(t, logs.String(), "stream_seq="+strconv.FormatUint(seq, 10))
+	for _, tc := range []struct {
+		name     string
+		noBucket bool
+		want     string
+	}{
+		{"recorded", false, "level=WARN msg=\"worker stopped with a dead letter not stored: the request stays in the stream, its record in the pending bucket"},
+		{"not recorded", true, "level=ERROR msg=\"worker stopped with a dead letter not stored: the request is in the stream without one"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			h := &fakeHandler{handle: func(ctx context.Context, m *Message, w ReplyWriter) error {
+				return Permanent(errors.New("bad request"))
+			}}
+			var logs syncBuffer
+			var lost atomic.Int32
+			cfg := testConfig(t)
+			cfg.MaxAttempts = 1
+			cfg.BackoffBase = 20 * time.Millisecond
+			cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			cfg.OnEvent = func(ev Event) {
+				if ev.Kind == EventLost {
+					lost.Add(1)
+				}
+			}
+			r := startWorker(t, e.nc, cfg, func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })
+			require.NoError(t, e.js.DeleteStream(context.Background(), schema.StreamDLQ))
+			if tc.noBucket {
+				require.NoError(t, e.js.DeleteKeyValue(context.Background(), "B2_REQUESTS_DLQ_PENDING"))
+			}
+			seq := e.publish("b2.req.authorize", []byte(`{}`), nil)
+			require.Eventually(t, func() bool {
+				return r.w.DeadLettersPending() == 1 && strings.Contains(logs.String(), "dead letter not stored on the last delivery")
+			}, 20*time.Second, 10*time.Millisecond)
+			require.NoError(t, r.stop(t))
+			assert.Contains(t, logs.String(), tc.want)
+			assert.Contains(t, logs.String(), "stream_seq="+strconv.FormatUint(seq, 10))
+			assert.Equal(t, tc.noBucket, lost.Load() == 1, "lost only without a record")
+		})
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"time"
 
@@ -17,11 +18,10 @@ const deadLetterTriesLast = 3
 // reject gives up on the message: Handler.Reject writes the error reply, the dead letter is
 // published (waiting for its PubAck), then the message is terminated with the error code as reason.
 //
-// When Reject fails or the dead letter cannot be published, the message is naked with a backoff
-// delay so that a spare delivery retries the rejection; on the server's last delivery there is
-// none, so the dead letter is published anyway (Reject's error reply is then missing) with a few
-// tries, and if even that fails the request is handed to the worker's dead-letter retries
-// (reconcile.go), never terminated without its dead letter.
+// When Reject fails, the message is naked with a backoff delay so that a spare delivery retries
+// the rejection; on the server's last delivery there is none, so the dead letter is published
+// anyway (Reject's error reply is then missing). When the dead letter cannot be published, the
+// request is never terminated: see storeDeadLetter.
 func (d *delivery) reject(rs *runState, f Failure) {
 	w := d.r.w
 	last := !retryRejection(d.m.Attempt, d.lim.lastDelivery())
@@ -62,6 +62,22 @@ func (d *delivery) reject(rs *runState, f Failure) {
 		FailedAt:     time.Now(),
 		History:      d.attemptHistory(final),
 	}
+	d.storeDeadLetter(rs, dl, last, f, false)
+}
+
+// storeDeadLetter publishes dl, the dead letter of this delivery's request (waiting for its
+// PubAck), and then terminates the message with the error code as reason. recorded tells that the
+// pending bucket holds the request's record (an earlier delivery's dead letter was refused): it is
+// removed once dl is stored.
+//
+// When dl cannot be stored, the request is not terminated: its rejection is recorded in the
+// pending bucket and the message naked with a backoff delay, so that its next delivery stores dl
+// without calling the handler again (no second B2 call, no second error reply); on the server's
+// last delivery, after a few tries, it is handed to the worker's dead-letter retries
+// (reconcile.go).
+func (d *delivery) storeDeadLetter(rs *runState, dl deadLetter, last bool, f Failure, recorded bool) {
+	w := d.r.w
+	rej := dl.Rejection
 	tries := 1
 	if last {
 		tries = deadLetterTriesLast
@@ -69,19 +85,32 @@ func (d *delivery) reject(rs *runState, f Failure) {
 	// The error reply is out: finish the rejection even if the drain timeout has just expired
 	// (Reject again on a later delivery would send a second error reply). The phase's watchdog
 	// still bounds it.
-	ctx, end = d.tracker.phase(d.spanContext(context.WithoutCancel(rs.hard)))
+	ctx, end := d.tracker.phase(d.spanContext(context.WithoutCancel(rs.hard)))
 	defer end()
 	if perr := w.publishDeadLetterTries(ctx, buildDeadLetter(w.cfg.Subjects, dl), dl.msgID(), tries); perr != nil {
 		w.emit(d.event(EventPublishFailed, func(e *Event) { e.Target = "dead_letter"; e.Err = perr }))
-		if !last {
-			d.log().Warn("dead letter publish failed", logErr(perr))
-			d.nakForRetry(rs, perr)
+		saved := w.savePending(d.m.Sequence, recordOf(d.m.Op, sourceOf(last), dl, last))
+		if last {
+			// The server will not deliver it again: the worker keeps publishing it.
+			d.handOff(dl, perr, saved || recorded)
 			return
 		}
-		// The server will not deliver it again: the worker keeps publishing it (reconcile.go).
 		d.spanEnding("dead_letter_pending", perr)
-		d.handOff(dl, perr)
+		d.awaitRedelivery(rs, dl, perr, saved || recorded)
 		return
+	}
+	w.pending.remove(d.m.Sequence)
+	if recorded {
+		w.pending.hurry(time.Now()) // the dead-letter stream has room again
+		if err := w.dropPending(ctx, d.m.Sequence); err != nil {
+			// Left in the bucket, the record would make a later scan store the dead letter again:
+			// the retry set removes it.
+			d.log().Warn("dead letter stored, its pending record not removed: retried", logErr(err))
+			p := &pendingDeadLetter{seq: d.m.Sequence, r: d.r, source: sourceOf(last), rej: rej, recorded: true, account: d.m.Account}
+			if w.pending.add(p) {
+				w.pending.markStored(p, err, time.Now())
+			}
+		}
 	}
 	if terr := d.msg.TermWithReason(rej.Code); terr != nil {
 		// The dead letter is stored; the message comes back after the ack wait and its second dead
@@ -97,6 +126,76 @@ func (d *delivery) reject(rs *runState, f Failure) {
 	w.emit(d.event(EventDeadLettered, func(e *Event) {
 		e.Code, e.Exhausted, e.Err = rej.Code, f.Exhausted, f.Err
 	}))
+}
+
+// sourceOf is the pending source of a dead letter refused on a delivery.
+func sourceOf(last bool) string {
+	if last {
+		return sourceLastDelivery
+	}
+	return sourceRedelivery
+}
+
+// awaitRedelivery naks the message whose dead letter dl was refused, on a delivery that is not
+// the server's last, and counts it as pending until its next delivery, which finds its record
+// (in the pending bucket, or in this worker's retry set) and publishes dl.
+func (d *delivery) awaitRedelivery(rs *runState, dl deadLetter, perr error, recorded bool) {
+	w := d.r.w
+	delay := w.policy.delay(perr, d.m.Attempt)
+	if rs.hard.Err() != nil {
+		delay = shutdownNakDelay
+	}
+	now := time.Now()
+	p := &pendingDeadLetter{
+		seq: d.m.Sequence, r: d.r, source: sourceRedelivery, rej: dl.Rejection, attempts: dl.Attempts,
+		failedAt: dl.FailedAt, history: dl.History, historyKnown: true, account: d.m.Account,
+		tries: 1, err: perr, recorded: recorded,
+		// Its redelivery comes after the delay, and is handled within an ack wait or two.
+		awaiting: now.Add(delay + 2*d.lim.AckWait + w.cfg.FetchMaxWait),
+	}
+	w.pending.add(p)
+	d.log().Warn("dead letter not stored: the request stays in the stream, its next delivery stores it",
+		logString("request_id", dl.Rejection.RequestID), "outcome", "dead_letter_pending", "code", dl.Rejection.Code,
+		"recorded", recorded, logErr(perr))
+	w.emit(d.event(EventDeadLetterPending, func(e *Event) { e.Code, e.Target, e.Err = dl.Rejection.Code, sourceRedelivery, perr }))
+	outcome := nakRetry
+	if rs.hard.Err() != nil {
+		outcome = nakShutdown
+	}
+	d.nak(delay, outcome, perr)
+}
+
+// storeRecorded finishes a redelivery of a request whose dead letter an earlier delivery could
+// not store: it publishes that dead letter, from rec, without calling the handler or Reject.
+func (d *delivery) storeRecorded(rs *runState, rec pendingRecord, recorded bool) {
+	m := d.m
+	dl := deadLetter{
+		Subject: m.Subject, Op: m.Op, AccountToken: d.accountToken, Data: m.Data, Header: m.Header,
+		Stream: m.Stream, Seq: m.Sequence, Attempts: rec.Attempts, Rejection: rec.rejection(),
+		FailedAt: rec.FailedAt, History: rec.History,
+	}
+	d.logAttrs(slog.LevelDebug, "storing the dead letter an earlier delivery could not", logString("request_id", rec.RequestID))
+	d.storeDeadLetter(rs, dl, !retryRejection(m.Attempt, d.lim.lastDelivery()), Failure{}, recorded)
+}
+
+// pendingRejection returns the record of this delivery's request when an earlier delivery could
+// not store its dead letter: from the worker's retry set, else from the pending bucket. recorded
+// tells that the bucket holds it. A bucket that cannot be read counts as no record: the request is
+// then handled again, as it would be without the bucket.
+func (d *delivery) pendingRejection() (rec pendingRecord, recorded, ok bool) {
+	w := d.r.w
+	if rec, recorded, ok := w.pending.lookup(d.m.Sequence); ok {
+		return rec, recorded, true
+	}
+	// Before any progress signal: stay well inside the ack wait.
+	ctx, cancel := context.WithTimeout(context.Background(), d.lim.AckWait/4)
+	defer cancel()
+	rec, ok, err := w.loadPending(ctx, d.m.Sequence)
+	if err != nil {
+		d.log().Warn("pending dead letter record not read: handling the request again", logErr(err))
+		return pendingRecord{}, false, false
+	}
+	return rec, ok, ok
 }
 
 // nakForRetry naks so that a later delivery retries the rejection: with the shutdown delay when

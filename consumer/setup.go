@@ -16,18 +16,26 @@ const setupTries = 3
 // Setup creates or updates the request and dead-letter streams and the durable consumer of every
 // registered operation. It is idempotent and safe to run from many workers at once. Only the fields
 // the worker manages are written (streams: subjects, retention, storage, max age, duplicate window,
-// replicas; consumers: filter subjects and ack policy, plus ack wait, max deliver and max ack
+// replicas, and the limits: max bytes, max messages, max message size, discard policy; consumers: filter subjects and ack policy, plus ack wait, max deliver and max ack
 // pending when it creates the consumer or with Config.UpdateConsumerSettings); every other
 // setting, such as one an operator changed by hand, is read back and kept, and nothing is updated
 // when the managed fields already match. The worker then runs by the consumer's shared settings
 // (see ConsumerSettings).
 func (w *Worker) Setup(ctx context.Context) error {
+	req, dlq, err := w.cfg.msgSizes(w.nc.MaxPayload())
+	if err != nil {
+		return err
+	}
+	w.requestsMsgSize, w.dlqMsgSize = req, dlq
 	for _, want := range []jetstream.StreamConfig{w.requestsStreamConfig(), w.dlqStreamConfig()} {
 		if err := w.ensureStream(ctx, want); err != nil {
 			return err
 		}
 	}
 	if err := w.ensureHistory(ctx); err != nil {
+		return err
+	}
+	if err := w.ensurePending(ctx); err != nil {
 		return err
 	}
 	for _, r := range w.registered() {
@@ -49,6 +57,12 @@ func (w *Worker) requestsStreamConfig() jetstream.StreamConfig {
 		MaxAge:     w.cfg.RequestsMaxAge,
 		Duplicates: w.cfg.DuplicateWindow,
 		Replicas:   w.cfg.Replicas,
+		MaxBytes:   w.cfg.RequestsMaxBytes,
+		MaxMsgs:    w.cfg.RequestsMaxMsgs,
+		MaxMsgSize: w.requestsMsgSize,
+		// A full request stream refuses the publish, which the publisher sees, rather than
+		// dropping the oldest stored request, which nobody would see.
+		Discard: jetstream.DiscardNew,
 	}
 }
 
@@ -61,6 +75,13 @@ func (w *Worker) dlqStreamConfig() jetstream.StreamConfig {
 		MaxAge:     w.cfg.DLQMaxAge,
 		Duplicates: w.cfg.DuplicateWindow,
 		Replicas:   w.cfg.Replicas,
+		MaxBytes:   w.cfg.DLQMaxBytes,
+		MaxMsgs:    w.cfg.DLQMaxMsgs,
+		MaxMsgSize: w.dlqMsgSize,
+		// A full dead-letter stream refuses new dead letters rather than dropping stored ones:
+		// a refused dead letter's request stays in the request stream and gets it later
+		// (reconcile.go), while a dropped one would be gone for good.
+		Discard: jetstream.DiscardNew,
 	}
 }
 
@@ -85,7 +106,7 @@ func (w *Worker) ensureStream(ctx context.Context, want jetstream.StreamConfig) 
 				continue // another worker created it first: read and merge
 			}
 			if err != nil {
-				return fmt.Errorf("consumer: create stream %s: %w", want.Name, err)
+				return fmt.Errorf("consumer: create stream %s: %w%s", want.Name, err, storageHint(err))
 			}
 			w.log.Info("stream created", "stream", want.Name)
 			return nil
@@ -94,34 +115,88 @@ func (w *Worker) ensureStream(ctx context.Context, want jetstream.StreamConfig) 
 			return fmt.Errorf("consumer: look up stream %s: %w", want.Name, err)
 		}
 		merged, changed := mergeStreamConfig(st.CachedInfo().Config, want)
-		if !changed {
-			return nil
+		if changed {
+			if _, err := w.js.UpdateStream(ctx, merged); err != nil {
+				return fmt.Errorf("consumer: update stream %s: %w%s", want.Name, err, storageHint(err))
+			}
+			w.log.Info("stream updated", "stream", want.Name)
 		}
-		if _, err := w.js.UpdateStream(ctx, merged); err != nil {
-			return fmt.Errorf("consumer: update stream %s: %w", want.Name, err)
-		}
-		w.log.Info("stream updated", "stream", want.Name)
+		w.warnFull(want.Name, st.CachedInfo().State, merged)
 		return nil
 	}
 	return fmt.Errorf("consumer: create stream %s: still racing after %d tries", want.Name, setupTries)
 }
 
 // mergeStreamConfig returns cur with the managed fields of want, and whether any of them changed.
+// The server reports no limit as -1; want may say 0 or -1 for it.
 func mergeStreamConfig(cur, want jetstream.StreamConfig) (jetstream.StreamConfig, bool) {
 	changed := !slices.Equal(cur.Subjects, want.Subjects) ||
 		cur.Retention != want.Retention ||
 		cur.Storage != want.Storage ||
 		cur.MaxAge != want.MaxAge ||
 		cur.Duplicates != want.Duplicates ||
-		cur.Replicas != want.Replicas
+		cur.Replicas != want.Replicas ||
+		noLimit(cur.MaxBytes) != noLimit(want.MaxBytes) ||
+		noLimit(cur.MaxMsgs) != noLimit(want.MaxMsgs) ||
+		noLimit(cur.MaxMsgSize) != noLimit(want.MaxMsgSize) ||
+		cur.Discard != want.Discard
 	cur.Subjects = slices.Clone(want.Subjects)
 	cur.Retention = want.Retention
 	cur.Storage = want.Storage
 	cur.MaxAge = want.MaxAge
 	cur.Duplicates = want.Duplicates
 	cur.Replicas = want.Replicas
+	cur.MaxBytes = noLimit(want.MaxBytes)
+	cur.MaxMsgs = noLimit(want.MaxMsgs)
+	cur.MaxMsgSize = noLimit(want.MaxMsgSize)
+	cur.Discard = want.Discard
 	return cur, changed
 }
+
+// fullWarning is the share of a stream's limit from which Setup warns that it fills.
+const fullWarning = 0.9
+
+// warnFull logs a warning when the stream holds fullWarning or more of its max bytes or max
+// messages, and an error when it is full: it then refuses every new message (it discards new),
+// for example right after an upgrade lowered its limits below what it held.
+func (w *Worker) warnFull(name string, state jetstream.StreamState, cfg jetstream.StreamConfig) {
+	share := 0.0
+	if cfg.MaxBytes > 0 {
+		share = float64(state.Bytes) / float64(cfg.MaxBytes)
+	}
+	if cfg.MaxMsgs > 0 {
+		share = max(share, float64(state.Msgs)/float64(cfg.MaxMsgs))
+	}
+	args := []any{"stream", name, "full_percent", int(100 * share), "msgs", state.Msgs, "max_msgs", cfg.MaxMsgs,
+		"bytes", state.Bytes, "max_bytes", cfg.MaxBytes}
+	switch {
+	case share >= 1:
+		w.log.Error("stream full: it refuses every new message until it holds less than its limits (purge it, or raise them)", args...)
+	case share >= fullWarning:
+		w.log.Warn("stream nearly full: when full it refuses new messages", args...)
+	}
+}
+
+// noLimit returns a stream limit as the server reports it: -1 for none (0 or -1).
+func noLimit[T int32 | int64](v T) T {
+	if v <= 0 {
+		return -1
+	}
+	return v
+}
+
+// storageHint explains a stream or bucket the server refused for its max bytes.
+func storageHint(err error) string {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrCodeStorageResourcesExceeded {
+		return " (the server reserves every stream's and bucket's max bytes in its max_file_store" +
+			" and has not that much left: lower the max bytes or raise the server's max_file_store)"
+	}
+	return ""
+}
+
+// jsErrCodeStorageResourcesExceeded is the server's "insufficient storage resources available".
+const jsErrCodeStorageResourcesExceeded jetstream.ErrorCode = 10047
 
 // ensureConsumer creates op's durable consumer, or updates its managed fields when they differ.
 // A consumer created with startSeq > 1 delivers from that stream sequence on instead of from the

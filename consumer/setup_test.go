@@ -43,6 +43,10 @@ func TestSetupIdempotent(t *testing.T) {
 	assert.Equal(t, 7*24*time.Hour, sc.MaxAge)
 	assert.Equal(t, 2*time.Minute, sc.Duplicates)
 	assert.Equal(t, 1, sc.Replicas)
+	assert.Equal(t, int64(1<<30), sc.MaxBytes)
+	assert.Equal(t, int64(1_000_000), sc.MaxMsgs)
+	assert.Equal(t, int32(e.nc.MaxPayload()-DeadLetterHeadroom), sc.MaxMsgSize, "room for the dead letter's headers")
+	assert.Equal(t, jetstream.DiscardNew, sc.Discard, "a full stream refuses, never drops a stored request")
 
 	dlq, err := e.js.Stream(ctx, schema.StreamDLQ)
 	require.NoError(t, err)
@@ -52,6 +56,17 @@ func TestSetupIdempotent(t *testing.T) {
 	assert.Equal(t, jetstream.FileStorage, dc.Storage)
 	assert.Equal(t, 30*24*time.Hour, dc.MaxAge)
 	assert.Equal(t, 2*time.Minute, dc.Duplicates)
+	assert.Equal(t, int64(256<<20), dc.MaxBytes)
+	assert.Equal(t, int64(100_000), dc.MaxMsgs)
+	assert.Equal(t, int32(e.nc.MaxPayload()), dc.MaxMsgSize, "a dead letter of the largest request fits")
+	assert.Equal(t, jetstream.DiscardNew, dc.Discard)
+
+	kv, err := e.js.KeyValue(ctx, "B2_REQUESTS_ATTEMPTS")
+	require.NoError(t, err)
+	ks, err := kv.Status(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(64<<20), ks.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.MaxBytes)
+	assert.Equal(t, int32(maxHistoryRecordBytes), ks.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.MaxMsgSize)
 
 	for op, name := range map[string]string{schema.OpAuthorize: "b2-authorize", schema.OpListFileNames: "b2-list-file-names"} {
 		c, err := e.js.Consumer(ctx, schema.StreamRequests, name)
@@ -65,10 +80,11 @@ func TestSetupIdempotent(t *testing.T) {
 		assert.Equal(t, 1000, cc.MaxAckPending)
 	}
 
-	// An operator changes unmanaged fields by hand, and one managed field.
-	sc.MaxMsgs = 12345
+	// An operator changes unmanaged fields by hand, and managed ones.
+	sc.MaxMsgsPerSubject = 12345
 	sc.Description = "hand-tuned"
 	sc.MaxAge = time.Hour
+	sc.MaxBytes, sc.Discard = 5<<20, jetstream.DiscardOld
 	_, err = e.js.UpdateStream(ctx, sc)
 	require.NoError(t, err)
 	c, err := e.js.Consumer(ctx, schema.StreamRequests, "b2-authorize")
@@ -97,9 +113,11 @@ func TestSetupIdempotent(t *testing.T) {
 	st, err = e.js.Stream(ctx, schema.StreamRequests)
 	require.NoError(t, err)
 	sc = st.CachedInfo().Config
-	assert.Equal(t, int64(12345), sc.MaxMsgs, "unmanaged stream field survives")
+	assert.Equal(t, int64(12345), sc.MaxMsgsPerSubject, "unmanaged stream field survives")
 	assert.Equal(t, "hand-tuned", sc.Description)
 	assert.Equal(t, 7*24*time.Hour, sc.MaxAge, "managed stream field converges")
+	assert.Equal(t, int64(1<<30), sc.MaxBytes, "managed limit converges")
+	assert.Equal(t, jetstream.DiscardNew, sc.Discard, "managed discard policy converges")
 
 	c, err = e.js.Consumer(ctx, schema.StreamRequests, "b2-authorize")
 	require.NoError(t, err)

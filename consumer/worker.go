@@ -27,6 +27,13 @@ type Worker struct {
 	tracer trace.Tracer
 	// history holds the records of failed attempts (see history.go); set by Setup.
 	history jetstream.KeyValue
+	// pendingKV holds the records of dead letters not stored yet (see pendingstore.go); set by
+	// Setup.
+	pendingKV jetstream.KeyValue
+	// pendingScan is how often the retry loop loads the pending bucket; a test seam.
+	pendingScan time.Duration
+	// requestsMsgSize and dlqMsgSize are the streams' max message sizes; set by Setup.
+	requestsMsgSize, dlqMsgSize int32
 
 	mu      sync.Mutex
 	ops     []*opRunner
@@ -63,6 +70,7 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		policy:       cfg.retryPolicy(),
 		tracer:       newTracer(cfg.TracerProvider),
 		floorRefresh: ackFloorRefresh,
+		pendingScan:  pendingScanEvery,
 		pending:      newDeadLetterSet(),
 	}, nil
 }

@@ -2,8 +2,15 @@
 // scenario is a test that runs real processes (the built b2jet binary as workers, nats-server
 // binaries built from the version in go.mod, and the b2/b2test fake B2 as cmd/b2fake), publishes a
 // known set of requests, breaks something (workers killed, servers restarted or killed, B2 down,
-// throttling, slow or poison input) and then accounts for every request: each must end with
-// exactly one final outcome, an ok reply or an error reply plus a dead letter.
+// throttling, slow or poison input, a hostile publisher, a full store) and then accounts for every
+// request: each must end with exactly one final outcome, an ok reply or an error reply plus a dead
+// letter.
+//
+// The scenarios, one file each: 1 kill -9 workers, 2 restart NATS, 3 kill cluster leaders, 4 B2
+// outage, 5 429 storm, 6 slow B2, 7 poison input, 8 secrets, 10 hostile publisher, 11 full store
+// (the request and dead-letter streams at their max bytes: refused publishes are counted and
+// published again once the stream was purged, refused dead letters wait unterminated through a
+// worker's kill -9 until the dead-letter stream is purged).
 //
 // `make test` runs a short version of every scenario; `make chaos` runs the full sizes
 // (-chaos.full) and prints one summary table. Replies are captured by a stream of the test's own

@@ -41,7 +41,7 @@ type env struct {
 	crashes    []string     // workers found dead before the test stopped them
 	published  atomic.Int64 // requests stored in B2_REQUESTS by the publishers
 	seqs       sync.Map     // request id -> its B2_REQUESTS sequence (from the PubAck)
-	refused    sync.Map     // hostile request id -> the server's refusal
+	refused    sync.Map     // hostile or refusable request id -> the server's last refusal
 	nc         *nats.Conn
 	js         jetstream.JetStream
 	replyTo    string

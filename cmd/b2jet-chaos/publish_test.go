@@ -36,6 +36,9 @@ type request struct {
 	// core publishes without JetStream (no PubAck, so no reply subject on the PUB line): a
 	// subject just under the server's control-line limit fits only so.
 	core bool
+	// refusable requests may be refused by a full request stream: the refusal is counted (see
+	// env.refused) instead of retried, and the scenario publishes the request again later.
+	refusable bool
 }
 
 // validRequests returns n requests that must succeed: list_file_names of one small page, with
@@ -153,7 +156,7 @@ func (e *env) publishOne(ctx context.Context, r request) error {
 			e.seqs.Store(r.id, ack.Sequence)
 			return nil
 		}
-		if r.hostile && isRefusal(err) {
+		if (r.hostile || r.refusable) && isRefusal(err) {
 			e.refused.Store(r.id, err.Error())
 			return errRefused
 		}
@@ -164,7 +167,7 @@ func (e *env) publishOne(ctx context.Context, r request) error {
 	}
 }
 
-// errRefused reports a hostile request that the server refused to store.
+// errRefused reports a hostile or refusable request that the server refused to store.
 var errRefused = errors.New("refused at publish")
 
 // isRefusal reports whether a publish error is the server's lasting answer to this message (a

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/b2jet/b2jet/b2"
+	"github.com/b2jet/b2jet/consumer"
 )
 
 // Every invalid configuration fails at start with exit code 2 and exactly one line on stderr that
@@ -134,6 +136,27 @@ func TestWorkerInvalidConfig(t *testing.T) {
 			env:  map[string]string{"NATS_KEY": badYAML},
 			args: []string{"worker", "--sandbox"},
 			want: "b2jet: --tlscert (NATS_CERT): missing: --tlskey (NATS_KEY) is set",
+		},
+		{
+			name: "request stream without a byte limit of 0",
+			args: []string{"worker", "--sandbox", "--requests-max-bytes", "0"},
+			want: "b2jet: --requests-max-bytes (B2JET_REQUESTS_MAX_BYTES): 0 is neither -1 (no limit) nor positive",
+		},
+		{
+			name: "size with an unknown unit",
+			env:  map[string]string{"B2JET_DLQ_MAX_BYTES": "2GB"},
+			args: []string{"worker", "--sandbox"},
+			want: `b2jet: --dlq-max-bytes: "2GB" is not a size such as 1048576, 64KiB, 256MiB or 1GiB (-1: no limit)`,
+		},
+		{
+			name: "negative message limit",
+			args: []string{"worker", "--sandbox", "--dlq-max-msgs=-5"},
+			want: "b2jet: --dlq-max-msgs (B2JET_DLQ_MAX_MSGS): -5 is neither -1 (no limit) nor positive",
+		},
+		{
+			name: "max message size over int32",
+			args: []string{"worker", "--sandbox", "--requests-max-msg-size", "4GiB"},
+			want: "b2jet: --requests-max-msg-size (B2JET_REQUESTS_MAX_MSG_SIZE): 4GiB is not a size within 1..2147483647",
 		},
 		{
 			name: "embedded port out of range",
@@ -355,4 +378,57 @@ accounts:
 func TestRedactURLs(t *testing.T) {
 	assert.Equal(t, "nats://REDACTED@a:4222,nats://b:4222", redactURLs("nats://u:p@a:4222, nats://b:4222"))
 	assert.Equal(t, "nats://REDACTED@a:4222", redactURLs("nats://s3cr3ttoken@a:4222"))
+}
+
+// The limit flags (and their variables) become the consumer's limits; without them, the
+// consumer's defaults apply.
+func TestWorkerLimitFlags(t *testing.T) {
+	parse := func(t *testing.T, args ...string) consumer.Config {
+		t.Helper()
+		var cli CLI
+		p, err := newParser(&cli, io.Discard, io.Discard, func(int) {})
+		require.NoError(t, err)
+		_, err = p.Parse(append([]string{"worker", "--sandbox"}, args...))
+		require.NoError(t, err)
+		require.NoError(t, cli.Worker.validateConsumer())
+		return cli.Worker.consumerConfig(nil)
+	}
+	t.Run("defaults", func(t *testing.T) {
+		clearEnv(t)
+		cfg := parse(t)
+		assert.Equal(t, int64(consumer.DefaultRequestsMaxBytes), cfg.RequestsMaxBytes)
+		assert.Equal(t, int64(consumer.DefaultRequestsMaxMsgs), cfg.RequestsMaxMsgs)
+		assert.Zero(t, cfg.RequestsMaxMsgSize, "derived from the server's max payload")
+		assert.Equal(t, int64(consumer.DefaultDLQMaxBytes), cfg.DLQMaxBytes)
+		assert.Equal(t, int64(consumer.DefaultDLQMaxMsgs), cfg.DLQMaxMsgs)
+		assert.Equal(t, int64(consumer.DefaultKVMaxBytes), cfg.KVMaxBytes)
+	})
+	t.Run("flags and variables", func(t *testing.T) {
+		clearEnv(t)
+		t.Setenv("B2JET_DLQ_MAX_BYTES", "512MiB")
+		t.Setenv("B2JET_KV_MAX_BYTES", "-1")
+		cfg := parse(t, "--requests-max-bytes", "2GiB", "--requests-max-msgs=-1", "--requests-max-msg-size", "256KiB",
+			"--dlq-max-msgs", "5000", "--kv-max-bytes", "8MiB")
+		assert.Equal(t, int64(2<<30), cfg.RequestsMaxBytes)
+		assert.Equal(t, int64(-1), cfg.RequestsMaxMsgs)
+		assert.Equal(t, int32(256<<10), cfg.RequestsMaxMsgSize)
+		assert.Equal(t, int64(512<<20), cfg.DLQMaxBytes, "from the variable")
+		assert.Equal(t, int64(5000), cfg.DLQMaxMsgs)
+		assert.Equal(t, int64(8<<20), cfg.KVMaxBytes, "the flag wins over its variable")
+	})
+}
+
+func TestByteSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "1048576": 1 << 20, "64KiB": 64 << 10, "256 MiB": 256 << 20, "1gib": 1 << 30, "2TiB": 2 << 40, "512B": 512, "-1": -1} {
+		var b byteSize
+		require.NoError(t, b.UnmarshalText([]byte(in)), in)
+		assert.Equal(t, want, int64(b), in)
+	}
+	for _, in := range []string{"", "1.5GiB", "2GB", "-2", "MiB", "9999999999TiB"} {
+		var b byteSize
+		assert.Error(t, b.UnmarshalText([]byte(in)), in)
+	}
+	assert.Equal(t, "1GiB", byteSize(1<<30).String())
+	assert.Equal(t, "1000", byteSize(1000).String())
+	assert.Equal(t, "-1", byteSize(-1).String())
 }

@@ -105,7 +105,8 @@ func TestPrintStatus(t *testing.T) {
 	now := time.Date(2026, 5, 14, 10, 0, 0, 0, time.UTC)
 	st := ops.Status{
 		Streams: []ops.StreamStatus{
-			{Name: "B2_REQUESTS", Subjects: []string{"b2.req.>"}, Messages: 3, Bytes: 2048, FirstSeq: 1, LastSeq: 3, LastTime: now.Add(-90 * time.Second), Consumers: 2},
+			{Name: "B2_REQUESTS", Subjects: []string{"b2.req.>"}, Messages: 3, Bytes: 2048, FirstSeq: 1, LastSeq: 3, LastTime: now.Add(-90 * time.Second), Consumers: 2,
+				MaxMsgs: 6, MaxBytes: 1 << 30},
 			{Name: "B2_DLQ", Missing: true},
 		},
 		Consumers: []ops.ConsumerStatus{
@@ -131,7 +132,7 @@ func TestPrintStatus(t *testing.T) {
 	var buf bytes.Buffer
 	require.NoError(t, printStatus(&buf, st, true, now))
 	out := buf.String()
-	assert.Regexp(t, `\n  B2_REQUESTS +3 +2\.0 KiB +1 +3 +1m30s ago +2 +b2\.req\.>\n`, out)
+	assert.Regexp(t, `\n  B2_REQUESTS +3 +2\.0 KiB +50% +1 +3 +1m30s ago +2 +b2\.req\.>\n`, out, "the fuller of its limits")
 	assert.Regexp(t, `\n  B2_DLQ +missing *\n`, out)
 	assert.Regexp(t, `\n  B2_REQUESTS +b2-authorize +4 +2 +1 +3 +0 +0 +30s +7\n`, out)
 	assert.Contains(t, out, "\nDead letters (0)\n  none\n")

@@ -249,6 +249,9 @@ func (q *requester) failure(stderr io.Writer, err error) error {
 		if errors.Is(err, client.ErrNoStream) {
 			return fmt.Errorf("publishing to %s: no JetStream stream captures it (is a b2jet worker running? it creates the stream)", publish.Subject)
 		}
+		if errors.Is(err, client.ErrStreamFull) {
+			return fmt.Errorf("publishing to %s: refused, the request stream is full (the worker's --requests-max-bytes or --requests-max-msgs, or the server's store); the request was not stored: %v", publish.Subject, publish.Err)
+		}
 		return fmt.Errorf("publishing to %s: %v", publish.Subject, publish.Err)
 	}
 	return errors.New(strings.TrimPrefix(err.Error(), "b2jet client: "))

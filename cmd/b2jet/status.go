@@ -22,7 +22,8 @@ type StatusCmd struct {
 
 // Help is shown below the usage line.
 func (c *StatusCmd) Help() string {
-	return `Shows the request and dead-letter streams (a missing one as missing), their consumers (pending,
+	return `Shows the request and dead-letter streams (a missing one as missing; how full they are of their
+max bytes or max messages, and a problem from 90%: a full one refuses new messages), their consumers (pending,
 ack-pending, redelivered, waiting pulls), the dead letters per operation and account, and every
 worker that answers on <prefix>.status within --wait: id, version, uptime, requests in flight,
 circuit breakers per account, B2 session age per account, the consumer settings it runs by (and
@@ -67,17 +68,21 @@ func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) e
 
 	fmt.Fprintln(bw, "Streams")
 	tw := newTable()
-	tw.row("  NAME\tMESSAGES\tBYTES\tFIRST-SEQ\tLAST-SEQ\tLAST-STORED\tCONSUMERS\tSUBJECTS")
+	tw.row("  NAME\tMESSAGES\tBYTES\tFULL\tFIRST-SEQ\tLAST-SEQ\tLAST-STORED\tCONSUMERS\tSUBJECTS")
 	for _, ss := range st.Streams {
 		if ss.Missing {
-			tw.row("  %s\tmissing\t\t\t\t\t\t", printable(ss.Name))
+			tw.row("  %s\tmissing\t\t\t\t\t\t\t", printable(ss.Name))
 			continue
 		}
 		last := "-"
 		if ss.Messages > 0 && !ss.LastTime.IsZero() {
 			last = ago(now.Sub(ss.LastTime)) + " ago"
 		}
-		tw.row("  %s\t%d\t%s\t%d\t%d\t%s\t%d\t%s", printable(ss.Name), ss.Messages, bytesIEC(ss.Bytes),
+		full := "-" // no limit
+		if ss.MaxBytes > 0 || ss.MaxMsgs > 0 {
+			full = fmt.Sprintf("%.0f%%", 100*ss.Full())
+		}
+		tw.row("  %s\t%d\t%s\t%s\t%d\t%d\t%s\t%d\t%s", printable(ss.Name), ss.Messages, bytesIEC(ss.Bytes), full,
 			ss.FirstSeq, ss.LastSeq, last, ss.Consumers, printable(strings.Join(ss.Subjects, ",")))
 	}
 	_ = tw.writeTo(bw)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"net/url"
 	"os"
 	"os/signal"
@@ -38,13 +39,19 @@ type WorkerCmd struct {
 	B2      B2Flags `embed:""`
 	Sandbox *bool   `name:"sandbox" env:"B2JET_SANDBOX" help:"Use an in-process fake B2 seeded with the demo bucket b2jet-demo instead of Backblaze. Unset: on when no B2 credentials and no --config are given; --sandbox=false refuses that fallback." group:"B2"`
 
-	SubjectPrefix   string        `name:"subject-prefix" env:"B2JET_SUBJECT_PREFIX" default:"b2" help:"Subject prefix: requests on <prefix>.req.>, replies on <prefix>.res.>, dead letters on <prefix>.dlq.>." group:"JetStream"`
-	RequestsStream  string        `name:"requests-stream" env:"B2JET_REQUESTS_STREAM" default:"B2_REQUESTS" help:"Name of the request stream." group:"JetStream"`
-	DLQStream       string        `name:"dlq-stream" env:"B2JET_DLQ_STREAM" default:"B2_DLQ" help:"Name of the dead-letter stream." group:"JetStream"`
-	Replicas        int           `name:"replicas" env:"B2JET_REPLICAS" default:"1" help:"Replicas of both streams: 1 on a single server, 3 on a cluster." group:"JetStream"`
-	RequestsMaxAge  time.Duration `name:"requests-max-age" env:"B2JET_REQUESTS_MAX_AGE" default:"168h" help:"How long requests stay in the request stream." group:"JetStream"`
-	DLQMaxAge       time.Duration `name:"dlq-max-age" env:"B2JET_DLQ_MAX_AGE" default:"720h" help:"How long dead letters stay in the dead-letter stream." group:"JetStream"`
-	DuplicateWindow time.Duration `name:"duplicate-window" env:"B2JET_DUPLICATE_WINDOW" default:"2m" help:"Nats-Msg-Id de-duplication window of both streams." group:"JetStream"`
+	SubjectPrefix      string        `name:"subject-prefix" env:"B2JET_SUBJECT_PREFIX" default:"b2" help:"Subject prefix: requests on <prefix>.req.>, replies on <prefix>.res.>, dead letters on <prefix>.dlq.>." group:"JetStream"`
+	RequestsStream     string        `name:"requests-stream" env:"B2JET_REQUESTS_STREAM" default:"B2_REQUESTS" help:"Name of the request stream." group:"JetStream"`
+	DLQStream          string        `name:"dlq-stream" env:"B2JET_DLQ_STREAM" default:"B2_DLQ" help:"Name of the dead-letter stream." group:"JetStream"`
+	Replicas           int           `name:"replicas" env:"B2JET_REPLICAS" default:"1" help:"Replicas of both streams: 1 on a single server, 3 on a cluster." group:"JetStream"`
+	RequestsMaxAge     time.Duration `name:"requests-max-age" env:"B2JET_REQUESTS_MAX_AGE" default:"168h" help:"How long requests stay in the request stream." group:"JetStream"`
+	DLQMaxAge          time.Duration `name:"dlq-max-age" env:"B2JET_DLQ_MAX_AGE" default:"720h" help:"How long dead letters stay in the dead-letter stream." group:"JetStream"`
+	DuplicateWindow    time.Duration `name:"duplicate-window" env:"B2JET_DUPLICATE_WINDOW" default:"2m" help:"Nats-Msg-Id de-duplication window of both streams." group:"JetStream"`
+	RequestsMaxBytes   byteSize      `name:"requests-max-bytes" env:"B2JET_REQUESTS_MAX_BYTES" default:"1GiB" help:"Storage limit of the request stream (answered requests stay until --requests-max-age, for replay); -1: none. When it is full, new requests are refused (the publisher's publish fails); nothing stored is dropped." group:"JetStream"`
+	RequestsMaxMsgs    int64         `name:"requests-max-msgs" env:"B2JET_REQUESTS_MAX_MSGS" default:"1000000" help:"Message limit of the request stream; -1: none. Full: new requests are refused." group:"JetStream"`
+	RequestsMaxMsgSize byteSize      `name:"requests-max-msg-size" env:"B2JET_REQUESTS_MAX_MSG_SIZE" help:"Largest request (data and headers) the request stream stores; larger ones are refused at publish. Unset: the server's max payload minus 64KiB, the room a dead letter's headers need." group:"JetStream"`
+	DLQMaxBytes        byteSize      `name:"dlq-max-bytes" env:"B2JET_DLQ_MAX_BYTES" default:"256MiB" help:"Storage limit of the dead-letter stream; -1: none. When it is full, new dead letters are refused: their requests stay in the request stream, unterminated, and are dead-lettered once there is room (b2jet dlq purge)." group:"JetStream"`
+	DLQMaxMsgs         int64         `name:"dlq-max-msgs" env:"B2JET_DLQ_MAX_MSGS" default:"100000" help:"Message limit of the dead-letter stream; -1: none." group:"JetStream"`
+	KVMaxBytes         byteSize      `name:"kv-max-bytes" env:"B2JET_KV_MAX_BYTES" default:"64MiB" help:"Storage limit of each key-value bucket the worker creates (attempt history, pending dead letters); -1: none." group:"JetStream"`
 
 	Concurrency            int           `name:"concurrency" env:"B2JET_CONCURRENCY" default:"16" help:"Requests handled at once, per operation, by this worker." group:"Processing"`
 	MaxDeliveries          int           `name:"max-deliveries" env:"B2JET_MAX_DELIVERIES" default:"5" help:"Attempts per request (the first try plus retries) before it is dead-lettered; the consumers' MaxDeliver is this + 2. Written when the worker creates a consumer (or with --update-consumer-settings); an existing consumer's MaxDeliver wins." group:"Processing"`
@@ -170,6 +177,18 @@ func (c *WorkerCmd) validateConsumer() error {
 		return badSetting("--dlq-max-age (B2JET_DLQ_MAX_AGE)", "must be positive")
 	case c.DuplicateWindow <= 0 || c.DuplicateWindow > c.RequestsMaxAge || c.DuplicateWindow > c.DLQMaxAge:
 		return badSetting("--duplicate-window (B2JET_DUPLICATE_WINDOW)", "%v must be positive and at most both streams' max age", c.DuplicateWindow)
+	case !validLimit(int64(c.RequestsMaxBytes)):
+		return badSetting("--requests-max-bytes (B2JET_REQUESTS_MAX_BYTES)", "%v is neither -1 (no limit) nor positive", c.RequestsMaxBytes)
+	case !validLimit(c.RequestsMaxMsgs):
+		return badSetting("--requests-max-msgs (B2JET_REQUESTS_MAX_MSGS)", "%d is neither -1 (no limit) nor positive", c.RequestsMaxMsgs)
+	case c.RequestsMaxMsgSize < 0 || c.RequestsMaxMsgSize > math.MaxInt32:
+		return badSetting("--requests-max-msg-size (B2JET_REQUESTS_MAX_MSG_SIZE)", "%v is not a size within 1..%d", c.RequestsMaxMsgSize, math.MaxInt32)
+	case !validLimit(int64(c.DLQMaxBytes)):
+		return badSetting("--dlq-max-bytes (B2JET_DLQ_MAX_BYTES)", "%v is neither -1 (no limit) nor positive", c.DLQMaxBytes)
+	case !validLimit(c.DLQMaxMsgs):
+		return badSetting("--dlq-max-msgs (B2JET_DLQ_MAX_MSGS)", "%d is neither -1 (no limit) nor positive", c.DLQMaxMsgs)
+	case !validLimit(int64(c.KVMaxBytes)):
+		return badSetting("--kv-max-bytes (B2JET_KV_MAX_BYTES)", "%v is neither -1 (no limit) nor positive", c.KVMaxBytes)
 	case c.Concurrency < 1:
 		return badSetting("--concurrency (B2JET_CONCURRENCY)", "%d is below 1", c.Concurrency)
 	case c.MaxDeliveries < 1:
@@ -196,6 +215,9 @@ func (c *WorkerCmd) validateConsumer() error {
 	return nil
 }
 
+// validLimit reports whether v is a stream or bucket limit: -1 (none) or positive.
+func validLimit(v int64) bool { return v == -1 || v > 0 }
+
 // validToken reports whether s is usable as one subject token and as a stream name.
 func validToken(s string) bool { return schema.ValidToken(s) }
 
@@ -209,6 +231,12 @@ func (c *WorkerCmd) consumerConfig(log *slog.Logger) consumer.Config {
 		RequestsMaxAge:         c.RequestsMaxAge,
 		DLQMaxAge:              c.DLQMaxAge,
 		DuplicateWindow:        c.DuplicateWindow,
+		RequestsMaxBytes:       int64(c.RequestsMaxBytes),
+		RequestsMaxMsgs:        c.RequestsMaxMsgs,
+		RequestsMaxMsgSize:     int32(c.RequestsMaxMsgSize),
+		DLQMaxBytes:            int64(c.DLQMaxBytes),
+		DLQMaxMsgs:             c.DLQMaxMsgs,
+		KVMaxBytes:             int64(c.KVMaxBytes),
 		MaxAttempts:            c.MaxDeliveries,
 		AckWait:                c.AckWait,
 		MaxAckPending:          c.MaxAckPending,

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -31,6 +32,27 @@ type StreamStatus struct {
 	FirstTime time.Time `json:"firstTime"`
 	LastTime  time.Time `json:"lastTime"`
 	Consumers int       `json:"consumers"`
+	// MaxBytes and MaxMsgs are the stream's limits (-1: none). A b2jet stream discards new
+	// messages at either: a full one refuses publishes.
+	MaxBytes int64 `json:"maxBytes,omitempty"`
+	MaxMsgs  int64 `json:"maxMsgs,omitempty"`
+}
+
+// FullWarning is the share of a stream's max bytes or max messages above which Status reports it
+// as a problem.
+const FullWarning = 0.9
+
+// Full returns the larger of the shares of its max bytes and max messages the stream holds, from
+// 0 to 1 (more when a limit was lowered below what it holds); 0 without limits.
+func (s StreamStatus) Full() float64 {
+	share := 0.0
+	if s.MaxBytes > 0 {
+		share = float64(s.Bytes) / float64(s.MaxBytes)
+	}
+	if s.MaxMsgs > 0 {
+		share = max(share, float64(s.Messages)/float64(s.MaxMsgs))
+	}
+	return share
 }
 
 // ConsumerStatus is one consumer at a glance.
@@ -96,7 +118,8 @@ type Status struct {
 
 // Status reads the streams, their consumers and the dead-letter counts, and asks every worker
 // for its status, gathering replies for workerWait (0 means DefaultWorkerWait; negative skips the
-// workers). A missing stream is reported as Missing, not as an error.
+// workers). A missing stream is reported as Missing, not as an error; a stream at FullWarning of
+// a limit, as a problem.
 func (o *Ops) Status(ctx context.Context, workerWait time.Duration) (Status, error) {
 	s := Status{DeadLetters: map[string]map[string]int{}}
 	for _, name := range []string{o.cfg.RequestsStream, o.cfg.DLQStream} {
@@ -106,6 +129,10 @@ func (o *Ops) Status(ctx context.Context, workerWait time.Duration) (Status, err
 		}
 		s.Streams = append(s.Streams, ss)
 		s.Consumers = append(s.Consumers, cs...)
+		if full := ss.Full(); full >= FullWarning {
+			s.Problems = append(s.Problems, fmt.Sprintf("stream %s is %.0f%% full (%d messages of %s, %d bytes of %s): when full it refuses new messages",
+				name, 100*full, ss.Messages, limitText(ss.MaxMsgs), ss.Bytes, limitText(ss.MaxBytes)))
+		}
 	}
 	if !s.Streams[1].Missing {
 		if err := o.deadLetterCounts(ctx, &s); err != nil {
@@ -145,6 +172,8 @@ func (o *Ops) streamStatus(ctx context.Context, name string) (StreamStatus, []Co
 		FirstTime: info.State.FirstTime,
 		LastTime:  info.State.LastTime,
 		Consumers: info.State.Consumers,
+		MaxBytes:  info.Config.MaxBytes,
+		MaxMsgs:   info.Config.MaxMsgs,
 	}
 	var cs []ConsumerStatus
 	lister := st.ListConsumers(ctx)
@@ -250,4 +279,12 @@ func (o *Ops) workers(ctx context.Context, wait time.Duration) ([]WorkerStatus, 
 // isNoResponders reports whether msg is the server's "no responders" status for a request.
 func isNoResponders(msg *nats.Msg) bool {
 	return len(msg.Data) == 0 && msg.Header.Get("Status") == "503"
+}
+
+// limitText formats a stream limit: "none" for -1 (or 0).
+func limitText(v int64) string {
+	if v <= 0 {
+		return "none"
+	}
+	return strconv.FormatInt(v, 10)
 }

@@ -164,6 +164,33 @@ func TestStatusWithoutStreamsOrWorkers(t *testing.T) {
 	assert.Empty(t, st.Workers)
 }
 
+// A stream near a limit is a problem: when full, a b2jet stream refuses new messages.
+func TestStatusReportsFullStream(t *testing.T) {
+	e := newEnv(t)
+	st, err := e.ops.Status(e.ctx, -1)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1<<30), st.Streams[0].MaxBytes, "the worker's default limits")
+	assert.Equal(t, int64(1_000_000), st.Streams[0].MaxMsgs)
+	assert.Zero(t, st.Streams[0].Full())
+	assert.Empty(t, st.Problems)
+
+	s, err := e.js.Stream(e.ctx, schema.StreamDLQ)
+	require.NoError(t, err)
+	sc := s.CachedInfo().Config
+	sc.MaxMsgs = 10
+	_, err = e.js.UpdateStream(e.ctx, sc)
+	require.NoError(t, err)
+	for range 9 {
+		e.publishDeadLetter(dl{op: schema.OpAuthorize})
+	}
+	st, err = e.ops.Status(e.ctx, -1)
+	require.NoError(t, err)
+	assert.InDelta(t, 0.9, st.Streams[1].Full(), 1e-9)
+	require.Len(t, st.Problems, 1)
+	assert.Contains(t, st.Problems[0], "stream B2_DLQ is 90% full (9 messages of 10, ")
+	assert.Contains(t, st.Problems[0], "when full it refuses new messages")
+}
+
 func TestStatusWorkerSnapshotPanics(t *testing.T) {
 	e := newEnv(t)
 	svc, err := RegisterWorker(e.nc, WorkerConfig{Snapshot: func() WorkerStatus { panic("boom") }})

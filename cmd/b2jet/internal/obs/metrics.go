@@ -33,6 +33,7 @@ type Metrics struct {
 	consumerErrors *prometheus.CounterVec
 	reconciled     *prometheus.CounterVec
 	natsErrors     *prometheus.CounterVec
+	refused        *prometheus.CounterVec
 
 	// known holds the configured account names; requests for any other account token (an
 	// unknown_account request) are counted under "unknown" so that publishers cannot create
@@ -92,10 +93,12 @@ func NewMetrics(inFlight func() map[string]int) *Metrics {
 			Help: "Dead letters stored after the delivery that rejected the request: by the retry of a failed publish (last_delivery), or for an advisory (max_deliveries, terminated)."}, []string{"op", "source"}),
 		natsErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b2jet_nats_errors_total",
 			Help: "Asynchronous errors the NATS server sent the worker's connection, by kind: permission (a publish or subscription refused, e.g. a reply to a subject the worker may not publish to), slow_consumer, other."}, []string{"kind"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b2jet_dead_letters_refused_total",
+			Help: "Dead letters a delivery could not store, by cause: full (the dead-letter stream or the store is full) or error; the request stays in the request stream and gets its dead letter later."}, []string{"op", "cause"}),
 	}
 	m.Registry.MustRegister(m.requests, m.handlerSeconds, m.redeliveries, m.deadLetters, m.b2Seconds,
 		m.b2Errors, m.breakerState, m.sessionHits, m.sessionMisses, m.refreshes, m.pauses,
-		m.pauseSeconds, m.consumerErrors, m.reconciled, m.natsErrors,
+		m.pauseSeconds, m.consumerErrors, m.reconciled, m.natsErrors, m.refused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if inFlight != nil {
 		m.Registry.MustRegister(inFlightCollector{fn: inFlight, desc: prometheus.NewDesc("b2jet_in_flight_requests",
@@ -108,7 +111,7 @@ func NewMetrics(inFlight func() map[string]int) *Metrics {
 // time (consumer.Worker.DeadLettersPending).
 func (m *Metrics) DeadLettersPending(pending func() int) {
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "b2jet_dead_letters_pending",
-		Help: "Requests whose dead letter could not be stored yet and is being retried; they stay in the request stream."},
+		Help: "Requests whose dead letter could not be stored yet and is being retried, or waits for the redelivery that stores it; they stay in the request stream."},
 		func() float64 { return float64(pending()) }))
 }
 
@@ -141,6 +144,13 @@ func (m *Metrics) ConsumerEvent(e consumer.Event) {
 		m.reconciled.WithLabelValues(e.Op, e.Target).Inc()
 	case consumer.EventConsumerError, consumer.EventPublishFailed, consumer.EventAckFailed:
 		m.consumerErrors.WithLabelValues(e.Op, string(e.Kind)).Inc()
+		if e.Kind == consumer.EventPublishFailed && e.Target == "dead_letter" {
+			cause := "error"
+			if consumer.IsStreamFull(e.Err) {
+				cause = "full"
+			}
+			m.refused.WithLabelValues(e.Op, cause).Inc()
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package obs
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sony/gobreaker/v2"
 	"github.com/stretchr/testify/assert"
@@ -36,6 +38,10 @@ func TestMetricsFollowEvents(t *testing.T) {
 	ev(consumer.EventNaked, func(e *consumer.Event) { e.Shutdown = true })
 	ev(consumer.EventDeadLettered, func(e *consumer.Event) { e.Code = "unavailable" })
 	ev(consumer.EventPublishFailed, nil)
+	full := &jetstream.APIError{Code: 503, ErrorCode: 10077, Description: "maximum bytes exceeded"}
+	ev(consumer.EventPublishFailed, func(e *consumer.Event) { e.Target, e.Err = "dead_letter", fmt.Errorf("publish: %w", full) })
+	ev(consumer.EventPublishFailed, func(e *consumer.Event) { e.Target, e.Err = "dead_letter", errors.New("timeout") })
+	ev(consumer.EventPublishFailed, func(e *consumer.Event) { e.Target, e.Err = "reply", fmt.Errorf("publish: %w", full) })
 	ev(consumer.EventDeadLetterPending, func(e *consumer.Event) { e.Target = "last_delivery" })
 	ev(consumer.EventDeadLetterPending, func(e *consumer.Event) { e.Target = "max_deliveries" })
 	ev(consumer.EventDeadLetterReconciled, func(e *consumer.Event) { e.Target, e.Code = "max_deliveries", "internal" })
@@ -61,7 +67,9 @@ func TestMetricsFollowEvents(t *testing.T) {
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.requests.WithLabelValues("list_file_names", "default", "dead_lettered")))
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.redeliveries.WithLabelValues("list_file_names")))
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.deadLetters.WithLabelValues("list_file_names", "default", "unavailable")))
-	assert.Equal(t, 1.0, testutil.ToFloat64(m.consumerErrors.WithLabelValues("list_file_names", "publish_failed")))
+	assert.Equal(t, 4.0, testutil.ToFloat64(m.consumerErrors.WithLabelValues("list_file_names", "publish_failed")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.refused.WithLabelValues("list_file_names", "full")), "a dead letter refused for space")
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.refused.WithLabelValues("list_file_names", "error")))
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.requests.WithLabelValues("list_file_names", "default", "dead_letter_pending")),
 		"only a delivery's outcome counts as a request outcome")
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.deadLetters.WithLabelValues("list_file_names", "default", "internal")))
@@ -70,7 +78,7 @@ func TestMetricsFollowEvents(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
 	assert.NoError(t, testutil.GatherAndCompare(m.Registry, strings.NewReader(`
-# HELP b2jet_dead_letters_pending Requests whose dead letter could not be stored yet and is being retried; they stay in the request stream.
+# HELP b2jet_dead_letters_pending Requests whose dead letter could not be stored yet and is being retried, or waits for the redelivery that stores it; they stay in the request stream.
 # TYPE b2jet_dead_letters_pending gauge
 b2jet_dead_letters_pending 2
 `), "b2jet_dead_letters_pending"))
