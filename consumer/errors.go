@@ -4,7 +4,6 @@ import (
 	"github.com/b2jet/b2jet/internal/jserr"
 
 	"errors"
-
 )
 
 var (
