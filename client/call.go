@@ -1,13 +1,6 @@
 package client
 
 import (
-	"github.com/b2jet/b2jet/internal/jserr"
-
-	"go.opentelemetry.io/otel/attribute"
-
-	"github.com/b2jet/b2jet/internal/msgtrace"
-	"go.opentelemetry.io/otel/codes"
-
 	"context"
 	"crypto/rand"
 	"errors"
@@ -17,7 +10,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 
+	"github.com/b2jet/b2jet/internal/jserr"
+	"github.com/b2jet/b2jet/internal/msgtrace"
 	"github.com/b2jet/b2jet/schema"
 )
 

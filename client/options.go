@@ -1,10 +1,10 @@
 package client
 
 import (
-	"go.opentelemetry.io/otel/trace"
-
 	"fmt"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/b2jet/b2jet/schema"
 )

@@ -1,9 +1,9 @@
 package consumer
 
 import (
-	"github.com/b2jet/b2jet/internal/jserr"
-
 	"errors"
+
+	"github.com/b2jet/b2jet/internal/jserr"
 )
 
 var (
