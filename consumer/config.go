@@ -87,6 +87,14 @@ type Config struct {
 	// StoredReplies a reply that is not stored fails the delivery, which is retried. Every reply
 	// subject must then be captured by a stream: a reply no stream captures fails (no responders).
 	StoredReplies bool
+	// CheckpointBucket is the key-value bucket of the requests' checkpoints (see Checkpoint);
+	// default schema.BucketListings.
+	CheckpointBucket string
+	// CheckpointTTL is how long a checkpoint outlives its last write; default
+	// DefaultCheckpointTTL.
+	CheckpointTTL time.Duration
+	// CheckpointMaxBytes bounds the checkpoint bucket; default DefaultCheckpointMaxBytes.
+	CheckpointMaxBytes int64
 	// DrainTimeout is how long Run waits for in-flight handlers after its context is cancelled
 	// before it cancels their contexts; default 20s.
 	DrainTimeout time.Duration
@@ -115,6 +123,9 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.BackoffMax, DefaultBackoffMax)
 	setDefault(&c.FetchMaxWait, DefaultFetchMaxWait)
 	setDefault(&c.DrainTimeout, DefaultDrainTimeout)
+	setDefault(&c.CheckpointBucket, schema.BucketListings)
+	setDefault(&c.CheckpointTTL, DefaultCheckpointTTL)
+	setDefault(&c.CheckpointMaxBytes, DefaultCheckpointMaxBytes)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -146,6 +157,15 @@ func (c Config) validate() error {
 		if !validName(s.name) {
 			bad("%s %q is not a valid stream name", s.field, s.name)
 		}
+	}
+	if !validBucketName(c.CheckpointBucket) {
+		bad("CheckpointBucket %q is not a valid bucket name", c.CheckpointBucket)
+	}
+	if c.CheckpointTTL > 0 && c.CheckpointTTL < time.Second {
+		bad("CheckpointTTL %v is below 1s", c.CheckpointTTL)
+	}
+	if c.CheckpointMaxBytes < 0 {
+		bad("CheckpointMaxBytes %d is negative", c.CheckpointMaxBytes)
 	}
 	if c.RequestsStream == c.DLQStream {
 		bad("RequestsStream and DLQStream are both %q", c.RequestsStream)
@@ -202,6 +222,20 @@ func (c Config) maxDeliver() int { return c.MaxAttempts + spareDeliveries }
 // token: non-empty, without whitespace, '.', '*', '>', '/' or '\'.
 func validName(s string) bool {
 	return s != "" && !strings.ContainsAny(s, " \t\r\n.*>/\\")
+}
+
+// validBucketName reports whether s is usable as a key-value bucket name: letters, digits, '_'
+// and '-'.
+func validBucketName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // fullJitter returns a uniformly random duration in [0, max].

@@ -378,6 +378,7 @@ func (w *Worker) tryPending(ctx context.Context, p *pendingDeadLetter, final boo
 		if dup && p.source == sourceTerminated {
 			return // the usual case: the worker stored it before terminating the request
 		}
+		w.clearCheckpointOf(p.seq)
 		log.Warn("message dead-lettered", logString("request_id", rej.RequestID), "outcome", "dead_lettered",
 			"code", rej.Code, "already_stored", dup, "tries", p.tries+1)
 		ev.Kind = EventDeadLetterReconciled

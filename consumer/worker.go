@@ -24,6 +24,9 @@ type Worker struct {
 	policy retryPolicy
 	// history holds the records of failed attempts (see history.go); set by Setup.
 	history jetstream.KeyValue
+	// checkpoints is the bucket of the requests' checkpoints (see checkpoint.go); set by Setup,
+	// nil when it cannot be used.
+	checkpoints *checkpointBucket
 
 	mu      sync.Mutex
 	ops     []*opRunner

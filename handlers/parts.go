@@ -30,7 +30,7 @@ type partWriter struct {
 	started  time.Time
 	allPages bool
 	budget   int
-	part     int
+	n        int // the number of the last part sent
 	// lastSent is when the last part was sent (when the listing started, before the first).
 	lastSent time.Time
 }
@@ -58,29 +58,49 @@ func newPartWriter(w consumer.ReplyWriter, r request, m *consumer.Message, allPa
 // with final, the last part is marked final and carries nextFileName (and, for allPages, count
 // and pages).
 func (p *partWriter) page(ctx context.Context, bucketID string, files []b2.File, final bool, next *string, count, pages int) error {
-	all := make([]schema.File, len(files))
-	for i, f := range files {
-		all[i] = wireFile(f)
-	}
-	chunks, err := schema.PartitionFiles(p.codec, all, p.budget)
+	chunks, err := p.chunks(files)
 	if err != nil {
 		return err
 	}
 	last := len(chunks) - 1
 	for i, chunk := range chunks {
-		res := &schema.ListResult{BucketID: bucketID, Files: chunk}
-		isFinal := final && i == last
-		if isFinal {
-			res.NextFileName = next
-			if p.allPages {
-				res.Count, res.Pages = schema.IntPtr(count), schema.IntPtr(pages)
-			}
-		}
-		if err := p.send(ctx, res, isFinal); err != nil {
+		if err := p.part(ctx, bucketID, chunk, final && i == last, next, count, pages); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// chunks converts files to their wire form and splits them into the files of parts, at least
+// one (empty when files is).
+func (p *partWriter) chunks(files []b2.File) ([][]schema.File, error) {
+	all := make([]schema.File, len(files))
+	for i, f := range files {
+		all[i] = wireFile(f)
+	}
+	return schema.PartitionFiles(p.codec, all, p.budget)
+}
+
+// part sends one part with files; a final one carries nextFileName (and, for allPages, count
+// and pages).
+func (p *partWriter) part(ctx context.Context, bucketID string, files []schema.File, final bool, next *string, count, pages int) error {
+	res := &schema.ListResult{BucketID: bucketID, Files: files}
+	if final {
+		res.NextFileName = next
+		if p.allPages {
+			res.Count, res.Pages = schema.IntPtr(count), schema.IntPtr(pages)
+		}
+	}
+	return p.send(ctx, res, final)
+}
+
+// resume continues the numbering of a listing that an earlier delivery sent parts 1..sent of,
+// with parts no larger than budget when it is set and smaller than this writer's.
+func (p *partWriter) resume(sent, budget int) {
+	p.n = sent
+	if budget > 0 && budget < p.budget {
+		p.budget = budget
+	}
 }
 
 // progress sends an empty, non-final part: it tells the publisher that the listing is alive
@@ -95,14 +115,14 @@ func (p *partWriter) progress(ctx context.Context, bucketID string) error {
 func (p *partWriter) sinceLastPart() time.Duration { return time.Since(p.lastSent) }
 
 func (p *partWriter) send(ctx context.Context, res *schema.ListResult, final bool) error {
-	p.part++
-	res.Part, res.Final = p.part, final
+	res.Part, res.Final = p.n+1, final
 	env := p.env
 	env.Result = res
 	env.DurationMs = time.Since(p.started).Milliseconds()
-	if err := send(ctx, p.w, p.codec, env, partHeader(p.part, final)); err != nil {
+	if err := send(ctx, p.w, p.codec, env, partHeader(res.Part, final)); err != nil {
 		return err
 	}
+	p.n++
 	p.lastSent = time.Now()
 	return nil
 }
