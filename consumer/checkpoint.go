@@ -192,8 +192,9 @@ func (b *checkpointBucket) remove(key string) error {
 }
 
 // clearCheckpoint removes the delivery's checkpoint once its request has ended (acked, or
-// dead-lettered), if the delivery found or wrote one.
-func (d *delivery) clearCheckpoint() {
+// dead-lettered). A request can only have one if this delivery found or wrote it, or an earlier
+// delivery did; always is set for a dead letter, which is rare enough to pay a removal.
+func (d *delivery) clearCheckpoint(always bool) {
 	c := d.cp
 	if c == nil {
 		return
@@ -201,7 +202,7 @@ func (d *delivery) clearCheckpoint() {
 	c.mu.Lock()
 	touched := c.touched
 	c.mu.Unlock()
-	if !touched {
+	if !touched && !always && d.m.Attempt <= 1 {
 		return
 	}
 	if err := c.b.remove(c.key); err != nil {

@@ -214,7 +214,7 @@ func (d *delivery) ack() {
 		return
 	}
 	// After the ack: a checkpoint removed first would make a redelivery start over.
-	d.clearCheckpoint()
+	d.clearCheckpoint(false)
 	d.logAttrs(slog.LevelInfo, "message handled", logString("request_id", d.m.RequestID),
 		slog.String("outcome", "acked"), slog.Duration("duration", time.Since(d.received)))
 	d.r.w.emit(d.event(EventAcked, nil))

@@ -89,7 +89,7 @@ func (d *delivery) reject(rs *runState, f Failure) {
 		w.emit(d.event(EventAckFailed, func(e *Event) { e.Target = "term"; e.Err = terr }))
 		return
 	}
-	d.clearCheckpoint()
+	d.clearCheckpoint(true)
 	d.log().Warn("message dead-lettered", logString("request_id", rej.RequestID), "outcome", "dead_lettered", "code", rej.Code,
 		"exhausted", f.Exhausted, logErr(f.Err))
 	w.emit(d.event(EventDeadLettered, func(e *Event) {

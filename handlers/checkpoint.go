@@ -39,9 +39,6 @@ type listCheckpoint struct {
 	// the B2 page calls made for them.
 	Count int `json:"count"`
 	Pages int `json:"pages"`
-	// Budget is the largest part payload the listing used, so that a redelivery on a worker with
-	// a larger max payload does not cut its first part larger than the one it repeats.
-	Budget int `json:"budget"`
 	// Pending is part Part+1 when it may have been sent.
 	Pending *pendingPart `json:"pending,omitempty"`
 }

@@ -121,7 +121,7 @@ func (l *listing) all(ctx context.Context, lr b2.ListRequest) error {
 		if at.BucketID != "" {
 			lr.BucketID = at.BucketID
 		}
-		l.parts.resume(at.Part, at.Budget)
+		l.parts.resume(at.Part)
 		if p := at.Pending; p != nil && p.Progress {
 			// Sent again as it was: an empty part.
 			if err := l.parts.progress(ctx, lr.BucketID); err != nil {
@@ -134,7 +134,6 @@ func (l *listing) all(ctx context.Context, lr b2.ListRequest) error {
 		l.h.log.InfoContext(ctx, "listing resumed from its checkpoint", "account", l.m.Account, "request_id", l.id,
 			"part", at.Part, "pages", at.Pages, "count", at.Count, "attempt", l.m.Attempt)
 	}
-	cp.at.Budget = l.parts.budget
 	count, pages := cp.at.Count, cp.at.Pages
 
 	next := startFetch(ctx, lr, l.fetch)

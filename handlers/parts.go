@@ -94,14 +94,8 @@ func (p *partWriter) part(ctx context.Context, bucketID string, files []schema.F
 	return p.send(ctx, res, final)
 }
 
-// resume continues the numbering of a listing that an earlier delivery sent parts 1..sent of,
-// with parts no larger than budget when it is set and smaller than this writer's.
-func (p *partWriter) resume(sent, budget int) {
-	p.n = sent
-	if budget > 0 && budget < p.budget {
-		p.budget = budget
-	}
-}
+// resume continues the numbering of a listing that an earlier delivery sent parts 1..sent of.
+func (p *partWriter) resume(sent int) { p.n = sent }
 
 // progress sends an empty, non-final part: it tells the publisher that the listing is alive
 // while a B2 page call is slow. It is numbered like every other part, so a publisher that reads
