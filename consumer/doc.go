@@ -11,6 +11,9 @@
 //     shorter than the ack wait, and turning the outcome into an ack, a delayed nak or a rejection
 //     (process.go, watchdog.go, decide.go, backoff.go, reject.go);
 //   - replies (replywriter.go) and dead letters (deadletter.go), as the wire contract defines them;
+//   - checkpoints (checkpoint.go): one small value per stored request in a KV bucket, which a
+//     handler saves and its request's later deliveries load (a listing resumes from it), removed
+//     when the request is acked or dead-lettered;
 //   - reconciliation (reconcile.go): a request is terminated only after its dead letter is stored;
 //     a dead letter that cannot be stored is retried until it is, and a request that reaches max
 //     deliveries without one gets it from the server's advisories;

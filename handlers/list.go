@@ -12,9 +12,10 @@ import (
 )
 
 // ListFileNames serves list_file_names requests: one page, or with allPages every page streamed
-// as reply parts as it arrives (memory bounded by a page), filtered by the match glob and cut at
-// limit. With allPages, every page sends at least one part, and a B2 call slower than the
-// progress interval is covered by empty progress parts. Safe for concurrent use.
+// as reply parts as it arrives, the next page fetched meanwhile (memory bounded by two pages),
+// filtered by the match glob and cut at limit. With allPages, every page sends at least one
+// part, a B2 call slower than the progress interval is covered by empty progress parts, and a
+// redelivery resumes the listing from its checkpoint. Safe for concurrent use.
 type ListFileNames struct{ base }
 
 var _ consumer.Handler = (*ListFileNames)(nil)

@@ -19,7 +19,7 @@ const headerAllowance = 1024
 // partWriter streams a listing as numbered reply parts, none larger than the connection's max
 // payload. Each B2 page is sent as soon as it arrives, as one part or several, and parts never
 // join pages: a page that match filtered away still sends an empty part, so the publisher hears
-// from a listing once per page however sparse its matches. Memory is bounded by one page.
+// from a listing once per page however sparse its matches. It holds no page itself.
 //
 // A partWriter is used by the handler's goroutine only (consumer.ReplyWriter.Send is not safe for
 // concurrent use).
