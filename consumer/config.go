@@ -132,6 +132,14 @@ type Config struct {
 	// all; an account absent from the map may name any. A request without Reply-To is answered
 	// on its default reply subject whatever the list says: that subject is the account's own.
 	ReplySubjects map[string][]string
+	// CheckpointBucket is the key-value bucket of the requests' checkpoints (see Checkpoint);
+	// default schema.BucketListings.
+	CheckpointBucket string
+	// CheckpointTTL is how long a checkpoint outlives its last write; default
+	// DefaultCheckpointTTL.
+	CheckpointTTL time.Duration
+	// CheckpointMaxBytes bounds the checkpoint bucket; default DefaultCheckpointMaxBytes.
+	CheckpointMaxBytes int64
 	// DrainTimeout is how long Run waits for in-flight handlers after its context is cancelled
 	// before it cancels their contexts; default 20s.
 	DrainTimeout time.Duration
@@ -170,6 +178,9 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.BackoffMax, DefaultBackoffMax)
 	setDefault(&c.FetchMaxWait, DefaultFetchMaxWait)
 	setDefault(&c.DrainTimeout, DefaultDrainTimeout)
+	setDefault(&c.CheckpointBucket, schema.BucketListings)
+	setDefault(&c.CheckpointTTL, DefaultCheckpointTTL)
+	setDefault(&c.CheckpointMaxBytes, DefaultCheckpointMaxBytes)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -201,6 +212,15 @@ func (c Config) validate() error {
 		if !validName(s.name) {
 			bad("%s %q is not a valid stream name", s.field, s.name)
 		}
+	}
+	if !validBucketName(c.CheckpointBucket) {
+		bad("CheckpointBucket %q is not a valid bucket name", c.CheckpointBucket)
+	}
+	if c.CheckpointTTL > 0 && c.CheckpointTTL < time.Second {
+		bad("CheckpointTTL %v is below 1s", c.CheckpointTTL)
+	}
+	if c.CheckpointMaxBytes < 0 {
+		bad("CheckpointMaxBytes %d is negative", c.CheckpointMaxBytes)
 	}
 	if c.RequestsStream == c.DLQStream {
 		bad("RequestsStream and DLQStream are both %q", c.RequestsStream)
@@ -299,6 +319,20 @@ func (c Config) maxDeliver() int { return c.MaxAttempts + spareDeliveries }
 // token: non-empty, without whitespace, '.', '*', '>', '/' or '\'.
 func validName(s string) bool {
 	return s != "" && !strings.ContainsAny(s, " \t\r\n.*>/\\")
+}
+
+// validBucketName reports whether s is usable as a key-value bucket name: letters, digits, '_'
+// and '-'.
+func validBucketName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // fullJitter returns a uniformly random duration in [0, max].

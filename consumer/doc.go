@@ -14,6 +14,9 @@
 //     (process.go, watchdog.go, decide.go, backoff.go, reject.go);
 //   - replies (replywriter.go) and dead letters (deadletter.go), as the wire contract defines them,
 //     with each account's allow-list of Reply-To subject patterns (replysubjects.go);
+//   - checkpoints (checkpoint.go): one small value per stored request in a KV bucket, which a
+//     handler saves and its request's later deliveries load (a listing resumes from it), removed
+//     when the request is acked or dead-lettered;
 //   - reconciliation (reconcile.go, pendingstore.go): a request is terminated only after its dead
 //     letter is stored; a dead letter that cannot be stored (the dead-letter stream full) is
 //     recorded in a bucket and retried until it is, by the request's next delivery or, after its

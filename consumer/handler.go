@@ -55,6 +55,9 @@ type Message struct {
 	// arrived at the worker (replies' durationMs count from it).
 	Published time.Time
 	Received  time.Time
+	// Checkpoint keeps the progress of the request's work across its deliveries (see
+	// Checkpoint); nil when the worker has no checkpoint bucket.
+	Checkpoint Checkpoint
 	// RequestID is the request id as far as the consumer can tell from the headers
 	// (B2-Request-Id, else Nats-Msg-Id, else "<stream>-<sequence>"). A handler that resolves the
 	// id from the body sets it; the consumer's per-message log lines carry it.

@@ -27,6 +27,8 @@ type delivery struct {
 	received time.Time
 	tracker  *tracker
 	rw       *replyWriter
+	// cp is the request's checkpoint (nil without a checkpoint bucket).
+	cp *checkpoint
 	// lim are the consumer's shared settings when the delivery arrived (see opRunner.settings).
 	lim SharedSettings
 	// span is the delivery's consumer span and traceHeader its trace context as headers; both
@@ -118,6 +120,9 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 		storedID:     storedID,
 		received:     received,
 		lim:          lim,
+	}
+	if d.cp = w.newCheckpoint(m); d.cp != nil {
+		m.Checkpoint = d.cp // never a typed nil in the interface
 	}
 	d.tracker = newTracker(msg, lim.AckWait, received, func(err error) {
 		d.log().Warn("in-progress signal failed", logErr(err))
@@ -227,6 +232,8 @@ func (d *delivery) ack() {
 		return
 	}
 	d.spanEnding("acked", nil)
+	// After the ack: a checkpoint removed first would make a redelivery start over.
+	d.clearCheckpoint(false)
 	d.logAttrs(slog.LevelInfo, "message handled", logString("request_id", d.m.RequestID),
 		slog.String("outcome", "acked"), slog.Duration("duration", time.Since(d.received)))
 	d.r.w.emit(d.event(EventAcked, nil))

@@ -550,6 +550,7 @@ func (w *Worker) tryPending(ctx context.Context, p *pendingDeadLetter, final boo
 		if res.duplicate && p.source == sourceTerminated {
 			return nil // the usual case: the worker stored it before terminating the request
 		}
+		w.clearCheckpointOf(p.seq)
 		log.Warn("message dead-lettered", logString("request_id", rej.RequestID), "outcome", "dead_lettered",
 			"code", rej.Code, "already_stored", res.duplicate, "tries", p.tries+1)
 		ev.Kind = EventDeadLetterReconciled

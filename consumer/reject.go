@@ -121,6 +121,7 @@ func (d *delivery) storeDeadLetter(rs *runState, dl deadLetter, last bool, f Fai
 		return
 	}
 	d.spanDeadLettered(rej, f.Exhausted)
+	d.clearCheckpoint(true)
 	d.log().Warn("message dead-lettered", logString("request_id", rej.RequestID), "outcome", "dead_lettered", "code", rej.Code,
 		"exhausted", f.Exhausted, logErr(f.Err))
 	w.emit(d.event(EventDeadLettered, func(e *Event) {

@@ -13,8 +13,9 @@ import (
 // consumer at start.
 const setupTries = 3
 
-// Setup creates or updates the request and dead-letter streams and the durable consumer of every
-// registered operation. It is idempotent and safe to run from many workers at once. Only the fields
+// Setup creates or updates the request and dead-letter streams, the key-value buckets of the
+// attempt history and of the checkpoints (one the worker cannot use is logged and left out), and
+// the durable consumer of every registered operation. It is idempotent and safe to run from many workers at once. Only the fields
 // the worker manages are written (streams: subjects, retention, storage, max age, duplicate window,
 // replicas, and the limits: max bytes, max messages, max message size, discard policy; consumers: filter subjects and ack policy, plus ack wait, max deliver and max ack
 // pending when it creates the consumer or with Config.UpdateConsumerSettings); every other
@@ -38,6 +39,7 @@ func (w *Worker) Setup(ctx context.Context) error {
 	if err := w.ensurePending(ctx); err != nil {
 		return err
 	}
+	w.ensureCheckpoints(ctx)
 	for _, r := range w.registered() {
 		c, err := w.ensureConsumer(ctx, r.op, 0)
 		if err != nil {

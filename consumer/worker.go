@@ -34,6 +34,9 @@ type Worker struct {
 	pendingScan time.Duration
 	// requestsMsgSize and dlqMsgSize are the streams' max message sizes; set by Setup.
 	requestsMsgSize, dlqMsgSize int32
+	// checkpoints is the bucket of the requests' checkpoints (see checkpoint.go); set by Setup,
+	// nil when it cannot be used.
+	checkpoints *checkpointBucket
 
 	mu      sync.Mutex
 	ops     []*opRunner

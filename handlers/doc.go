@@ -15,5 +15,8 @@
 // An allPages listing is streamed page by page (parts.go): every B2 page is sent as soon as it
 // arrives, as at least one part of its own, and while a page call is slow the handler sends empty
 // progress parts every Config.ProgressInterval, so that a publisher can tell a slow listing from
-// a dead worker.
+// a dead worker. While one page is sent the next is fetched (prefetch.go: one page ahead, two in
+// memory at most). Before each part but a final one, the listing's checkpoint is stored in the
+// request's consumer.Checkpoint (checkpoint.go), so that a redelivery resumes the listing with
+// the part numbering going on, and repeats at most the one part it cannot know was sent.
 package handlers

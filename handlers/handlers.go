@@ -198,8 +198,9 @@ func (b base) reject(ctx context.Context, m *consumer.Message, f consumer.Failur
 	}
 	var h consumer.Header
 	if m.Op == schema.OpListFileNames {
-		// After parts this delivery already streamed, the error reply is the next, final part.
-		h = partHeader(w.Sent()+1, true)
+		// After the parts this delivery and, for a resumed listing, earlier ones streamed, the
+		// error reply is the next, final part.
+		h = partHeader(lastPartSent(ctx, m, w)+1, true)
 	}
 	rej := consumer.Rejection{RequestID: id, Code: fail.Code, Message: fail.Message}
 	return rej, send(ctx, w, codec, env, h)

@@ -12,9 +12,10 @@ import (
 )
 
 // ListFileNames serves list_file_names requests: one page, or with allPages every page streamed
-// as reply parts as it arrives (memory bounded by a page), filtered by the match glob and cut at
-// limit. With allPages, every page sends at least one part, and a B2 call slower than the
-// progress interval is covered by empty progress parts. Safe for concurrent use.
+// as reply parts as it arrives, the next page fetched meanwhile (memory bounded by two pages),
+// filtered by the match glob and cut at limit. With allPages, every page sends at least one
+// part, a B2 call slower than the progress interval is covered by empty progress parts, and a
+// redelivery resumes the listing from its checkpoint. Safe for concurrent use.
 type ListFileNames struct{ base }
 
 var _ consumer.Handler = (*ListFileNames)(nil)
@@ -45,7 +46,10 @@ func (h *ListFileNames) Handle(ctx context.Context, m *consumer.Message, w consu
 	br := h.breakers.get(m.Account, schema.OpListFileNames)
 	deadline, hasDeadline := req.DeadlineTime()
 	checkDeadline := func() error { return h.checkDeadline(deadline, hasDeadline) }
-	fetch := func(ctx context.Context) (*b2.Page, error) {
+	// fetch makes one page call, with the pause or breaker hold before it. It may run on a
+	// goroutine of its own while the handler's goroutine sends the page before (ReplyWriter's
+	// Progress is safe for that; nothing else of w is used).
+	fetch := func(ctx context.Context, lr b2.ListRequest) (*b2.Page, error) {
 		var page *b2.Page
 		b2ctx := h.b2Context(ctx, w, deadline, hasDeadline)
 		err := br.call(ctx, w.Progress, checkDeadline, func() error {
@@ -58,72 +62,210 @@ func (h *ListFileNames) Handle(ctx context.Context, m *consumer.Message, w consu
 		})
 		return page, err
 	}
-	count, pages := 0, 0
-	for {
-		if err := checkDeadline(); err != nil {
-			return disposition(err)
+	l := &listing{h: h, m: m, w: w, req: &req, match: match, parts: parts, fetch: fetch, checkDeadline: checkDeadline, id: r.id}
+	if req.AllPages {
+		return disposition(l.all(ctx, lr))
+	}
+	return disposition(l.one(ctx, lr))
+}
+
+// listing is one delivery of a list_file_names request.
+type listing struct {
+	h             *ListFileNames
+	m             *consumer.Message
+	w             consumer.ReplyWriter
+	req           *schema.ListFileNamesRequest
+	match         *glob.Glob
+	parts         *partWriter
+	fetch         func(context.Context, b2.ListRequest) (*b2.Page, error)
+	checkDeadline func() error
+	id            string
+}
+
+// one answers a listing without allPages: one B2 call, one reply (in parts when it is large).
+func (l *listing) one(ctx context.Context, lr b2.ListRequest) error {
+	if err := l.checkDeadline(); err != nil {
+		return err
+	}
+	page, err := l.fetch(ctx, lr)
+	if err != nil {
+		l.logFailure(ctx, 0, err)
+		return err
+	}
+	files, next, _ := selectFiles(page, l.match, l.req.Limit, l.req.Delimiter)
+	return l.parts.page(ctx, page.BucketID, files, true, next, len(files), 1)
+}
+
+func (l *listing) logFailure(ctx context.Context, pages int, err error) {
+	l.h.log.WarnContext(ctx, "b2 list_file_names failed", "account", l.m.Account, "request_id", l.id, "pages", pages, "error", err)
+}
+
+// all streams an allPages listing, resuming from the request's checkpoint when an earlier
+// delivery left one. While a page is being sent the next one is already being fetched (one
+// page ahead, so at most two pages are held); a page call that keeps the publisher waiting gets
+// progress parts.
+func (l *listing) all(ctx context.Context, lr b2.ListRequest) error {
+	cp, resumed, err := loadCheckpoint(ctx, l.m, l.h.log)
+	if err != nil {
+		return err
+	}
+	// cut, on a resumed listing whose last part may have been sent, is where that part's files
+	// ended: its repeat ends there too, so that it never holds files the first one did not
+	// (the publisher drops it by its number). Until it is sent, no progress part goes out: one
+	// would take the number the publisher may have seen on it.
+	var cut *string
+	if !resumed {
+		cp.at.Start, cp.at.BucketID = lr.StartFileName, lr.BucketID
+	} else {
+		at := cp.at
+		lr.StartFileName = at.Start
+		if at.BucketID != "" {
+			lr.BucketID = at.BucketID
 		}
-		var page *b2.Page
-		var err error
-		if req.AllPages {
-			var sendErr error
-			if page, err, sendErr = h.fetchWithProgress(ctx, parts, lr.BucketID, fetch); sendErr != nil {
-				return disposition(sendErr) // like a page part that cannot be sent, not a B2 failure
+		l.parts.resume(at.Part)
+		if p := at.Pending; p != nil && p.Progress {
+			// Sent again as it was: an empty part.
+			if err := l.parts.progress(ctx, lr.BucketID); err != nil {
+				return err
 			}
-		} else {
-			page, err = fetch(ctx)
+			cp.sent(*p, at.Count, at.Pages)
+		} else if p != nil {
+			cut = &p.Next
+		}
+		l.h.log.InfoContext(ctx, "listing resumed from its checkpoint", "account", l.m.Account, "request_id", l.id,
+			"part", at.Part, "pages", at.Pages, "count", at.Count, "attempt", l.m.Attempt)
+	}
+	count, pages := cp.at.Count, cp.at.Pages
+
+	next := startFetch(ctx, lr, l.fetch)
+	defer func() { next.stop() }()
+	for {
+		if err := l.checkDeadline(); err != nil {
+			cp.flush(ctx)
+			return err
+		}
+		page, err, sendErr := l.await(ctx, next, cp, lr.BucketID, cut == nil)
+		if sendErr != nil {
+			cp.flush(ctx)
+			return sendErr // like a page part that cannot be sent, not a B2 failure
 		}
 		if err != nil {
-			h.log.WarnContext(ctx, "b2 list_file_names failed", "account", m.Account, "request_id", r.id, "pages", pages, "error", err)
-			return disposition(err)
+			l.logFailure(ctx, pages, err)
+			cp.flush(ctx)
+			return err
 		}
 		pages++
-		files, next, limited := selectFiles(page, match, req.Limit-count, req.Delimiter)
-		count += len(files)
-		final := !req.AllPages || next == nil || limited
-		if err := parts.page(ctx, page.BucketID, files, final, next, count, pages); err != nil {
-			return disposition(err)
+		files, after, limited := selectFiles(page, l.match, l.req.Limit-count, l.req.Delimiter)
+		final := after == nil || limited
+		lr.BucketID, cp.at.BucketID = page.BucketID, page.BucketID
+		ahead := func() {
+			if !final {
+				lr.StartFileName = *after
+				next = startFetch(ctx, lr, l.fetch) // one page ahead
+			}
 		}
+		if err := l.sendPage(ctx, cp, page.BucketID, files, final, after, &count, pages, cut, ahead); err != nil {
+			cp.flush(ctx)
+			return err
+		}
+		cut = nil
 		if final {
 			return nil
 		}
-		w.Progress()
-		lr.StartFileName, lr.BucketID = *next, page.BucketID
+		l.w.Progress()
 	}
 }
 
-// fetchWithProgress runs fetch (one B2 page call, with the pause or breaker hold before it) on its
-// own goroutine. While it runs, the handler's goroutine sends an empty progress part whenever no
-// part has gone out for the progress interval, so the publisher, whose timeout runs per part, can
-// tell a slow B2 from a dead worker. A B2 call is bounded by the client's call timeout, so the
-// progress parts never keep a hung listing alive for long. When a progress part cannot be sent,
-// fetch is cancelled and sendErr is that failure. It returns only after fetch has.
-func (h *ListFileNames) fetchWithProgress(ctx context.Context, parts *partWriter, bucketID string,
-	fetch func(context.Context) (*b2.Page, error)) (page *b2.Page, err, sendErr error) {
-	fctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type result struct {
-		page *b2.Page
-		err  error
+// sendPage sends one page's files as parts, each but a final one checkpointed before it is sent.
+// after is where the listing goes on after the page (nil at its end). With cut, the page's first
+// part ends before cut (see all). ahead is called once the first part's checkpoint is stored (so
+// that a delivery that cannot store it does not start a B2 call for nothing), before any part
+// is sent.
+func (l *listing) sendPage(ctx context.Context, cp *checkpointer, bucketID string, files []b2.File, final bool, after *string,
+	count *int, pages int, cut *string, ahead func()) error {
+	// Groups of files that end at a known start name: the files before cut, then the others.
+	type group struct {
+		files []b2.File
+		end   *string
 	}
-	done := make(chan result, 1)
-	go func() {
-		page, err := fetch(fctx)
-		done <- result{page, err}
-	}()
-	timer := time.NewTimer(max(h.progressEvery-parts.sinceLastPart(), 0))
+	groups := []group{{files, after}}
+	if cut != nil {
+		i := 0
+		for i < len(files) && files[i].FileName < *cut {
+			i++
+		}
+		if i < len(files) {
+			groups = []group{{files[:i], cut}, {files[i:], after}}
+		}
+	}
+	total := *count + len(files)
+	for gi, g := range groups {
+		chunks, err := l.parts.chunks(g.files)
+		if err != nil {
+			return err
+		}
+		for ci, chunk := range chunks {
+			isFinal := final && gi == len(groups)-1 && ci == len(chunks)-1
+			if isFinal {
+				if ahead != nil {
+					ahead() // starts nothing: there is no page after a final one
+				}
+				return l.parts.part(ctx, bucketID, chunk, true, after, total, pages)
+			}
+			p := pendingPart{}
+			if ci < len(chunks)-1 {
+				f := chunk[len(chunk)-1]
+				p.Next = successor(f.FileName, f.Action, l.req.Delimiter)
+			} else {
+				p.Next = *g.end
+			}
+			if err := cp.before(ctx, p); err != nil {
+				return err
+			}
+			if ahead != nil {
+				ahead()
+				ahead = nil
+			}
+			if err := l.parts.part(ctx, bucketID, chunk, false, nil, 0, 0); err != nil {
+				return err
+			}
+			*count += len(chunk)
+			cp.sent(p, *count, pages)
+		}
+	}
+	return nil
+}
+
+// await waits for the page that f fetches. When it is not there yet, the listing's checkpoint is
+// brought up to date first, and while the wait lasts the handler's goroutine sends an empty
+// progress part whenever no part has gone out for the progress interval (unless progress is
+// false), so the publisher, whose timeout runs per part, can tell a slow B2 from a dead worker. A
+// B2 call is bounded by the client's call timeout, so the progress parts never keep a hung
+// listing alive for long. When a progress part cannot be sent, sendErr is that failure.
+func (l *listing) await(ctx context.Context, f *pageFetch, cp *checkpointer, bucketID string, progress bool) (page *b2.Page, err, sendErr error) {
+	if res, ok := f.ready(); ok {
+		return res.page, res.err, nil
+	}
+	cp.flush(ctx)
+	timer := time.NewTimer(max(l.h.progressEvery-l.parts.sinceLastPart(), 0))
 	defer timer.Stop()
 	for {
 		select {
-		case res := <-done:
+		case res := <-f.done:
+			res = f.take(res)
 			return res.page, res.err, nil
 		case <-timer.C:
-			if err := parts.progress(ctx, bucketID); err != nil {
-				cancel()
-				<-done
-				return nil, nil, err
+			if progress {
+				p := pendingPart{Progress: true}
+				if err := cp.before(ctx, p); err != nil {
+					return nil, nil, err
+				}
+				if err := l.parts.progress(ctx, bucketID); err != nil {
+					return nil, nil, err
+				}
+				cp.sent(p, cp.at.Count, cp.at.Pages)
 			}
-			timer.Reset(h.progressEvery)
+			timer.Reset(l.h.progressEvery)
 		}
 	}
 }
@@ -156,19 +298,20 @@ func selectFiles(page *b2.Page, match *glob.Glob, room int, delimiter string) (f
 			if i == len(page.Files)-1 {
 				return files, page.NextFileName, true
 			}
-			after := successor(f, delimiter)
+			after := successor(f.FileName, f.Action, delimiter)
 			return files, &after, true
 		}
 	}
 	return files, page.NextFileName, false
 }
 
-// successor is the smallest start name that lists everything after f: past a file, its name
-// plus " " (the smallest legal character, as B2 itself does); past a folder, every name under it.
-func successor(f b2.File, delimiter string) string {
-	if f.Action == "folder" && delimiter != "" {
-		n := len(f.FileName)
-		return f.FileName[:n-1] + string([]byte{f.FileName[n-1] + 1})
+// successor is the smallest start name that lists everything after the entry name: past a
+// file, its name plus " " (the smallest legal character, as B2 itself does); past a folder
+// (action "folder", with a delimiter), every name under it.
+func successor(name, action, delimiter string) string {
+	if action == "folder" && delimiter != "" {
+		n := len(name)
+		return name[:n-1] + string([]byte{name[n-1] + 1})
 	}
-	return f.FileName + " "
+	return name + " "
 }

@@ -19,7 +19,7 @@ const headerAllowance = 1024
 // partWriter streams a listing as numbered reply parts, none larger than the connection's max
 // payload. Each B2 page is sent as soon as it arrives, as one part or several, and parts never
 // join pages: a page that match filtered away still sends an empty part, so the publisher hears
-// from a listing once per page however sparse its matches. Memory is bounded by one page.
+// from a listing once per page however sparse its matches. It holds no page itself.
 //
 // A partWriter is used by the handler's goroutine only (consumer.ReplyWriter.Send is not safe for
 // concurrent use).
@@ -30,7 +30,7 @@ type partWriter struct {
 	started  time.Time
 	allPages bool
 	budget   int
-	part     int
+	n        int // the number of the last part sent
 	// lastSent is when the last part was sent (when the listing started, before the first).
 	lastSent time.Time
 }
@@ -58,30 +58,44 @@ func newPartWriter(w consumer.ReplyWriter, r request, m *consumer.Message, allPa
 // with final, the last part is marked final and carries nextFileName (and, for allPages, count
 // and pages).
 func (p *partWriter) page(ctx context.Context, bucketID string, files []b2.File, final bool, next *string, count, pages int) error {
-	all := make([]schema.File, len(files))
-	for i, f := range files {
-		all[i] = wireFile(f)
-	}
-	chunks, err := schema.PartitionFiles(p.codec, all, p.budget)
+	chunks, err := p.chunks(files)
 	if err != nil {
 		return err
 	}
 	last := len(chunks) - 1
 	for i, chunk := range chunks {
-		res := &schema.ListResult{BucketID: bucketID, Files: chunk}
-		isFinal := final && i == last
-		if isFinal {
-			res.NextFileName = next
-			if p.allPages {
-				res.Count, res.Pages = schema.IntPtr(count), schema.IntPtr(pages)
-			}
-		}
-		if err := p.send(ctx, res, isFinal); err != nil {
+		if err := p.part(ctx, bucketID, chunk, final && i == last, next, count, pages); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// chunks converts files to their wire form and splits them into the files of parts, at least
+// one (empty when files is).
+func (p *partWriter) chunks(files []b2.File) ([][]schema.File, error) {
+	all := make([]schema.File, len(files))
+	for i, f := range files {
+		all[i] = wireFile(f)
+	}
+	return schema.PartitionFiles(p.codec, all, p.budget)
+}
+
+// part sends one part with files; a final one carries nextFileName (and, for allPages, count
+// and pages).
+func (p *partWriter) part(ctx context.Context, bucketID string, files []schema.File, final bool, next *string, count, pages int) error {
+	res := &schema.ListResult{BucketID: bucketID, Files: files}
+	if final {
+		res.NextFileName = next
+		if p.allPages {
+			res.Count, res.Pages = schema.IntPtr(count), schema.IntPtr(pages)
+		}
+	}
+	return p.send(ctx, res, final)
+}
+
+// resume continues the numbering of a listing that an earlier delivery sent parts 1..sent of.
+func (p *partWriter) resume(sent int) { p.n = sent }
 
 // progress sends an empty, non-final part: it tells the publisher that the listing is alive
 // while a B2 page call is slow. It is numbered like every other part, so a publisher that reads
@@ -95,14 +109,14 @@ func (p *partWriter) progress(ctx context.Context, bucketID string) error {
 func (p *partWriter) sinceLastPart() time.Duration { return time.Since(p.lastSent) }
 
 func (p *partWriter) send(ctx context.Context, res *schema.ListResult, final bool) error {
-	p.part++
-	res.Part, res.Final = p.part, final
+	res.Part, res.Final = p.n+1, final
 	env := p.env
 	env.Result = res
 	env.DurationMs = time.Since(p.started).Milliseconds()
-	if err := send(ctx, p.w, p.codec, env, partHeader(p.part, final)); err != nil {
+	if err := send(ctx, p.w, p.codec, env, partHeader(res.Part, final)); err != nil {
 		return err
 	}
+	p.n++
 	p.lastSent = time.Now()
 	return nil
 }

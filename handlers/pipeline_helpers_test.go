@@ -22,17 +22,25 @@ import (
 	"github.com/b2jet/b2jet/schema"
 )
 
-// countingAccount counts the B2 list calls of a real client by requested prefix.
+// countingAccount counts the B2 list calls of a real client by requested prefix, and records
+// the start name of each. beforeList, if set, runs before each call with its number (from 1).
 type countingAccount struct {
 	*b2.Client
-	mu    sync.Mutex
-	lists map[string]int
+	mu         sync.Mutex
+	lists      map[string]int
+	starts     []string
+	beforeList func(n int, req b2.ListRequest)
 }
 
 func (c *countingAccount) ListFileNames(ctx context.Context, req b2.ListRequest) (*b2.Page, error) {
 	c.mu.Lock()
 	c.lists[req.Prefix]++
+	c.starts = append(c.starts, req.StartFileName)
+	n, hook := len(c.starts), c.beforeList
 	c.mu.Unlock()
+	if hook != nil {
+		hook(n, req)
+	}
 	return c.Client.ListFileNames(ctx, req)
 }
 
@@ -40,6 +48,13 @@ func (c *countingAccount) listCalls(prefix string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lists[prefix]
+}
+
+// listStarts returns the start names of the list calls so far, in order.
+func (c *countingAccount) listStarts() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.starts...)
 }
 
 // pipe is a whole b2jet pipeline: an embedded JetStream server, the fake B2, and workers.
@@ -55,6 +70,10 @@ type pipe struct {
 	progress time.Duration
 	// tp traces the workers' B2 clients (nil: no spans); cfg.TracerProvider their deliveries.
 	tp trace.TracerProvider
+	// wrapList, if set, wraps the list_file_names handler of workers started after it is set.
+	wrapList func(consumer.Handler) consumer.Handler
+	// beforeList is copied to the accounts of workers started after it is set.
+	beforeList func(n int, req b2.ListRequest)
 
 	mu     sync.Mutex
 	events []consumer.Event
@@ -116,7 +135,7 @@ func (p *pipe) startWorker(t *testing.T) *worker {
 		c, err := b2.New(b2.Config{KeyID: k.ID, Key: b2.Secret(k.Secret), RealmURL: p.fake.URL, CallTimeout: 2 * time.Second,
 			TracerProvider: p.tp, Name: name})
 		require.NoError(t, err)
-		w.accounts[name] = &countingAccount{Client: c, lists: map[string]int{}}
+		w.accounts[name] = &countingAccount{Client: c, lists: map[string]int{}, beforeList: p.beforeList}
 		accounts[name] = w.accounts[name]
 	}
 	set, err := handlers.New(handlers.Config{Accounts: accounts, Breakers: p.bs, ProgressInterval: p.progress})
@@ -126,7 +145,11 @@ func (p *pipe) startWorker(t *testing.T) *worker {
 	cw, err := consumer.New(w.nc, p.cfg)
 	require.NoError(t, err)
 	cw.Handle(schema.OpAuthorize, set.Authorize, set.Breakers.Gate(schema.OpAuthorize))
-	cw.Handle(schema.OpListFileNames, set.ListFileNames, set.Breakers.Gate(schema.OpListFileNames))
+	var list consumer.Handler = set.ListFileNames
+	if p.wrapList != nil {
+		list = p.wrapList(list)
+	}
+	cw.Handle(schema.OpListFileNames, list, set.Breakers.Gate(schema.OpListFileNames))
 	require.NoError(t, cw.Setup(context.Background()))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -146,6 +169,14 @@ func (p *pipe) startWorker(t *testing.T) *worker {
 	}
 	t.Cleanup(func() { _ = w.stop() })
 	return w
+}
+
+// kill stops w as a crash would: its connection is closed first, so that nothing it does after
+// reaches the server (no reply, ack, nak or checkpoint), and its deliveries come back to another
+// worker after the ack wait.
+func (w *worker) kill() {
+	w.nc.Close()
+	_ = w.stop()
 }
 
 // call is one published request and the subscription receiving its replies.

@@ -64,6 +64,9 @@ const (
 	StreamDLQ      = "B2_DLQ"
 )
 
+// BucketListings is the key-value bucket of the checkpoints of allPages listings in progress.
+const BucketListings = "B2_LISTINGS"
+
 // Error codes of the contract (the reply error's code and the dead letter's B2-Error-Code).
 const (
 	CodeInvalidRequest   = "invalid_request"

@@ -41,6 +41,12 @@ type sizes struct {
 	ExpiryRequests    int
 	ExpiryEvery       int
 	ExpiryConcurrency int
+
+	// ResumePages pages of ResumePage names are listed with allPages; the worker is killed once
+	// B2 was asked for page ResumeKillAt (scenario 7).
+	ResumePages  int
+	ResumePage   int
+	ResumeKillAt int
 }
 
 // fullSizes are the sizes of issue #6.
@@ -64,6 +70,9 @@ func fullSizes() sizes {
 		ExpiryRequests:    100_000,
 		ExpiryEvery:       10_000,
 		ExpiryConcurrency: 256,
+		ResumePages:       100,
+		ResumePage:        1000,
+		ResumeKillAt:      50,
 	}
 }
 
@@ -101,5 +110,8 @@ func smokeSizes() sizes {
 		ExpiryRequests:    300,
 		ExpiryEvery:       100,
 		ExpiryConcurrency: 8,
+		ResumePages:       20,
+		ResumePage:        100,
+		ResumeKillAt:      10,
 	}
 }

@@ -3,7 +3,8 @@
 //
 // It owns the benchmark program of issue #6: six scenarios (overhead against a minimal JetStream
 // loop, live latency, latency hiding, a million-name listing, scale-out over worker processes,
-// the session cache under token expiry), each repeated and interleaved with its baseline, reported
+// the session cache under token expiry), and a seventh, a listing whose worker is killed half-way
+// and resumed by another, each repeated and interleaved with its baseline, reported
 // as medians with ranges and as ratios against a bound measured or derived in the same run. Every
 // part is real: an embedded NATS JetStream server (nats-server/v2), the b2/b2test fake of B2 over
 // loopback HTTP, b2jet either wired in-process from its packages (consumer, handlers, b2) or run
@@ -16,5 +17,5 @@
 //
 // Usage:
 //
-//	go run ./cmd/b2jet-bench [-out BENCHMARKS.md] [-quick] [-reps 3] [-scenarios 1,2,3,4,5,6]
+//	go run ./cmd/b2jet-bench [-out BENCHMARKS.md] [-quick] [-reps 3] [-scenarios 1,2,3,4,5,6,7]
 package main

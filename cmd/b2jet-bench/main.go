@@ -69,6 +69,10 @@ var scenarios = []scenario{
 		r, err := b.expiry(ctx)
 		return r.section(b.sz, b.hiding), err
 	}},
+	{7, "resumed listing", func(ctx context.Context, b *bench) (section, error) {
+		r, err := b.resume(ctx)
+		return r.section(b.sz), err
+	}},
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -77,9 +81,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "", "write the report into this file (between its b2jet-bench markers); empty: stdout only")
 	quick := fs.Bool("quick", false, "smaller workloads (a few minutes instead of ~15)")
 	reps := fs.Int("reps", 0, "repetitions of each measurement (default 3)")
-	only := fs.String("scenarios", "1,2,3,4,5,6", "comma-separated scenario numbers to run")
+	only := fs.String("scenarios", "1,2,3,4,5,6,7", "comma-separated scenario numbers to run")
 	profile := fs.String("cpuprofile", "", "directory for CPU profiles of the in-process runs (scenarios 1 and 3, first repetition)")
-	bin := fs.String("b2jet", "", "b2jet binary for scenarios 4 and 5 (default: built from this module)")
+	bin := fs.String("b2jet", "", "b2jet binary for scenarios 4, 5 and 7 (default: built from this module)")
 	encoding := fs.String("encoding", "", "request encoding: json (default) or msgpack")
 	conc := fs.Int("concurrency", 0, "worker concurrency of scenarios 1 and 2 (default 64)")
 	if err := fs.Parse(args); err != nil {

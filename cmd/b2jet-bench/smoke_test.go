@@ -100,6 +100,19 @@ func TestSmoke(t *testing.T) {
 		}
 		assert.Len(t, r.section(sz, b.hiding).Targets, 1)
 	})
+
+	t.Run("7 resume", func(t *testing.T) {
+		r, err := b.resume(ctx)
+		require.NoError(t, err)
+		require.Len(t, r.Calls, sz.Reps)
+		for i := range sz.Reps {
+			assert.GreaterOrEqual(t, r.KilledAt[i], sz.ResumeKillAt)
+			assert.GreaterOrEqual(t, r.Pages[i], sz.ResumePages)
+			assert.Greater(t, r.FirstPart[i], 1, "the second worker resumed the listing")
+			assert.LessOrEqual(t, r.Calls[i], r.Pages[i]+2, "B2 list calls")
+		}
+		assert.Len(t, r.section(sz).Targets, 1)
+	})
 }
 
 // TestReportKeepsTheRest checks that writing the report replaces only the generated part.

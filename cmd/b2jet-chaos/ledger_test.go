@@ -126,30 +126,26 @@ func (l *ledger) final(r request) bool {
 	return slices.ContainsFunc(reps, func(x reply) bool { return !x.ok && x.final }) || !expectsReply(r)
 }
 
-// complete reports whether one attempt delivered an ok reply whole: parts 1..k, all ok, k final.
+// complete reports whether the ok parts delivered an ok reply whole, as a publisher collects it
+// by part number (contract 1.1): parts 1..k, k final, whichever delivery sent each one (a
+// redelivery resumes a listing at its checkpoint's part, or starts over at part 1).
 func complete(reps []reply) bool {
-	byAttempt := map[int][]reply{}
+	seen, last := map[int]bool{}, 0
 	for _, x := range reps {
-		byAttempt[x.attempt] = append(byAttempt[x.attempt], x)
-	}
-	for _, parts := range byAttempt {
-		seen, last, ok := map[int]bool{}, 0, true
-		for _, x := range parts {
-			seen[x.part] = true
-			ok = ok && x.ok
-			if x.final {
-				last = x.part
-			}
+		if !x.ok {
+			continue
 		}
-		whole := last > 0 && ok
-		for p := 1; whole && p <= last; p++ {
-			whole = seen[p]
-		}
-		if whole {
-			return true
+		seen[x.part] = true
+		if x.final {
+			last = max(last, x.part)
 		}
 	}
-	return false
+	for p := 1; last > 0 && p <= last; p++ {
+		if !seen[p] {
+			return false
+		}
+	}
+	return last > 0
 }
 
 // expectsReply reports whether a reply can be expected: not without a Reply-To, nor to one the
