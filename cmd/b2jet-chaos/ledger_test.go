@@ -273,7 +273,7 @@ func (l *ledger) account(reqs []request) tally {
 			}
 		default:
 			t.lost++
-			problem("%s: lost (%d replies, %d dead letters)", r.id, len(reps), len(dls))
+			problem("%s: lost (%d replies: %s; %d dead letters)", r.id, len(reps), describeParts(reps), len(dls))
 		}
 		// A request answered by more than one delivery is a duplicate the replies mark (attempt);
 		// the same part of the same attempt twice is not.
@@ -314,3 +314,22 @@ func firstOutcome(reps []reply, dls []deadLetter) (time.Time, bool) {
 
 // String is the tally's problems, one per line.
 func (t tally) String() string { return strings.Join(t.problems, "\n") }
+
+// describeParts lists replies as attempt/part, with ok or error and F for a final part, in the
+// order they were captured: what a lost listing did receive.
+func describeParts(reps []reply) string {
+	var b strings.Builder
+	for i, x := range reps {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%d/%d", x.attempt, x.part)
+		if !x.ok {
+			b.WriteString("err")
+		}
+		if x.final {
+			b.WriteByte('F')
+		}
+	}
+	return b.String()
+}
