@@ -117,6 +117,9 @@ type checkpoint struct {
 	b     *checkpointBucket
 	key   string
 	stamp string
+	// conn is the delivery's reply continuity: a checkpoint is written only over replies known
+	// to have reached the server.
+	conn *continuity
 
 	mu sync.Mutex
 	// value is the last value loaded or saved; known says whether there is one to return.
@@ -168,14 +171,37 @@ func (c *checkpoint) Save(ctx context.Context, value []byte) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	prev, hadPrev := c.value, c.known
 	c.value, c.known, c.touched = append([]byte(nil), value...), true, true
 	ctx, cancel := context.WithTimeout(ctx, checkpointTimeout)
 	defer cancel()
 	stored := make([]byte, 0, len(c.stamp)+1+len(value))
 	stored = append(append(append(stored, c.stamp...), checkpointStampSep), value...)
+	// A checkpoint says that the replies sent before it reached the publisher's subject: only
+	// true if they went out on the connection that carries the write (see continuity.go).
+	if err := c.conn.check(); err != nil {
+		return fmt.Errorf("consumer: write checkpoint %s: %w", c.key, err)
+	}
 	if _, err := c.b.kv.Put(ctx, c.key, stored); err != nil {
 		return fmt.Errorf("consumer: write checkpoint %s: %w", c.key, err)
 	}
+	if err := c.conn.check(); err != nil {
+		// The write may have gone out on the new connection, after replies lost with the old
+		// one: put the previous checkpoint back (or none), so that a redelivery sends them again.
+		var perr error
+		if hadPrev {
+			restored := append(append([]byte(c.stamp), checkpointStampSep), prev...)
+			_, perr = c.b.kv.Put(ctx, c.key, restored)
+		} else {
+			perr = c.b.remove(c.key)
+		}
+		if perr != nil {
+			err = fmt.Errorf("%w (and taking the checkpoint back: %v)", err, perr)
+		}
+		c.value, c.known = prev, hadPrev
+		return fmt.Errorf("consumer: write checkpoint %s: %w", c.key, err)
+	}
+	c.conn.confirm()
 	return nil
 }
 

@@ -131,6 +131,9 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 	d.rw = w.newReplyWriter(m.Header, r.op, parsed.Account, m.Account, d.tracker, func(err error) {
 		w.emit(d.event(EventPublishFailed, func(e *Event) { e.Target = "reply"; e.Err = err }))
 	})
+	if d.cp != nil {
+		d.cp.conn = &d.rw.conn
+	}
 	d.startSpan()
 	defer d.endSpan()
 	w.emit(d.event(EventDelivered, nil))
@@ -166,6 +169,13 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 	act := decide(out, w.policy)
 	switch act.Kind {
 	case actAck:
+		if err := d.rw.conn.check(); err != nil && m.Attempt < lim.lastDelivery() {
+			// Some replies may have died with the old connection: answer again rather than ack
+			// a request whose publisher may lack them. On the server's last delivery there is
+			// no again: the ack goes out.
+			d.nak(minNakDelay, nakRetry, err)
+			return
+		}
 		d.ack()
 	case actNak:
 		outcome := nakRetry

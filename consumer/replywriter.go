@@ -29,6 +29,8 @@ type replyWriter struct {
 	trace       Header
 	tracker     *tracker
 	onFail      func(error)
+	// conn follows whether core replies reached the server (see continuity.go).
+	conn continuity
 }
 
 // newReplyWriter picks the reply subject: the request's Reply-To header when present and not empty
@@ -41,6 +43,7 @@ func (w *Worker) newReplyWriter(h Header, op, accountToken, account string, t *t
 		nc:      w.nc,
 		tracker: t,
 		onFail:  onFail,
+		conn:    continuity{nc: w.nc},
 	}
 	if tp := h[schema.HeaderTraceParent]; len(tp) > 0 {
 		rw.traceparent = append([]string(nil), tp...)
@@ -103,7 +106,9 @@ func replyToError(subject string, s schema.Subjects) error {
 // in the overhead benchmark, cmd/b2jet-bench). Nothing is lost by it: the reply and the ack that
 // follows a successful Handle travel on the same connection, in that order, so the server never
 // has the ack without the reply; if the connection fails before they are written, both are lost
-// and the request is redelivered after the ack wait.
+// and the request is redelivered after the ack wait. If it fails between them (the reply went
+// into a dying socket, the ack into nats.go's reconnect buffer), the ack is not sent: see
+// continuity.go.
 func (rw *replyWriter) Send(ctx context.Context, r Reply) error {
 	if rw.subjectErr != nil {
 		return rw.subjectErr
@@ -135,8 +140,11 @@ func (rw *replyWriter) Send(ctx context.Context, r Reply) error {
 			}
 			return rw.fail(fmt.Errorf("consumer: store reply: %w", err))
 		}
-	} else if err := rw.nc.PublishMsg(msg); err != nil {
-		return rw.fail(fmt.Errorf("consumer: publish reply: %w", err))
+	} else {
+		rw.conn.published()
+		if err := rw.nc.PublishMsg(msg); err != nil {
+			return rw.fail(fmt.Errorf("consumer: publish reply: %w", err))
+		}
 	}
 	rw.sent++
 	rw.tracker.progress()
