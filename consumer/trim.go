@@ -289,7 +289,7 @@ func (w *Worker) trimRequests(ctx context.Context) time.Duration {
 	bound := trimBound{seq: plan.keepFrom, why: "the low-water mark"}
 	bound.lower(consumers)
 	if aged.bound.seq < bound.seq {
-		bound = trimBound{seq: aged.bound.seq, why: fmt.Sprintf("%s (as read %s ago)", aged.bound.why, now.Sub(aged.at).Round(time.Second))}
+		bound = trimBound{seq: aged.bound.seq, why: fmt.Sprintf("%s (as read %s ago)", aged.bound.why, roundAge(now.Sub(aged.at)))}
 	}
 	bound.lower(pending)
 
@@ -329,6 +329,14 @@ func (w *Worker) trimRequests(ctx context.Context) time.Duration {
 		"stream", w.cfg.RequestsStream, "needed_from_seq", bound.seq, "first_seq", state.FirstSeq, "trimmed", trimmed,
 		"msgs", state.Msgs, "max_msgs", info.Config.MaxMsgs, "bytes", state.Bytes, "max_bytes", info.Config.MaxBytes)
 	return next
+}
+
+// roundAge rounds d for a log line: to seconds, or to milliseconds below a second.
+func roundAge(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(time.Second)
 }
 
 // trimFillPause returns how long the stream, filling at the rate seen since the previous check,

@@ -341,6 +341,46 @@ func TestTrimWaitsForOldFloors(t *testing.T) {
 	assert.Contains(t, r.w.TrimStatus().Blocked, "waiting for the consumers' floors")
 }
 
+// The floors as read a while ago bound the trim too: a request that a consumer's floor passed
+// only lately (as at max deliveries, before the advisory's worker has its dead letter) is kept
+// that long.
+func TestTrimBoundedByOldFloors(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := startTrimWorker(t, e, trimConfig(t), &fakeHandler{}, 0)
+	const age = 300 * time.Millisecond
+	r.w.trimFloorAge = age
+	ctx := context.Background()
+	audit, err := e.js.CreateConsumer(ctx, schema.StreamRequests, jetstream.ConsumerConfig{Durable: "audit", AckPolicy: jetstream.AckExplicitPolicy})
+	require.NoError(t, err)
+	seqs := e.fill(20)
+	e.settled(schema.OpAuthorize)
+	batch, err := audit.Fetch(5, jetstream.FetchMaxWait(5*time.Second))
+	require.NoError(t, err)
+	n := 0
+	for m := range batch.Messages() {
+		if n < 3 {
+			require.NoError(t, m.DoubleAck(ctx))
+		}
+		n++
+	}
+	require.Equal(t, 5, n)
+
+	r.w.trimRequests(ctx) // the audit consumer needs 4 on: read now, too recent to trim by
+	assert.Equal(t, seqs, e.present(seqs))
+	time.Sleep(age)
+	r.w.trimRequests(ctx)
+	assert.Equal(t, seqs[3:], e.present(seqs))
+
+	require.NoError(t, e.js.DeleteConsumer(ctx, schema.StreamRequests, "audit"))
+	r.w.trimRequests(ctx)
+	assert.Equal(t, seqs[3:], e.present(seqs), "kept while the floor read before the deletion is the newest old enough")
+	assert.Contains(t, r.w.TrimStatus().Blocked, `consumer "audit" (as read`)
+	time.Sleep(age)
+	r.w.trimRequests(ctx)
+	assert.Equal(t, uint64(10), e.requestsState().Msgs, "then down to the low-water mark")
+}
+
 func TestPlanTrim(t *testing.T) {
 	t.Parallel()
 	state := func(first, msgs, bytes uint64) jetstream.StreamState {
