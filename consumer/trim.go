@@ -300,13 +300,15 @@ func (w *Worker) trimRequests(ctx context.Context) time.Duration {
 			w.trimNotDone("purge failed", err)
 			return next
 		}
-		w.log.Info("request stream trimmed", "stream", w.cfg.RequestsStream, "trimmed", trimmed, "below_seq", bound.seq,
-			"reason", plan.reason, "bounded_by", bound.why, "msgs", info.State.Msgs, "max_msgs", info.Config.MaxMsgs,
-			"bytes", info.State.Bytes, "max_bytes", info.Config.MaxBytes, "trim_at_percent", w.cfg.RequestsTrimAt,
-			"trim_to_percent", w.cfg.RequestsTrimTo)
-		w.recordTrim(now, trimmed, bound.seq, plan.reason)
 		if trimmed > 0 {
+			w.log.Info("request stream trimmed", "stream", w.cfg.RequestsStream, "trimmed", trimmed, "below_seq", bound.seq,
+				"reason", plan.reason, "bounded_by", bound.why, "msgs", info.State.Msgs, "max_msgs", info.Config.MaxMsgs,
+				"bytes", info.State.Bytes, "max_bytes", info.Config.MaxBytes, "trim_at_percent", w.cfg.RequestsTrimAt,
+				"trim_to_percent", w.cfg.RequestsTrimTo)
+			w.recordTrim(now, trimmed, bound.seq, plan.reason)
 			w.emit(Event{Kind: EventRequestsTrimmed, Sequence: bound.seq, Count: trimmed, Target: plan.reason})
+		} else {
+			w.log.Debug("request stream already trimmed by another worker", "below_seq", bound.seq)
 		}
 	}
 	if bound.seq >= plan.keepFrom {
@@ -358,23 +360,34 @@ func (w *Worker) trimFillPause(lastSeq uint64, now time.Time, room uint64) time.
 }
 
 // consumersBound returns the first sequence that some consumer of st may still need (see
-// consumerNeeds); lastSeq is the stream's last sequence, read before. A consumer of this worker
-// that is not listed counts with its last known ack floor.
+// consumerNeeds); lastSeq is the stream's last sequence, read before. The consumers' infos come in
+// pages; a consumer that the list of names has and the pages lack (a cluster can leave out one
+// whose info it could not gather) is read by itself. A consumer of this worker that is not listed
+// at all counts with its last known ack floor.
 func (w *Worker) consumersBound(ctx context.Context, st jetstream.Stream, lastSeq uint64) (trimBound, error) {
 	b := noBound
-	lister := st.ConsumerNames(ctx)
-	var names []string
-	for name := range lister.Name() {
-		names = append(names, name)
+	infos := map[string]*jetstream.ConsumerInfo{}
+	pages := st.ListConsumers(ctx)
+	for info := range pages.Info() {
+		infos[info.Name] = info
 	}
-	if err := lister.Err(); err != nil {
+	if err := pages.Err(); err != nil {
 		return b, fmt.Errorf("consumer: list the consumers of %s: %w", w.cfg.RequestsStream, err)
 	}
-	if ctx.Err() != nil {
-		return b, ctx.Err() // the list may have been cut short
+	names := st.ConsumerNames(ctx)
+	var missing []string
+	for name := range names.Name() {
+		if infos[name] == nil {
+			missing = append(missing, name)
+		}
 	}
-	seen := map[string]bool{}
-	for _, name := range names {
+	if err := names.Err(); err != nil {
+		return b, fmt.Errorf("consumer: list the consumers of %s: %w", w.cfg.RequestsStream, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return b, err // a list may have been cut short
+	}
+	for _, name := range missing {
 		c, err := st.Consumer(ctx, name)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
 			continue // deleted since it was listed: it needs nothing
@@ -382,11 +395,13 @@ func (w *Worker) consumersBound(ctx context.Context, st jetstream.Stream, lastSe
 		if err != nil {
 			return b, fmt.Errorf("consumer: read consumer %s: %w", name, err)
 		}
-		seen[name] = true
-		b.lower(trimBound{seq: consumerNeeds(c.CachedInfo(), lastSeq), why: fmt.Sprintf("consumer %q", name)})
+		infos[name] = c.CachedInfo()
+	}
+	for name, info := range infos {
+		b.lower(trimBound{seq: consumerNeeds(info, lastSeq), why: fmt.Sprintf("consumer %q", name)})
 	}
 	for _, r := range w.registered() {
-		if floor, at := r.knownAckFloor(); !seen[r.consumerName()] && !at.IsZero() {
+		if floor, at := r.knownAckFloor(); infos[r.consumerName()] == nil && !at.IsZero() {
 			b.lower(trimBound{seq: floor + 1, why: fmt.Sprintf("consumer %q (missing, to be created again)", r.consumerName())})
 		}
 	}
