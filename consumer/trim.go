@@ -35,7 +35,10 @@ package consumer
 // sequence a second time purges nothing.
 //
 // What remains: a worker that could not record a pending dead letter in the bucket (the whole
-// store full) holds it in its memory only, where the other workers' trims do not see it.
+// store full) holds it in its memory only, where the other workers' trims do not see it; and a
+// request whose MAX_DELIVERIES advisory no worker received has no dead letter and no record
+// (reconcile.go's remaining window): it is trimmed like an answered one, so the replay that
+// recovers it must come before.
 
 import (
 	"context"
@@ -289,7 +292,8 @@ func (w *Worker) trimRequests(ctx context.Context) time.Duration {
 	bound := trimBound{seq: plan.keepFrom, why: "the low-water mark"}
 	bound.lower(consumers)
 	if aged.bound.seq < bound.seq {
-		bound = trimBound{seq: aged.bound.seq, why: fmt.Sprintf("%s (as read %s ago)", aged.bound.why, roundAge(now.Sub(aged.at)))}
+		// The same words every time (no age): the warning below is keyed by them.
+		bound = trimBound{seq: aged.bound.seq, why: fmt.Sprintf("%s (as read at least %s before)", aged.bound.why, roundAge(w.trimFloorAge))}
 	}
 	bound.lower(pending)
 
