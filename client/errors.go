@@ -136,7 +136,8 @@ var ErrNoStream = errors.New("no JetStream stream captures the request subject")
 // ErrStreamFull is wrapped by a *PublishError when JetStream refused the request for lack of
 // space: the request stream is at its limits (the workers' --requests-max-bytes or
 // --requests-max-msgs) or the server's store is full. The request was not stored; publishing it
-// again may succeed once space is freed.
+// again may succeed once space is freed (the workers trim answered requests from the stream near
+// its limits, unless requests still waiting for work fill it).
 var ErrStreamFull = errors.New("the request stream is full")
 
 // PublishError is a request that JetStream did not confirm storing: no PubAck came. The request

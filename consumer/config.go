@@ -35,6 +35,9 @@ const (
 	DefaultDLQMaxBytes      = 256 << 20
 	DefaultDLQMaxMsgs       = 100_000
 	DefaultKVMaxBytes       = 64 << 20
+	// The request stream's automatic trim, in percent of its limits (see trim.go).
+	DefaultRequestsTrimAt = 80
+	DefaultRequestsTrimTo = 50
 )
 
 // DeadLetterHeadroom is what a dead letter may add to its request: the B2-* headers and the
@@ -72,9 +75,20 @@ type Config struct {
 	// 1,000,000, -1 for no limit. The stream discards nothing when it is full: it refuses new
 	// requests (the publisher's PubAck is an error), so a stored request is never dropped to make
 	// room. Requests stay after they are answered (for replay) until RequestsMaxAge, so size the
-	// limits for the requests of that long.
+	// limits for the requests of that long, or let the workers trim them (RequestsTrimAt).
 	RequestsMaxBytes int64
 	RequestsMaxMsgs  int64
+	// RequestsTrimAt and RequestsTrimTo are the request stream's automatic trim, in percent of
+	// RequestsMaxMsgs and RequestsMaxBytes (as the server reports them): every 30 seconds a
+	// worker reads the stream's state, and when it holds RequestsTrimAt percent or more of either
+	// limit, it purges its oldest requests until it holds at most RequestsTrimTo percent of both,
+	// but never a request that may still need work: none at or after the first one some consumer
+	// of the stream (any consumer, an operator's too) has not finished, nor one whose dead letter
+	// is pending (see trim.go). Defaults 80 and 50; RequestsTrimAt -1 turns trimming off, so
+	// answered requests stay until RequestsMaxAge. RequestsTrimTo must be below RequestsTrimAt.
+	// Trimmed requests are gone: replay reaches only what trimming left.
+	RequestsTrimAt int
+	RequestsTrimTo int
 	// RequestsMaxMsgSize is the largest request (data and headers) the request stream stores;
 	// default: the connection's max payload minus DeadLetterHeadroom. The dead-letter stream's
 	// largest message is this plus DeadLetterHeadroom, and must fit the max payload.
@@ -170,6 +184,8 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.DLQMaxBytes, DefaultDLQMaxBytes)
 	setDefault(&c.DLQMaxMsgs, DefaultDLQMaxMsgs)
 	setDefault(&c.KVMaxBytes, DefaultKVMaxBytes)
+	setDefault(&c.RequestsTrimAt, DefaultRequestsTrimAt)
+	setDefault(&c.RequestsTrimTo, DefaultRequestsTrimTo)
 	setDefault(&c.MaxAttempts, DefaultMaxAttempts)
 	setDefault(&c.AckWait, DefaultAckWait)
 	setDefault(&c.MaxAckPending, DefaultMaxAckPending)
@@ -255,6 +271,14 @@ func (c Config) validate() error {
 			bad("%s %d is neither -1 (no limit) nor positive", l.field, l.v)
 		}
 	}
+	switch {
+	case c.RequestsTrimAt != -1 && (c.RequestsTrimAt < 1 || c.RequestsTrimAt > 100):
+		bad("RequestsTrimAt %d is neither -1 (off) nor a percentage within 1..100", c.RequestsTrimAt)
+	case c.RequestsTrimTo < 1 || c.RequestsTrimTo > 99:
+		bad("RequestsTrimTo %d is not a percentage within 1..99", c.RequestsTrimTo)
+	case c.trimming() && c.RequestsTrimTo >= c.RequestsTrimAt:
+		bad("RequestsTrimTo %d is not below RequestsTrimAt %d", c.RequestsTrimTo, c.RequestsTrimAt)
+	}
 	if c.RequestsMaxMsgSize < 0 {
 		bad("RequestsMaxMsgSize %d is negative", c.RequestsMaxMsgSize)
 	}
@@ -306,6 +330,9 @@ func (c Config) msgSizes(payload int64) (requests, dlq int32, err error) {
 	}
 	return int32(min(req, math.MaxInt32)), int32(min(req+headroom, math.MaxInt32)), nil
 }
+
+// trimming reports whether the workers trim the request stream (RequestsTrimAt is not -1).
+func (c Config) trimming() bool { return c.RequestsTrimAt != -1 }
 
 // spareDeliveries are the deliveries a consumer's MaxDeliver allows beyond the attempts: never a
 // B2 attempt, only a chance to dead-letter a request whose last attempt did not finish.

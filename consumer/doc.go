@@ -22,6 +22,10 @@
 //     recorded in a bucket and retried until it is, by the request's next delivery or, after its
 //     last, by every worker, and a request that reaches max deliveries without one gets it from the
 //     server's advisories;
+//   - the trim of the request stream (trim.go): answered requests stay for replay and would fill
+//     it, so from Config.RequestsTrimAt percent of a limit every worker purges the oldest down to
+//     RequestsTrimTo percent, never past a request that some consumer of the stream (anyone's)
+//     has not finished or whose dead letter is pending; replay reaches only what trimming left;
 //   - graceful shutdown, shaped like http.Server.Shutdown (worker.go);
 //   - tracing (tracing.go): with Config.TracerProvider, one OpenTelemetry consumer span per
 //     delivery, the child of the request's traceparent, carried by the handler's context and

@@ -38,6 +38,10 @@ const (
 	EventConsumerError EventKind = "consumer_error"
 	// EventConsumerRecreated: an operation's consumer had vanished and was created again.
 	EventConsumerRecreated EventKind = "consumer_recreated"
+	// EventRequestsTrimmed: the worker purged Count requests from the request stream, every one
+	// below stream sequence Sequence, because the stream held Config.RequestsTrimAt percent or
+	// more of its limit Target ("messages" or "bytes"); see trim.go.
+	EventRequestsTrimmed EventKind = "requests_trimmed"
 )
 
 // Event is one observable event, for metrics. Fields that do not apply to a kind are zero.
@@ -58,9 +62,12 @@ type Event struct {
 	// Exhausted and Code describe a dead letter.
 	Exhausted bool
 	Code      string
-	// Target says what failed to be sent (EventPublishFailed, EventAckFailed), or why a dead
-	// letter was reconciled (EventDeadLetterPending, EventDeadLetterReconciled).
+	// Target says what failed to be sent (EventPublishFailed, EventAckFailed), why a dead
+	// letter was reconciled (EventDeadLetterPending, EventDeadLetterReconciled), or which limit
+	// made the worker trim the request stream (EventRequestsTrimmed).
 	Target string
+	// Count is the number of requests of EventRequestsTrimmed.
+	Count uint64
 	// Err is the error behind the event, if any.
 	Err error
 }

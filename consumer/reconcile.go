@@ -24,7 +24,8 @@ package consumer
 //
 // What remains: advisories are core NATS messages, lost when no worker is subscribed at the moment
 // the server sends them (every worker down or disconnected). Such a request stays in the request
-// stream (limits retention) without a dead letter until its max age; `b2jet replay` finds it. A
+// stream (limits retention) without a dead letter until its max age, or until the trim passes it
+// (trim.go); `b2jet replay` finds it meanwhile. A
 // worker that stops with dead letters still pending and not recorded in the bucket (the whole
 // store was full) logs each stream sequence at error level.
 

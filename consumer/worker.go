@@ -48,6 +48,12 @@ type Worker struct {
 	floorRefresh time.Duration
 	// pending holds the dead letters not stored yet (reconcile.go).
 	pending *deadLetterSet
+	// trim is the state of the request stream's trim (trim.go); trimEvery and trimFloorAge are
+	// its check interval (0: no trim loop, tests check by hand) and how old the consumers' floors
+	// that bound it must be, test seams.
+	trim         trimState
+	trimEvery    time.Duration
+	trimFloorAge time.Duration
 }
 
 // New returns a Worker on nc. It applies the defaults of Config's zero fields and validates the
@@ -75,6 +81,8 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		floorRefresh: ackFloorRefresh,
 		pendingScan:  pendingScanEvery,
 		pending:      newDeadLetterSet(),
+		trimEvery:    trimEvery,
+		trimFloorAge: trimFloorAge,
 	}, nil
 }
 
@@ -149,7 +157,9 @@ type runState struct {
 //
 // While it runs, the worker also reconciles dead letters (see reconcile.go): it keeps publishing
 // the dead letters it could not store (DeadLettersPending), and dead-letters requests that reach
-// their consumer's max deliveries without one, from JetStream's advisories.
+// their consumer's max deliveries without one, from JetStream's advisories. And it trims the
+// request stream of answered requests when it nears its limits (see Config.RequestsTrimAt and
+// trim.go).
 func (w *Worker) Run(ctx context.Context) error {
 	w.mu.Lock()
 	if !w.started.CompareAndSwap(false, true) {
@@ -177,6 +187,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	var recLoop sync.WaitGroup
 	recLoop.Go(func() { w.reconcile(recCtx) })
 	advisories := w.subscribeAdvisories(runners)
+	// The trim stops with pulling: a draining worker leaves it to the others.
+	var trimLoop sync.WaitGroup
+	if w.cfg.trimming() && w.trimEvery > 0 {
+		trimLoop.Go(func() { w.trimLoop(pull) })
+	}
 
 	var (
 		dispatchers sync.WaitGroup
@@ -204,6 +219,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer stopReady()
 	dispatchers.Wait()
 	w.pulling.Store(false)
+	stopPulling(nil) // ends the trim loop, whatever ended the dispatchers
+	trimLoop.Wait()
 
 	if fatal != nil {
 		w.log.Error("worker stopping", "error", fatal)

@@ -159,6 +159,17 @@ func TestWorkerInvalidConfig(t *testing.T) {
 			want: "b2jet: --requests-max-msg-size (B2JET_REQUESTS_MAX_MSG_SIZE): 4GiB is not a size within 1..2147483647",
 		},
 		{
+			name: "trim mark over 100",
+			args: []string{"worker", "--sandbox", "--requests-trim-at", "120"},
+			want: "b2jet: --requests-trim-at (B2JET_REQUESTS_TRIM_AT): 120 is not a percentage within 1..100, or 0 (off)",
+		},
+		{
+			name: "trim low mark not below the high one",
+			env:  map[string]string{"B2JET_REQUESTS_TRIM_AT": "40"},
+			args: []string{"worker", "--sandbox"},
+			want: "b2jet: --requests-trim-to (B2JET_REQUESTS_TRIM_TO): 50 is not below --requests-trim-at 40",
+		},
+		{
 			name: "embedded port out of range",
 			args: []string{"worker", "--sandbox", "--embedded-port", "70000"},
 			want: "b2jet: --embedded-port (B2JET_EMBEDDED_PORT): 70000 is not a port (0..65535)",
@@ -402,6 +413,20 @@ func TestWorkerLimitFlags(t *testing.T) {
 		assert.Equal(t, int64(consumer.DefaultDLQMaxBytes), cfg.DLQMaxBytes)
 		assert.Equal(t, int64(consumer.DefaultDLQMaxMsgs), cfg.DLQMaxMsgs)
 		assert.Equal(t, int64(consumer.DefaultKVMaxBytes), cfg.KVMaxBytes)
+		assert.Equal(t, consumer.DefaultRequestsTrimAt, cfg.RequestsTrimAt)
+		assert.Equal(t, consumer.DefaultRequestsTrimTo, cfg.RequestsTrimTo)
+	})
+	t.Run("trim off", func(t *testing.T) {
+		clearEnv(t)
+		t.Setenv("B2JET_REQUESTS_TRIM_AT", "0")
+		cfg := parse(t)
+		assert.Equal(t, -1, cfg.RequestsTrimAt, "0 is the consumer's -1: off")
+	})
+	t.Run("trim marks", func(t *testing.T) {
+		clearEnv(t)
+		cfg := parse(t, "--requests-trim-at", "90", "--requests-trim-to", "70")
+		assert.Equal(t, 90, cfg.RequestsTrimAt)
+		assert.Equal(t, 70, cfg.RequestsTrimTo)
 	})
 	t.Run("flags and variables", func(t *testing.T) {
 		clearEnv(t)

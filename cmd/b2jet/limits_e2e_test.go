@@ -14,11 +14,11 @@ import (
 
 // The worker's limit flags on a real worker: a full dead-letter stream leaves the rejected request
 // pending (in status, /readyz and the metrics) until `b2jet dlq purge` makes room, then it is
-// dead-lettered; a full request stream makes `b2jet request` fail, saying so.
+// dead-lettered; a full request stream (trimming off) makes `b2jet request` fail, saying so.
 func TestEndToEndFullStreams(t *testing.T) {
 	env := procenv.Clean()
 	w := startWorker(t, env, "--sandbox", "--embedded-port", "0", "--data-dir", t.TempDir(), "--http", "127.0.0.1:0",
-		"--dlq-max-msgs", "1", "--requests-max-msgs", "4", "--max-deliveries", "1",
+		"--dlq-max-msgs", "1", "--requests-max-msgs", "4", "--requests-trim-at", "0", "--max-deliveries", "1",
 		"--backoff-base", "100ms", "--backoff-max", "200ms", "--drain-timeout", "5s")
 	base := "http://" + w.waitLog(t, "HTTP endpoint", 30*time.Second)["addr"].(string)
 	url := w.waitLog(t, "no NATS_URL", 30*time.Second)["url"].(string)

@@ -84,6 +84,7 @@ func (o *observer) registerStatus(nc *nats.Conn, subjects schema.Subjects, set *
 			pending := w.PendingDeadLetters()
 			st.DeadLettersPending = len(pending)
 			st.PendingDeadLetters = pending[:min(len(pending), ops.MaxPendingListed)]
+			st.Trim = workerTrim(w.TrimStatus())
 		}
 		for name, c := range clients {
 			if aged, ok := c.(interface{ SessionAge() (time.Duration, bool) }); ok {
@@ -98,6 +99,15 @@ func (o *observer) registerStatus(nc *nats.Conn, subjects schema.Subjects, set *
 		return nil, fmt.Errorf("registering the status service: %w", err)
 	}
 	return func() { _ = svc.Stop() }, nil
+}
+
+// workerTrim is the status of a worker's trim of the request stream.
+func workerTrim(t consumer.TrimStatus) *ops.WorkerTrim {
+	return &ops.WorkerTrim{
+		Off: t.Off, At: t.At, To: t.To, Trimmed: t.Trimmed,
+		LastAt: t.LastAt, LastCount: t.LastCount, LastBelowSeq: t.LastBelow, LastReason: t.LastReason,
+		Blocked: t.Blocked,
+	}
 }
 
 // handler is the worker's HTTP endpoint: /metrics, /healthz and /readyz (see obs.Handler).

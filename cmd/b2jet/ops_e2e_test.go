@@ -369,6 +369,9 @@ func TestEndToEndOps(t *testing.T) {
 			assert.Equal(t, "dev", ws.Version)
 			assert.Equal(t, "closed", ws.Breakers["default"]["authorize"], "%+v", ws)
 			assert.Contains(t, ws.InFlight, "list_file_names")
+			if assert.NotNil(t, ws.Trim, "%+v", ws) {
+				assert.Equal(t, ops.WorkerTrim{At: 80, To: 50}, *ws.Trim, "the default marks, nothing to trim")
+			}
 		}
 
 		r = b2jet(t, env, "status", "--wait", "2s")
@@ -378,6 +381,7 @@ func TestEndToEndOps(t *testing.T) {
 		}
 		assert.Regexp(t, `\n  list_file_names +default +1\n`, r.stdout)
 		assert.Regexp(t, `\n    breakers default +authorize=closed list_file_names=closed\n`, r.stdout)
+		assert.Regexp(t, `\n    trim +at 80% down to 50%: 0 requests trimmed\n`, r.stdout)
 
 		// A missing stream is reported, not an error.
 		r = b2jet(t, env, "status", "--json", "--wait", "0", "--dlq-stream", "NO_SUCH_DLQ")

@@ -126,6 +126,10 @@ func TestPrintStatus(t *testing.T) {
 			},
 			DeadLettersPending: 3,
 			PendingDeadLetters: []uint64{12, 14},
+			Trim: &ops.WorkerTrim{At: 80, To: 50, Trimmed: 520, LastAt: now.Add(-3 * time.Minute), LastCount: 20, LastBelowSeq: 521,
+				LastReason: "messages", Blocked: `consumer "audit" needs stream seq 501 on`},
+		}, {
+			ID: "w2", Version: "v1.2.0", Uptime: "1m0s", Trim: &ops.WorkerTrim{Off: true},
 		}},
 		Problems: []string{"a worker answered with an error: boom"},
 	}
@@ -136,13 +140,15 @@ func TestPrintStatus(t *testing.T) {
 	assert.Regexp(t, `\n  B2_DLQ +missing *\n`, out)
 	assert.Regexp(t, `\n  B2_REQUESTS +b2-authorize +4 +2 +1 +3 +0 +0 +30s +7\n`, out)
 	assert.Contains(t, out, "\nDead letters (0)\n  none\n")
-	assert.Contains(t, out, "\nWorkers (1)\n  w1  version v1.2.0, up 1h0m0s\n")
+	assert.Contains(t, out, "\nWorkers (2)\n  w1  version v1.2.0, up 1h0m0s\n")
 	assert.Regexp(t, `\n    in flight +authorize=0 list_file_names=2\n`, out)
 	assert.Regexp(t, `\n    breakers acme +authorize=open list_file_names=closed\n`, out)
 	assert.Regexp(t, `\n    session acme +5m0s old\n`, out)
 	assert.Regexp(t, `\n    consumer authorize +ack wait 30s, max deliver 7, attempts 5 \(differs from its flags: ack wait 10s, max deliver 4, attempts 2\)\n`, out)
 	assert.Regexp(t, `\n    consumer list_file_names +ack wait 30s, max deliver 7, attempts 5\n`, out)
 	assert.Regexp(t, `\n    dead letters pending +3 \(request stream seqs 12 14 and 1 more\)\n`, out)
+	assert.Regexp(t, `\n    trim +at 80% down to 50%: 520 requests trimmed, last 20 below seq 521 \(messages\) 3m0s ago; held back: consumer "audit" needs stream seq 501 on\n`, out)
+	assert.Regexp(t, `\n  w2  version v1.2.0, up 1m0s\n    in flight +-\n    trim +off\n`, out)
 	assert.Contains(t, out, "\nProblems\n  a worker answered with an error: boom\n")
 
 	buf.Reset()

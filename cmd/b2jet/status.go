@@ -153,6 +153,9 @@ func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) e
 			if ws.DeadLettersPending > 0 {
 				tw.row("    dead letters pending\t%d (request stream seqs %s)", ws.DeadLettersPending, joinSeqs(ws.PendingDeadLetters, ws.DeadLettersPending))
 			}
+			if ws.Trim != nil {
+				tw.row("    trim\t%s", trimLine(*ws.Trim, now))
+			}
 			_ = tw.writeTo(bw)
 		}
 	}
@@ -175,6 +178,22 @@ func consumerLine(c ops.WorkerConsumer, updating bool) string {
 	}
 	if updating {
 		line += " [--update-consumer-settings]"
+	}
+	return line
+}
+
+// trimLine formats a worker's trim of the request stream: "at 80% down to 50%: 520 requests
+// trimmed, last 20 below seq 521 (messages) 3m0s ago", then what blocks it, if anything.
+func trimLine(t ops.WorkerTrim, now time.Time) string {
+	if t.Off {
+		return "off"
+	}
+	line := fmt.Sprintf("at %d%% down to %d%%: %d requests trimmed", t.At, t.To, t.Trimmed)
+	if !t.LastAt.IsZero() {
+		line += fmt.Sprintf(", last %d below seq %d (%s) %s ago", t.LastCount, t.LastBelowSeq, printable(t.LastReason), ago(now.Sub(t.LastAt)))
+	}
+	if t.Blocked != "" {
+		line += "; held back: " + printable(t.Blocked)
 	}
 	return line
 }

@@ -46,8 +46,10 @@ type WorkerCmd struct {
 	RequestsMaxAge     time.Duration `name:"requests-max-age" env:"B2JET_REQUESTS_MAX_AGE" default:"168h" help:"How long requests stay in the request stream." group:"JetStream"`
 	DLQMaxAge          time.Duration `name:"dlq-max-age" env:"B2JET_DLQ_MAX_AGE" default:"720h" help:"How long dead letters stay in the dead-letter stream." group:"JetStream"`
 	DuplicateWindow    time.Duration `name:"duplicate-window" env:"B2JET_DUPLICATE_WINDOW" default:"2m" help:"Nats-Msg-Id de-duplication window of both streams." group:"JetStream"`
-	RequestsMaxBytes   byteSize      `name:"requests-max-bytes" env:"B2JET_REQUESTS_MAX_BYTES" default:"1GiB" help:"Storage limit of the request stream (answered requests stay until --requests-max-age, for replay); -1: none. When it is full, new requests are refused (the publisher's publish fails); nothing stored is dropped." group:"JetStream"`
+	RequestsMaxBytes   byteSize      `name:"requests-max-bytes" env:"B2JET_REQUESTS_MAX_BYTES" default:"1GiB" help:"Storage limit of the request stream (answered requests stay for replay until the workers trim them, see --requests-trim-at, or until --requests-max-age); -1: none. When it is full, new requests are refused (the publisher's publish fails); nothing stored is dropped." group:"JetStream"`
 	RequestsMaxMsgs    int64         `name:"requests-max-msgs" env:"B2JET_REQUESTS_MAX_MSGS" default:"1000000" help:"Message limit of the request stream; -1: none. Full: new requests are refused." group:"JetStream"`
+	RequestsTrimAt     int           `name:"requests-trim-at" env:"B2JET_REQUESTS_TRIM_AT" default:"80" help:"Percent of --requests-max-msgs or --requests-max-bytes from which the workers trim the request stream: they purge the oldest answered requests down to --requests-trim-to, never one a consumer of the stream has not finished or whose dead letter is pending. 0: off (answered requests stay until --requests-max-age)." group:"JetStream"`
+	RequestsTrimTo     int           `name:"requests-trim-to" env:"B2JET_REQUESTS_TRIM_TO" default:"50" help:"Percent of both limits a trim brings the request stream down to; below --requests-trim-at." group:"JetStream"`
 	RequestsMaxMsgSize byteSize      `name:"requests-max-msg-size" env:"B2JET_REQUESTS_MAX_MSG_SIZE" help:"Largest request (data and headers) the request stream stores; larger ones are refused at publish. Unset: the server's max payload minus 64KiB, the room a dead letter's headers need." group:"JetStream"`
 	DLQMaxBytes        byteSize      `name:"dlq-max-bytes" env:"B2JET_DLQ_MAX_BYTES" default:"256MiB" help:"Storage limit of the dead-letter stream; -1: none. When it is full, new dead letters are refused: their requests stay in the request stream, unterminated, and are dead-lettered once there is room (b2jet dlq purge)." group:"JetStream"`
 	DLQMaxMsgs         int64         `name:"dlq-max-msgs" env:"B2JET_DLQ_MAX_MSGS" default:"100000" help:"Message limit of the dead-letter stream; -1: none." group:"JetStream"`
@@ -181,6 +183,12 @@ func (c *WorkerCmd) validateConsumer() error {
 		return badSetting("--requests-max-bytes (B2JET_REQUESTS_MAX_BYTES)", "%v is neither -1 (no limit) nor positive", c.RequestsMaxBytes)
 	case !validLimit(c.RequestsMaxMsgs):
 		return badSetting("--requests-max-msgs (B2JET_REQUESTS_MAX_MSGS)", "%d is neither -1 (no limit) nor positive", c.RequestsMaxMsgs)
+	case c.RequestsTrimAt < 0 || c.RequestsTrimAt > 100:
+		return badSetting("--requests-trim-at (B2JET_REQUESTS_TRIM_AT)", "%d is not a percentage within 1..100, or 0 (off)", c.RequestsTrimAt)
+	case c.RequestsTrimTo < 1 || c.RequestsTrimTo > 99:
+		return badSetting("--requests-trim-to (B2JET_REQUESTS_TRIM_TO)", "%d is not a percentage within 1..99", c.RequestsTrimTo)
+	case c.RequestsTrimAt > 0 && c.RequestsTrimTo >= c.RequestsTrimAt:
+		return badSetting("--requests-trim-to (B2JET_REQUESTS_TRIM_TO)", "%d is not below --requests-trim-at %d", c.RequestsTrimTo, c.RequestsTrimAt)
 	case c.RequestsMaxMsgSize < 0 || c.RequestsMaxMsgSize > math.MaxInt32:
 		return badSetting("--requests-max-msg-size (B2JET_REQUESTS_MAX_MSG_SIZE)", "%v is not a size within 1..%d", c.RequestsMaxMsgSize, math.MaxInt32)
 	case !validLimit(int64(c.DLQMaxBytes)):
@@ -215,6 +223,14 @@ func (c *WorkerCmd) validateConsumer() error {
 	return nil
 }
 
+// trimAt is the consumer's RequestsTrimAt for --requests-trim-at: 0 (off) is -1 there.
+func trimAt(percent int) int {
+	if percent == 0 {
+		return -1
+	}
+	return percent
+}
+
 // validLimit reports whether v is a stream or bucket limit: -1 (none) or positive.
 func validLimit(v int64) bool { return v == -1 || v > 0 }
 
@@ -234,6 +250,8 @@ func (c *WorkerCmd) consumerConfig(log *slog.Logger) consumer.Config {
 		RequestsMaxBytes:       int64(c.RequestsMaxBytes),
 		RequestsMaxMsgs:        c.RequestsMaxMsgs,
 		RequestsMaxMsgSize:     int32(c.RequestsMaxMsgSize),
+		RequestsTrimAt:         trimAt(c.RequestsTrimAt),
+		RequestsTrimTo:         c.RequestsTrimTo,
 		DLQMaxBytes:            int64(c.DLQMaxBytes),
 		DLQMaxMsgs:             c.DLQMaxMsgs,
 		KVMaxBytes:             int64(c.KVMaxBytes),

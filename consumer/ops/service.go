@@ -60,6 +60,29 @@ type WorkerStatus struct {
 	// MaxPendingListed of them).
 	DeadLettersPending int      `json:"deadLettersPending"`
 	PendingDeadLetters []uint64 `json:"pendingDeadLetters,omitempty"`
+	// Trim is what the worker's trim of the request stream did; nil when it does not say.
+	Trim *WorkerTrim `json:"trim,omitempty"`
+}
+
+// WorkerTrim is a worker's trim of the request stream (consumer.TrimStatus): when the stream
+// holds At percent of its max messages or max bytes, the worker purges its oldest answered
+// requests down to To percent.
+type WorkerTrim struct {
+	// Off is true when the worker does not trim; At and To are its marks otherwise.
+	Off bool `json:"off,omitempty"`
+	At  int  `json:"at,omitempty"`
+	To  int  `json:"to,omitempty"`
+	// Trimmed is how many requests the worker purged since it started.
+	Trimmed uint64 `json:"trimmed"`
+	// LastAt, LastCount, LastBelowSeq and LastReason describe its last trim: when, how many
+	// requests, below which stream sequence, and which limit asked for it ("messages", "bytes").
+	LastAt       time.Time `json:"lastAt,omitzero"`
+	LastCount    uint64    `json:"lastCount,omitempty"`
+	LastBelowSeq uint64    `json:"lastBelowSeq,omitempty"`
+	LastReason   string    `json:"lastReason,omitempty"`
+	// Blocked says what held its last check back while the stream stayed at or above At (a
+	// consumer behind, a pending dead letter); empty otherwise.
+	Blocked string `json:"blocked,omitempty"`
 }
 
 // WorkerConfig configures RegisterWorker.

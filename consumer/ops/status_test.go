@@ -32,6 +32,8 @@ func TestStatus(t *testing.T) {
 			DiffersFromFlags: true, FlagAckWait: "10s", FlagMaxDeliver: 4, FlagMaxAttempts: 2}},
 		DeadLettersPending: 1,
 		PendingDeadLetters: []uint64{42},
+		Trim: &WorkerTrim{At: 80, To: 50, Trimmed: 30, LastAt: time.Date(2026, 5, 1, 12, 5, 0, 0, time.UTC), LastCount: 10,
+			LastBelowSeq: 31, LastReason: "bytes", Blocked: "a pending dead letter needs stream seq 31 on"},
 	}
 	started := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	snapB := WorkerStatus{Started: started, InFlight: map[string]int{schema.OpAuthorize: 0}}
@@ -91,6 +93,8 @@ func TestStatus(t *testing.T) {
 	assert.Equal(t, snapA.Consumers, a.Consumers)
 	assert.Equal(t, 1, a.DeadLettersPending)
 	assert.Equal(t, []uint64{42}, a.PendingDeadLetters)
+	assert.Equal(t, snapA.Trim, a.Trim)
+	assert.Nil(t, b.Trim)
 	assert.WithinDuration(t, time.Now(), a.Started, time.Minute)
 	assert.NotEmpty(t, a.Uptime)
 	assert.True(t, started.Equal(b.Started), "a snapshot's own start time is kept")

@@ -34,6 +34,7 @@ type Metrics struct {
 	reconciled     *prometheus.CounterVec
 	natsErrors     *prometheus.CounterVec
 	refused        *prometheus.CounterVec
+	trimmed        *prometheus.CounterVec
 
 	// known holds the configured account names; requests for any other account token (an
 	// unknown_account request) are counted under "unknown" so that publishers cannot create
@@ -95,11 +96,17 @@ func NewMetrics(inFlight func() map[string]int) *Metrics {
 			Help: "Asynchronous errors the NATS server sent the worker's connection, by kind: permission (a publish or subscription refused, e.g. a reply to a subject the worker may not publish to), slow_consumer, other."}, []string{"kind"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b2jet_dead_letters_refused_total",
 			Help: "Dead letters a delivery could not store, by cause: full (the dead-letter stream or the store is full) or error; the request stays in the request stream and gets its dead letter later."}, []string{"op", "cause"}),
+		trimmed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b2jet_requests_trimmed_total",
+			Help: "Requests this worker purged from the request stream because it held --requests-trim-at percent of its limit, by that limit (reason): messages or bytes."}, []string{"reason"}),
 	}
 	m.Registry.MustRegister(m.requests, m.handlerSeconds, m.redeliveries, m.deadLetters, m.b2Seconds,
 		m.b2Errors, m.breakerState, m.sessionHits, m.sessionMisses, m.refreshes, m.pauses,
-		m.pauseSeconds, m.consumerErrors, m.reconciled, m.natsErrors, m.refused,
+		m.pauseSeconds, m.consumerErrors, m.reconciled, m.natsErrors, m.refused, m.trimmed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Dashboards see the series before the first trim.
+	for _, reason := range []string{consumer.TrimByMessages, consumer.TrimByBytes} {
+		m.trimmed.WithLabelValues(reason)
+	}
 	if inFlight != nil {
 		m.Registry.MustRegister(inFlightCollector{fn: inFlight, desc: prometheus.NewDesc("b2jet_in_flight_requests",
 			"Requests being handled right now.", []string{"op"}, nil)})
@@ -142,6 +149,8 @@ func (m *Metrics) ConsumerEvent(e consumer.Event) {
 	case consumer.EventDeadLetterReconciled:
 		m.deadLetters.WithLabelValues(e.Op, m.account(e.Account), e.Code).Inc()
 		m.reconciled.WithLabelValues(e.Op, e.Target).Inc()
+	case consumer.EventRequestsTrimmed:
+		m.trimmed.WithLabelValues(e.Target).Add(float64(e.Count))
 	case consumer.EventConsumerError, consumer.EventPublishFailed, consumer.EventAckFailed:
 		m.consumerErrors.WithLabelValues(e.Op, string(e.Kind)).Inc()
 		if e.Kind == consumer.EventPublishFailed && e.Target == "dead_letter" {

@@ -45,6 +45,8 @@ func TestMetricsFollowEvents(t *testing.T) {
 	ev(consumer.EventDeadLetterPending, func(e *consumer.Event) { e.Target = "last_delivery" })
 	ev(consumer.EventDeadLetterPending, func(e *consumer.Event) { e.Target = "max_deliveries" })
 	ev(consumer.EventDeadLetterReconciled, func(e *consumer.Event) { e.Target, e.Code = "max_deliveries", "internal" })
+	m.ConsumerEvent(consumer.Event{Kind: consumer.EventRequestsTrimmed, Target: consumer.TrimByMessages, Count: 500, Sequence: 501})
+	m.ConsumerEvent(consumer.Event{Kind: consumer.EventRequestsTrimmed, Target: consumer.TrimByMessages, Count: 20, Sequence: 521})
 	var pending atomic.Int32
 	pending.Store(2)
 	m.DeadLettersPending(func() int { return int(pending.Load()) })
@@ -74,6 +76,8 @@ func TestMetricsFollowEvents(t *testing.T) {
 		"only a delivery's outcome counts as a request outcome")
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.deadLetters.WithLabelValues("list_file_names", "default", "internal")))
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.reconciled.WithLabelValues("list_file_names", "max_deliveries")))
+	assert.Equal(t, 520.0, testutil.ToFloat64(m.trimmed.WithLabelValues("messages")), "counted in requests, not trims")
+	assert.Zero(t, testutil.ToFloat64(m.trimmed.WithLabelValues("bytes")))
 	n, err := testutil.GatherAndCount(m.Registry, "b2jet_dead_letters_pending")
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
