@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -267,12 +268,20 @@ func interest(t *testing.T, srv *server.Server, subject string) int {
 
 // A loop slower than the workers, past MaxPendingBytes, fails rather than missing parts.
 func TestFilesSlowConsumer(t *testing.T) {
+	// The parts after the first wait until the loop holds its first file: sent at once, they
+	// could overflow the inbox before the loop read part 1, which would then end the listing
+	// before any file.
+	held := make(chan struct{})
+	release := sync.OnceFunc(func() { close(held) })
+	defer release()
 	r := newResponder(t, func(send func(crafted)) {
 		big := make([]string, 20)
 		for i := range big {
 			big[i] = fileName(i)
 		}
-		for n := 1; n <= 5; n++ {
+		send(crafted{attempt: 1, number: 1, files: big})
+		<-held
+		for n := 2; n <= 5; n++ {
 			send(crafted{attempt: 1, number: n, files: big})
 		}
 		send(crafted{attempt: 1, number: 6, final: true})
@@ -282,14 +291,24 @@ func TestFilesSlowConsumer(t *testing.T) {
 	c, err := client.New(nc, client.Options{MaxPendingBytes: 4 << 10})
 	require.NoError(t, err)
 	first := true
-	for _, e := range c.Files(context.Background(), listReq) {
+	files := 0
+	for f, e := range c.Files(context.Background(), listReq) {
 		if first {
-			// Hold the loop until every part reached the connection.
 			first = false
+			if !assert.NoError(t, e, "part 1 fits the inbox") {
+				break
+			}
+			// Hold the loop until every part (and the PubAck) reached the connection.
+			release()
 			require.Eventually(t, func() bool { return nc.Stats().InMsgs >= 7 }, 10*time.Second, 10*time.Millisecond)
+		}
+		if e == nil {
+			assert.Equal(t, fileName(files), f.FileName)
+			files++
 		}
 		err = e
 	}
+	assert.Equal(t, 20, files, "part 1 is yielded whole, before the error")
 	assert.ErrorIs(t, err, nats.ErrSlowConsumer)
 }
 
