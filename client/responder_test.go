@@ -48,9 +48,13 @@ func newResponder(t *testing.T, answer script) *responder {
 	require.NoError(t, err)
 	if answer != nil {
 		wnc := natstest.Connect(t, srv)
+		// Cleanups run last registered first: every answer is sent before wnc is closed, also
+		// those a test stopped reading.
+		var answering sync.WaitGroup
+		t.Cleanup(answering.Wait)
 		_, err = wnc.Subscribe("b2.req.>", func(req *nats.Msg) {
 			inbox := req.Header.Get(schema.HeaderReplyTo)
-			go answer(func(m crafted) { publishCrafted(t, wnc, inbox, m) })
+			answering.Go(func() { answer(func(m crafted) { publishCrafted(t, wnc, inbox, m) }) })
 		})
 		require.NoError(t, err)
 		require.NoError(t, wnc.Flush())
@@ -223,7 +227,7 @@ func TestFilesErrorAfterParts(t *testing.T) {
 // further parts to this connection.
 func TestFilesBreakUnsubscribes(t *testing.T) {
 	inboxes := make(chan string, 1)
-	more := make(chan struct{})
+	more, sent := make(chan struct{}), make(chan struct{})
 	r := newResponder(t, nil)
 	wnc := natstest.Connect(t, r.srv)
 	_, err := wnc.Subscribe("b2.req.>", func(req *nats.Msg) {
@@ -231,6 +235,7 @@ func TestFilesBreakUnsubscribes(t *testing.T) {
 		publishCrafted(t, wnc, inbox, crafted{attempt: 1, number: 1, files: []string{"a", "b"}})
 		inboxes <- inbox
 		go func() {
+			defer close(sent)
 			<-more
 			publishCrafted(t, wnc, inbox, crafted{attempt: 1, number: 2, final: true, files: []string{"c"}})
 		}()
@@ -253,6 +258,7 @@ func TestFilesBreakUnsubscribes(t *testing.T) {
 	assert.LessOrEqual(t, r.nc.NumSubscriptions(), before+1, "only nats.go's shared PubAck inbox may stay")
 	inMsgs := r.nc.Stats().InMsgs
 	close(more)
+	<-sent // the later part is published (and flushed) before the server is asked
 	require.NoError(t, wnc.Flush())
 	require.NoError(t, r.nc.Flush())
 	assert.Equal(t, inMsgs, r.nc.Stats().InMsgs, "the later part is not delivered")
