@@ -34,7 +34,7 @@ func TestReplyBeforeReconnectIsAnsweredAgain(t *testing.T) {
 		return nil
 	}}
 	startWorker(t, e.nc, testConfig(t), func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })
-	e.publish("b2.req.authorize", []byte(`{}`), nil)
+	e.publishApart("b2.req.authorize", []byte(`{}`), nil) // the handler reconnects e.nc
 
 	calls := waitCalls(t, h, 2)
 	assert.Equal(t, 1, calls[0].Msg.Attempt)
@@ -95,7 +95,7 @@ func TestCheckpointNotWrittenOverUnconfirmedReplies(t *testing.T) {
 		return err
 	}}
 	startWorker(t, e.nc, testConfig(t), func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })
-	e.publish("b2.req.authorize", []byte(`{}`), nil)
+	e.publishApart("b2.req.authorize", []byte(`{}`), nil) // the handler reconnects e.nc
 
 	waitCalls(t, h, 2)
 	err, _ := saveErr.Load().(error)

@@ -169,6 +169,22 @@ func (e *env) publish(subject string, data []byte, h nats.Header) uint64 {
 	return ack.Sequence
 }
 
+// publishApart stores a request through a connection of its own and returns its stream
+// sequence. Tests whose handlers disturb e.nc use it: a request pending on a connection that
+// drops fails (nats: server is disconnected), and the handler may drop e.nc before the PubAck
+// of the request it handles arrived.
+func (e *env) publishApart(subject string, data []byte, h nats.Header) uint64 {
+	e.t.Helper()
+	nc, err := nats.Connect(e.s.ClientURL(), nats.Name(e.t.Name()+"-publisher"))
+	require.NoError(e.t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(e.t, err)
+	ack, err := js.PublishMsg(context.Background(), &nats.Msg{Subject: subject, Data: data, Header: h})
+	require.NoError(e.t, err)
+	return ack.Sequence
+}
+
 // consumerInfo returns the current info of op's consumer.
 func (e *env) consumerInfo(op string) *jetstream.ConsumerInfo {
 	e.t.Helper()
