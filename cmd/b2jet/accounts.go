@@ -25,7 +25,7 @@ type B2Flags struct {
 	KeyID    string `name:"b2-key-id" env:"B2_APPLICATION_KEY_ID" help:"Application key id of the default account." group:"B2"`
 	Key      string `name:"b2-key" env:"B2_APPLICATION_KEY" help:"Application key of the default account (prefer the environment variable: flags show in ps)." group:"B2"`
 	RealmURL string `name:"b2-realm-url" env:"B2_REALM_URL" default:"${realm_url}" help:"Where b2_authorize_account is sent, for the default account and file accounts without realmUrl; point it at a B2-compatible server." group:"B2"`
-	Config   string `name:"config" short:"c" env:"B2JET_CONFIG" help:"YAML file of B2 accounts (accounts: {NAME: {keyId, key|keyFile|keyEnv, realmUrl, requestsPerSecond, replySubjects}}); see the README." group:"B2"`
+	Config   string `name:"config" short:"c" env:"B2JET_CONFIG" help:"YAML file of B2 accounts (accounts: {NAME: {keyId, key|keyFile|keyEnv, realmUrl, requestsPerSecond, replySubjects}}); see docs/configuration.md." group:"B2"`
 
 	RequestsPerSecond float64       `name:"b2-requests-per-second" env:"B2JET_B2_REQUESTS_PER_SECOND" default:"0" help:"Rate limit of the default account's B2 calls; 0 means none." group:"B2"`
 	CallTimeout       time.Duration `name:"b2-call-timeout" env:"B2JET_B2_CALL_TIMEOUT" default:"20s" help:"Time limit of one B2 HTTP call; must stay below 4/5 of the ack wait (the handler's watchdog)." group:"B2"`

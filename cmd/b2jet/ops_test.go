@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -156,13 +155,12 @@ func TestPrintStatus(t *testing.T) {
 	assert.Contains(t, buf.String(), "\nWorkers: not asked (--wait 0)\n")
 }
 
-// The README's table of the operator commands lists every flag with its environment variable and
-// default, as the CLI defines them. A flag is named at the end of a code span ("`--rate`" or
-// "`replay --rate`").
+// The table of the operator commands (docs/configuration.md) lists every flag with its
+// environment variable and default, as the CLI defines them. A flag is named at the end of a code
+// span ("`--rate`" or "`replay --rate`").
 func TestREADMEOpsTable(t *testing.T) {
-	raw, err := os.ReadFile("../../README.md")
-	require.NoError(t, err)
-	section := readmeSection(t, string(raw), "### `b2jet dlq`, `b2jet replay`, `b2jet status`")
+	conf := readDoc(t, "docs/configuration.md")
+	section := readmeSection(t, conf, "## `b2jet dlq`, `b2jet replay`, `b2jet status`")
 	app := model(t)
 	var walk func(n *kong.Node)
 	walk = func(n *kong.Node) {
@@ -185,7 +183,7 @@ func TestREADMEOpsTable(t *testing.T) {
 	for _, name := range []string{"dlq", "replay", "status"} {
 		walk(command(t, app, name))
 	}
-	codes := readmeSection(t, string(raw), "### Exit codes")
+	codes := readmeSection(t, conf, "## Exit codes")
 	assert.Contains(t, codes, "\n| 5 | `dlq redrive`: ")
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -10,12 +11,20 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// readmeSection returns the README text from the heading line to the next heading of the same or
-// a higher level.
+// readDoc returns a documentation file by its path from the repository root.
+func readDoc(t *testing.T, path string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", filepath.FromSlash(path)))
+	require.NoError(t, err)
+	return string(raw)
+}
+
+// readmeSection returns the text of a markdown document (the README or a page of docs/) from the
+// heading line to the next heading of the same or a higher level.
 func readmeSection(t *testing.T, readme, heading string) string {
 	t.Helper()
 	start := strings.Index(readme, "\n"+heading+"\n")
-	require.GreaterOrEqual(t, start, 0, "README has no %q", heading)
+	require.GreaterOrEqual(t, start, 0, "no heading %q", heading)
 	rest := readme[start+len(heading)+2:]
 	level := strings.SplitN(heading, " ", 2)[0]
 	for i := 0; i < len(rest); {
@@ -34,15 +43,15 @@ func readmeSection(t *testing.T, readme, heading string) string {
 	return rest
 }
 
-// The README's configuration tables list every flag with its environment variable and default,
-// as the CLI defines them, so that the documentation cannot drift from --help.
+// The configuration tables (docs/configuration.md) list every flag with its environment variable
+// and default, as the CLI defines them, so that the documentation cannot drift from --help; the
+// README's quick start is exactly the commands a new user runs.
 func TestREADMEConfigurationTables(t *testing.T) {
-	raw, err := os.ReadFile("../../README.md")
-	require.NoError(t, err)
-	readme := string(raw)
+	readme := readDoc(t, "README.md")
+	conf := readDoc(t, "docs/configuration.md")
 	app := model(t)
 
-	worker := readmeSection(t, readme, "### `b2jet worker`")
+	worker := readmeSection(t, conf, "## `b2jet worker`")
 	for _, f := range command(t, app, "worker").Flags {
 		row := tableRow(worker, "`--"+f.Name+"`")
 		if !assert.NotEmpty(t, row, "worker table has no row for --%s", f.Name) {
@@ -56,7 +65,7 @@ func TestREADMEConfigurationTables(t *testing.T) {
 		}
 	}
 
-	consoleTable := readmeSection(t, readme, "### `b2jet console`")
+	consoleTable := readmeSection(t, conf, "## `b2jet console`")
 	opsFlags := map[string]bool{}
 	for _, f := range command(t, app, "status").Flags {
 		opsFlags[f.Name] = true // the shared operator flags, documented in the table above it
@@ -77,7 +86,7 @@ func TestREADMEConfigurationTables(t *testing.T) {
 		}
 	}
 
-	request := readmeSection(t, readme, "### `b2jet request`")
+	request := readmeSection(t, conf, "## `b2jet request`")
 	var walk func(n *kong.Node)
 	walk = func(n *kong.Node) {
 		for _, f := range n.Flags {

@@ -1,6 +1,6 @@
 // Package obs is the b2jet worker's observability: Prometheus metrics fed by the consumer's,
 // the B2 client's and the breakers' event hooks, and the /metrics, /healthz and /readyz HTTP
-// endpoints. Every metric is documented in the README's "Metrics" section.
+// endpoints. Every metric is documented in docs/operating.md, "Metrics and health".
 package obs
 
 import (
