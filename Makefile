@@ -45,10 +45,12 @@ bench-micro:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 30m ./...
 
 ## chaos: the fault-injection suite at full size (real worker, nats-server and fake B2 processes);
-## `make test` runs the short version of every scenario
+## when every scenario passes it rewrites the table of docs/reliability.md (between its
+## chaos-summary markers); `make test` runs the short version of every scenario
 chaos:
 	@mkdir -p bin
-	$(GO) test -count=1 -timeout 60m ./cmd/b2jet-chaos -args -chaos.full -chaos.summary $(CURDIR)/bin/chaos-summary.md
+	$(GO) test -count=1 -timeout 60m ./cmd/b2jet-chaos -args -chaos.full -chaos.summary $(CURDIR)/bin/chaos-summary.md \
+		-chaos.doc $(CURDIR)/docs/reliability.md
 	@cat bin/chaos-summary.md
 
 ## lint: gofmt, vet and staticcheck (fetched through the Go module proxy)

@@ -3,12 +3,15 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/b2jet/b2jet/cmd/internal/mdsection"
 )
 
 // Markers of the generated part of BENCHMARKS.md; everything outside them is kept as it is.
@@ -92,10 +95,9 @@ func writeSection(w io.Writer, s section) {
 	}
 }
 
-// markdown renders the generated part of BENCHMARKS.md, markers included.
+// markdown renders the generated part of BENCHMARKS.md, without its markers.
 func (r *report) markdown() []byte {
 	var b bytes.Buffer
-	fmt.Fprintln(&b, markBegin)
 	fmt.Fprintf(&b, "## b2jet end to end (`make bench`)\n\n")
 	fmt.Fprintf(&b, "Run of %s on %s; took %s.\n\n", r.Started.UTC().Format("2006-01-02 15:04 MST"), machine(),
 		r.Elapsed.Round(time.Second))
@@ -117,27 +119,26 @@ func (r *report) markdown() []byte {
 	for _, s := range r.Sections {
 		writeSection(&b, s)
 	}
-	fmt.Fprintln(&b, markEnd)
 	return b.Bytes()
 }
 
 // writeFile replaces the generated part of the file at path (between the markers) with the
-// report, keeping everything else; without markers the report is appended.
+// report, keeping everything else; a file without the markers (or none at all) gets the part
+// appended, so a first run sets the file up.
 func (r *report) writeFile(path string) error {
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("reading %s: %w", path, err)
 	}
 	gen := r.markdown()
-	var out []byte
-	i, j := bytes.Index(old, []byte(markBegin)), bytes.Index(old, []byte(markEnd))
+	out, err := mdsection.Replace(old, markBegin, markEnd, gen)
 	switch {
-	case i >= 0 && j > i:
-		out = append(append(append(out, old[:i]...), gen...), bytes.TrimPrefix(old[j+len(markEnd):], []byte("\n"))...)
-	case len(old) > 0:
-		out = append(append(append(out, bytes.TrimRight(old, "\n")...), "\n\n"...), gen...)
-	default:
-		out = append([]byte("# Benchmarks\n\n"), gen...)
+	case errors.Is(err, mdsection.ErrNoMarkers) && len(old) > 0:
+		out = append(append(bytes.TrimRight(old, "\n"), "\n\n"...), mdsection.Section(markBegin, markEnd, gen)...)
+	case errors.Is(err, mdsection.ErrNoMarkers):
+		out = append([]byte("# Benchmarks\n\n"), mdsection.Section(markBegin, markEnd, gen)...)
+	case err != nil:
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	if err := os.WriteFile(path, out, 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)

@@ -13,7 +13,8 @@
 // worker's kill -9 until the dead-letter stream is purged).
 //
 // `make test` runs a short version of every scenario; `make chaos` runs the full sizes
-// (-chaos.full) and prints one summary table. Replies are captured by a stream of the test's own
+// (-chaos.full), prints one summary table and, when every scenario passed, writes it between the
+// chaos-summary markers of docs/reliability.md (-chaos.doc). Replies are captured by a stream of the test's own
 // (CHAOS_REPLIES on chaos.reply.>), so a reply published while the test's connection was down
 // is still counted.
 package chaos

@@ -7,12 +7,22 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 var (
 	full        = flag.Bool("chaos.full", false, "run the full-size scenarios (make chaos) instead of the short ones")
 	summaryFile = flag.String("chaos.summary", "", "also write the summary table to this file")
+	docFile     = flag.String("chaos.doc", "", "after a full run in which every scenario passed, rewrite the table between the chaos-summary markers of this file (make chaos: docs/reliability.md)")
 )
+
+// flagValue returns the value of a registered flag, "" when there is none.
+func flagValue(name string) string {
+	if f := flag.Lookup(name); f != nil {
+		return f.Value.String()
+	}
+	return ""
+}
 
 // bins are the programs TestMain builds for the scenarios.
 var bins struct {
@@ -23,8 +33,15 @@ func TestMain(m *testing.M) { os.Exit(testMain(m)) }
 
 func testMain(m *testing.M) int {
 	flag.Parse()
-	if f := flag.Lookup("test.list"); f != nil && f.Value.String() != "" {
+	if flagValue("test.list") != "" {
 		return m.Run() // listing tests (as .ci/fuzz.sh does) needs no binaries
+	}
+	if *docFile != "" {
+		// Checked now rather than after the run: a full run takes minutes.
+		if err := checkDoc(*docFile); err != nil {
+			fmt.Fprintln(os.Stderr, "chaos:", err)
+			return 2
+		}
 	}
 	dir, err := os.MkdirTemp("", "b2jet-chaos-")
 	if err != nil {
@@ -49,10 +66,24 @@ func testMain(m *testing.M) int {
 			return 1
 		}
 	}
+	started := time.Now()
 	code := m.Run()
+	took := time.Since(started)
 	if err := printSummary(); err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 		return 1
+	}
+	switch {
+	case *docFile == "":
+	case code != 0:
+		// A failed run's table is not what the documentation should show as the last full run.
+		fmt.Fprintf(os.Stderr, "chaos: a scenario failed: %s keeps its table\n", *docFile)
+	default:
+		if err := writeDoc(*docFile, started, took); err != nil {
+			fmt.Fprintln(os.Stderr, "chaos:", err)
+			return 1
+		}
+		fmt.Fprintf(os.Stderr, "chaos: wrote the summary table into %s\n", *docFile)
 	}
 	return code
 }
