@@ -45,11 +45,11 @@ func (c *Client) Authorize(ctx context.Context, req schema.AuthorizeRequest) (sc
 	if err := req.Validate(); err != nil {
 		return schema.AuthorizeResult{}, invalidRequest(err)
 	}
-	cl, err := c.publish(ctx, schema.OpAuthorize, req)
+	cl, err := c.Publish(ctx, Request{Op: schema.OpAuthorize, Body: req})
 	if err != nil {
 		return schema.AuthorizeResult{}, err
 	}
-	defer cl.close()
+	defer cl.Close()
 	msg, err := cl.next(ctx, 1, 0)
 	if err != nil {
 		return schema.AuthorizeResult{}, err
