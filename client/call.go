@@ -145,7 +145,8 @@ var errNoInbox = errors.New("b2jet client: the replies of this call go to its ow
 func (cl *Call) Next(ctx context.Context) (*nats.Msg, error) { return cl.next(ctx, 0, 0) }
 
 // Listing reads the call's replies as the parts of a list_file_names listing, with the
-// publisher's rules (see List). Closing the Listing closes the call.
+// publisher's rules (see List). The inbox stays subscribed after the listing ends, so that the
+// caller can see whether anything else arrives, until the Call or the Listing is closed.
 func (cl *Call) Listing() *Listing { return &Listing{call: cl} }
 
 // next waits for the next reply message; part (and attempt) say what is awaited, for the

@@ -14,6 +14,7 @@ import (
 // Summary. A Listing is not safe for concurrent use.
 type Listing struct {
 	call *Call
+	own  bool // the Listing owns the call: its end unsubscribes the inbox
 	col  collector
 	err  error // what every later Next returns: io.EOF after the final part
 }
@@ -44,14 +45,16 @@ func (c *Client) List(ctx context.Context, req schema.ListFileNamesRequest) (*Li
 	if err != nil {
 		return nil, err
 	}
-	return cl.Listing(), nil
+	l := cl.Listing()
+	l.own = true
+	return l, nil
 }
 
 // Next waits for the next reply part and returns the files it adds, in B2 order: none of them
 // was returned before, and a part may add none (a page that match filtered away, a repeated
 // part). After the final part Next returns io.EOF; an ok:false reply is an *Error, a part that
 // did not come within Options.Timeout a *TimeoutError. Every error is final: later calls return
-// it again. The listing's inbox is unsubscribed once it ends.
+// it again. The inbox of a listing that List started is unsubscribed once it ends.
 func (l *Listing) Next(ctx context.Context) ([]schema.File, error) {
 	p, err := l.NextPart(ctx)
 	if err != nil {
@@ -109,7 +112,8 @@ func (l *Listing) NextPart(ctx context.Context) (Part, error) {
 // Summary describes the listing so far.
 func (l *Listing) Summary() Summary { return l.col.sum }
 
-// Close stops the wait for further parts. It is safe to call more than once.
+// Close stops the wait for further parts and closes the call. It is safe to call more than
+// once.
 func (l *Listing) Close() {
 	if l.err == nil {
 		l.err = errClosed
@@ -125,6 +129,8 @@ func (closedError) Error() string { return "b2jet client: listing closed" }
 
 func (l *Listing) end(err error) error {
 	l.err = err
-	l.call.Close()
+	if l.own {
+		l.call.Close()
+	}
 	return err
 }

@@ -169,6 +169,11 @@ func TestListingNextPart(t *testing.T) {
 		assert.Equal(t, p.Files, p.Reply.Result.Files, "nothing was taken over")
 	}
 	assert.Equal(t, len(parts), l.Summary().Parts)
+	// The call's inbox outlives the listing: a caller can check that nothing else comes.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err = call.Next(ctx)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
 
 	call, err = c.Publish(context.Background(), client.Request{Op: schema.OpListFileNames, Body: schema.ListFileNamesRequest{BucketName: "no-such-bucket"}})
 	require.NoError(t, err)

@@ -31,6 +31,10 @@ type Config struct {
 	// instrument or throttle its calls, or in tests to inject a fault at a chosen call. The
 	// status reports the session age of a wrapped client that still has a SessionAge method.
 	WrapAccount func(name string, acct handlers.Account) handlers.Account
+	// WrapHandler, if set, wraps the handler of each operation (schema.OpAuthorize,
+	// schema.OpListFileNames) before the consumer runs it: to instrument deliveries, or in tests
+	// to make one fail or crash at a chosen point.
+	WrapHandler func(op string, h consumer.Handler) consumer.Handler
 
 	// Consumer configures the JetStream side (subjects, streams, attempts, ack wait,
 	// concurrency, drain timeout, reply subjects, OnEvent); see consumer.Config. Its Logger

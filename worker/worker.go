@@ -103,8 +103,14 @@ func (w *Worker) Run(ctx context.Context, nc *nats.Conn) error {
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	cw.Handle(schema.OpAuthorize, w.set.Authorize, w.set.Breakers.Gate(schema.OpAuthorize))
-	cw.Handle(schema.OpListFileNames, w.set.ListFileNames, w.set.Breakers.Gate(schema.OpListFileNames))
+	handle := func(op string, h consumer.Handler) {
+		if w.cfg.WrapHandler != nil {
+			h = w.cfg.WrapHandler(op, h)
+		}
+		cw.Handle(op, h, w.set.Breakers.Gate(op))
+	}
+	handle(schema.OpAuthorize, w.set.Authorize)
+	handle(schema.OpListFileNames, w.set.ListFileNames)
 	w.conn.Store(nc)
 	w.cw.Store(cw)
 	defer w.cw.Store(nil)

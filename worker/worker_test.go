@@ -320,3 +320,39 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// WrapHandler wraps the handler of every operation the worker serves.
+func TestWrapHandler(t *testing.T) {
+	t.Parallel()
+	wd := newWorld(t)
+	cfg := wd.config()
+	var mu sync.Mutex
+	handled := map[string]int{}
+	cfg.WrapHandler = func(op string, h consumer.Handler) consumer.Handler {
+		return countingHandler{Handler: h, count: func() { mu.Lock(); handled[op]++; mu.Unlock() }}
+	}
+	onReady, ready := readySignal()
+	cfg.OnReady = onReady
+	w, err := worker.New(cfg)
+	require.NoError(t, err)
+	wd.run(t, w, ready)
+	c := newClient(t, wd)
+	_, err = c.Authorize(context.Background(), schema.AuthorizeRequest{})
+	require.NoError(t, err)
+	_, err = c.ListFileNames(context.Background(), schema.ListFileNamesRequest{BucketName: bucket})
+	require.NoError(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, map[string]int{schema.OpAuthorize: 1, schema.OpListFileNames: 1}, handled)
+}
+
+// countingHandler calls count before each delivery it handles.
+type countingHandler struct {
+	consumer.Handler
+	count func()
+}
+
+func (h countingHandler) Handle(ctx context.Context, m *consumer.Message, w consumer.ReplyWriter) error {
+	h.count()
+	return h.Handler.Handle(ctx, m, w)
+}
