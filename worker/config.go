@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/b2jet/b2jet/b2"
 	"github.com/b2jet/b2jet/consumer"
 	"github.com/b2jet/b2jet/handlers"
@@ -25,7 +27,8 @@ type Config struct {
 	// Accounts maps account names to their B2 application keys. A request subject's last token
 	// names its account; a subject without one uses schema.DefaultAccount ("default"). New
 	// builds one b2.Client per account with its configuration as given (UserAgent, CallTimeout,
-	// RequestsPerSecond and OnEvent included). Required: at least one.
+	// RequestsPerSecond and OnEvent included; Name defaults to the account's name). Required: at
+	// least one.
 	Accounts map[string]b2.Config
 	// WrapAccount, if set, wraps each account's B2 client before the handlers use it: to
 	// instrument or throttle its calls, or in tests to inject a fault at a chosen call. The
@@ -51,6 +54,10 @@ type Config struct {
 	// Version is the worker's version in the status service (`b2jet status`); "" reads as
 	// "dev".
 	Version string
+	// TracerProvider, if set, traces the worker with OpenTelemetry: it is the default of
+	// Consumer.TracerProvider (a consumer span per delivery) and of each account's
+	// b2.Config.TracerProvider (a client span per B2 call). Nil: no spans.
+	TracerProvider trace.TracerProvider
 	// Logger receives the worker's logs: per-message lines of the consumer, failed B2 calls,
 	// breaker transitions. Default: discard.
 	Logger *slog.Logger
@@ -83,6 +90,9 @@ func (c Config) withDefaults() Config {
 	if c.Consumer.Logger == nil {
 		c.Consumer.Logger = c.Logger
 	}
+	if c.Consumer.TracerProvider == nil {
+		c.Consumer.TracerProvider = c.TracerProvider
+	}
 	if c.Breakers.MaxHeld <= 0 {
 		concurrency := c.Consumer.Concurrency
 		if concurrency <= 0 {
@@ -93,8 +103,8 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// clients builds the B2 client of every account, in name order so that the first bad one is
-// always the same.
+// clients builds the B2 client of every account (named after it on its spans), in name order so
+// that the first bad one is always the same.
 func (c Config) clients() (map[string]handlers.Account, error) {
 	if len(c.Accounts) == 0 {
 		return nil, errNoAccounts
@@ -104,7 +114,14 @@ func (c Config) clients() (map[string]handlers.Account, error) {
 		if !schema.ValidToken(name) {
 			return nil, &AccountError{Account: name, Err: errors.New("the name must be one subject token")}
 		}
-		cl, err := b2.New(c.Accounts[name])
+		cfg := c.Accounts[name]
+		if cfg.Name == "" {
+			cfg.Name = name
+		}
+		if cfg.TracerProvider == nil {
+			cfg.TracerProvider = c.TracerProvider
+		}
+		cl, err := b2.New(cfg)
 		if err != nil {
 			return nil, &AccountError{Account: name, Err: err}
 		}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/b2jet/b2jet/consumer"
 	"github.com/b2jet/b2jet/handlers"
@@ -37,4 +38,10 @@ func TestLoggerIsTheConsumersByDefault(t *testing.T) {
 	own := slog.New(slog.DiscardHandler)
 	assert.Same(t, own, Config{Logger: log, Consumer: consumer.Config{Logger: own}}.withDefaults().Consumer.Logger)
 	assert.NotNil(t, Config{}.withDefaults().Logger)
+}
+
+func TestTracerProviderIsTheConsumersByDefault(t *testing.T) {
+	tp, own := sdktrace.NewTracerProvider(), sdktrace.NewTracerProvider()
+	assert.Same(t, tp, Config{TracerProvider: tp}.withDefaults().Consumer.TracerProvider)
+	assert.Same(t, own, Config{TracerProvider: tp, Consumer: consumer.Config{TracerProvider: own}}.withDefaults().Consumer.TracerProvider)
 }
