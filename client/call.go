@@ -183,8 +183,9 @@ func (cl *Call) dropped() error {
 		n, nats.ErrSlowConsumer)
 }
 
-// decode decodes a reply message with the codec its Content-Type names.
-func decode(msg *nats.Msg, v any) error {
+// Decode decodes a reply message (one from Call.Next or a Batch's Reply) into v, usually a
+// *schema.Reply[T], with the codec its Content-Type names.
+func Decode(msg *nats.Msg, v any) error {
 	codec, err := schema.CodecFor(msg.Header.Get(schema.HeaderContentType))
 	if err != nil {
 		return fmt.Errorf("b2jet client: reply: %w", err)

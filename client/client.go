@@ -55,7 +55,7 @@ func (c *Client) Authorize(ctx context.Context, req schema.AuthorizeRequest) (sc
 		return schema.AuthorizeResult{}, err
 	}
 	var reply schema.Reply[schema.AuthorizeResult]
-	if err := decode(msg, &reply); err != nil {
+	if err := Decode(msg, &reply); err != nil {
 		return schema.AuthorizeResult{}, err
 	}
 	switch {

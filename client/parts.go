@@ -21,7 +21,7 @@ type listPart struct {
 // whole reply (part 1, final).
 func readPart(msg *nats.Msg) (listPart, error) {
 	var p listPart
-	if err := decode(msg, &p.reply); err != nil {
+	if err := Decode(msg, &p.reply); err != nil {
 		return p, err
 	}
 	if res := p.reply.Result; res != nil {

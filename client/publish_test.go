@@ -19,13 +19,11 @@ import (
 	"github.com/b2jet/b2jet/schema"
 )
 
-// decodeReply decodes a raw reply message with the codec its Content-Type names.
+// decodeReply decodes a raw reply message with client.Decode.
 func decodeReply[T any](t *testing.T, msg *nats.Msg) schema.Reply[T] {
 	t.Helper()
-	codec, err := schema.CodecFor(msg.Header.Get(schema.HeaderContentType))
-	require.NoError(t, err)
 	var r schema.Reply[T]
-	require.NoError(t, codec.Unmarshal(msg.Data, &r))
+	require.NoError(t, client.Decode(msg, &r))
 	return r
 }
 

@@ -291,10 +291,8 @@ func one[T any](t *testing.T, c *call, timeout time.Duration) (schema.Reply[T], 
 
 func decodeMsg[T any](t *testing.T, msg *nats.Msg) schema.Reply[T] {
 	t.Helper()
-	codec, err := schema.CodecFor(msg.Header.Get(schema.HeaderContentType))
-	require.NoError(t, err)
 	var env schema.Reply[T]
-	require.NoError(t, codec.Unmarshal(msg.Data, &env))
+	require.NoError(t, client.Decode(msg, &env))
 	return env
 }
 

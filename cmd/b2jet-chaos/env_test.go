@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/b2jet/b2jet/client"
 	"github.com/b2jet/b2jet/cmd/internal/procenv"
 )
 
@@ -44,6 +45,7 @@ type env struct {
 	refused    sync.Map     // hostile or refusable request id -> the server's last refusal
 	nc         *nats.Conn
 	js         jetstream.JetStream
+	client     *client.Client // publishes the requests of the contract (see publishOne)
 	replyTo    string
 }
 
@@ -71,6 +73,9 @@ func newEnv(t *testing.T, name string, natsNodes int) *env {
 	e.nc = nc
 	e.js, err = jetstream.New(nc)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if e.client, err = client.New(nc, client.Options{Timeout: 5 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	e.retry("creating CHAOS_REPLIES", func(ctx context.Context) error {
