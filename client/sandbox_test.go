@@ -64,7 +64,6 @@ func startSandbox(o sandboxOptions) (*sandbox, error) {
 	}
 	s.fake = b2test.NewServer()
 	key := s.fake.MasterKey()
-	ready := make(chan struct{}, 1)
 	w, err := worker.New(worker.Config{
 		Accounts: map[string]b2.Config{schema.DefaultAccount: {KeyID: key.ID, Key: b2.Secret(key.Secret), RealmURL: s.fake.URL, CallTimeout: 5 * time.Second}},
 		WrapAccount: func(_ string, acct handlers.Account) handlers.Account {
@@ -74,7 +73,6 @@ func startSandbox(o sandboxOptions) (*sandbox, error) {
 		Consumer: consumer.Config{AckWait: 5 * time.Second, BackoffBase: 50 * time.Millisecond, BackoffMax: time.Second,
 			FetchMaxWait: 200 * time.Millisecond, DrainTimeout: 2 * time.Second, Concurrency: 4},
 		Breakers: handlers.BreakerSettings{OpenFor: 300 * time.Millisecond, PollInterval: 20 * time.Millisecond},
-		OnReady:  func() { ready <- struct{}{} },
 	})
 	if err != nil {
 		return nil, err
@@ -83,25 +81,14 @@ func startSandbox(o sandboxOptions) (*sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx, wnc) }()
-	s.stopWorker = func() error {
-		cancel()
-		defer wnc.Close()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(10 * time.Second):
-			return errors.New("sandbox: worker did not stop")
-		}
-	}
-	select {
-	case <-ready:
-	case err := <-done:
+	stop, err := w.Start(context.Background(), wnc)
+	if err != nil {
+		wnc.Close()
 		return nil, fmt.Errorf("sandbox: worker: %w", err)
-	case <-time.After(10 * time.Second):
-		return nil, errors.New("sandbox: worker not ready within 10s")
+	}
+	s.stopWorker = func() error {
+		defer wnc.Close()
+		return stop()
 	}
 	if s.nc, err = nats.Connect(s.srv.ClientURL(), nats.Name("sandbox publisher")); err != nil {
 		return nil, err

@@ -140,7 +140,6 @@ func (p *pipe) startWorker(t *testing.T) *pipeWorker {
 		accounts[name] = b2.Config{KeyID: k.ID, Key: b2.Secret(k.Secret), RealmURL: p.fake.URL, CallTimeout: 2 * time.Second,
 			TracerProvider: p.tp}
 	}
-	ready := make(chan struct{}, 1)
 	w, err := worker.New(worker.Config{
 		Accounts: accounts,
 		WrapAccount: func(name string, acct handlers.Account) handlers.Account {
@@ -154,35 +153,13 @@ func (p *pipe) startWorker(t *testing.T) *pipeWorker {
 			return h
 		},
 		Consumer: p.cfg, Breakers: p.bs, ProgressInterval: p.progress,
-		OnReady: func() { ready <- struct{}{} },
 	})
 	require.NoError(t, err)
 	pw.w = w
 	pw.nc = natstest.Connect(t, p.srv)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx, pw.nc) }()
-	var once sync.Once
-	var runErr error
-	pw.stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case runErr = <-done:
-			case <-time.After(10 * time.Second):
-				runErr = errors.New("worker did not stop")
-			}
-		})
-		return runErr
-	}
+	pw.stop, err = w.Start(context.Background(), pw.nc)
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = pw.stop() })
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("worker stopped before it was ready: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("worker not ready within 10s")
-	}
 	return pw
 }
 

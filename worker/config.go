@@ -62,8 +62,8 @@ type Config struct {
 	// breaker transitions. Default: discard.
 	Logger *slog.Logger
 	// OnReady, if set, is called each time Run has set up the streams and consumers on its
-	// connection and starts pulling, from Run's goroutine. A program waits on it before it
-	// publishes its first request, or logs that the worker is ready.
+	// connection and starts pulling, from Run's goroutine: to log that the worker is ready, say.
+	// (Start returns at that moment.)
 	OnReady func()
 }
 

@@ -1,8 +1,9 @@
 // Package worker runs a b2jet worker inside a Go program: the library behind `b2jet worker`, as
 // net/http's Server is the library behind a web server's main. A program that already has a NATS
 // connection and B2 application keys builds a Worker from a Config (New), then calls Run with the
-// connection; requests published on <prefix>.req.> (with package client, the `nats` CLI or any
-// publisher of the contract in docs/contract.md) are answered until Run's context ends.
+// connection (or Start, which returns once the worker pulls and gives a stop function);
+// requests published on <prefix>.req.> (with package client, the `nats` CLI or any publisher of
+// the contract in docs/contract.md) are answered until Run's context ends.
 //
 // It owns the wiring, which is the same wherever a worker runs (the b2jet binary, the benchmark,
 // the tests): one b2.Client per account, the handlers of every operation with their circuit

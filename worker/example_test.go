@@ -46,18 +46,17 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer nc.Close()
-	ready := make(chan struct{})
 	w, err := worker.New(worker.Config{
 		Accounts: map[string]b2.Config{"default": {KeyID: key.ID, Key: b2.Secret(key.Secret), RealmURL: fake.URL}},
-		OnReady:  func() { close(ready) },
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx, nc) }()
-	<-ready // the streams and consumers exist: requests can be stored
+	ctx := context.Background()
+	stop, err := w.Start(ctx, nc) // returns once the streams and consumers exist and it pulls
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	c, err := client.New(nc, client.Options{})
 	if err != nil {
@@ -71,8 +70,9 @@ func Example() {
 		fmt.Println(f.FileName)
 	}
 
-	stop() // drains: in-flight requests finish, the rest stay stored for another worker
-	if err := <-done; err != nil {
+	// Drain: in-flight requests finish, the rest stay stored for another worker. A program
+	// that serves until it is told to stop calls w.Run(ctx, nc) instead, and cancels ctx.
+	if err := stop(); err != nil {
 		log.Fatal(err)
 	}
 	// Output:

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,7 @@ type Worker struct {
 	accounts map[string]handlers.Account
 	names    []string // account names, sorted
 	set      *handlers.Set
+	handlers map[string]consumer.Handler // of each of operations
 
 	running atomic.Bool
 	cw      atomic.Pointer[consumer.Worker] // of the connection being served, or nil
@@ -60,7 +62,13 @@ func New(cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	return &Worker{cfg: cfg, accounts: accounts, names: slices.Sorted(maps.Keys(accounts)), set: set}, nil
+	hs := map[string]consumer.Handler{schema.OpAuthorize: set.Authorize, schema.OpListFileNames: set.ListFileNames}
+	if cfg.WrapHandler != nil {
+		for op, h := range hs {
+			hs[op] = cfg.WrapHandler(op, h)
+		}
+	}
+	return &Worker{cfg: cfg, accounts: accounts, names: slices.Sorted(maps.Keys(accounts)), set: set, handlers: hs}, nil
 }
 
 // Accounts returns the names of the accounts the worker serves, sorted.
@@ -91,7 +99,41 @@ var errRunning = errors.New("worker: Run is already running")
 // sessions and breaker states carry over. Any other error (an invalid Consumer configuration,
 // matching consumer.ErrInvalidConfig; a stream the server refuses) is returned as is, with
 // nothing left running.
-func (w *Worker) Run(ctx context.Context, nc *nats.Conn) error {
+func (w *Worker) Run(ctx context.Context, nc *nats.Conn) error { return w.run(ctx, nc, nil) }
+
+// Start runs Run in a goroutine and returns once the worker pulls, for a program (or a test)
+// that goes on while it serves: requests published after Start returns are stored and answered.
+// Run's context is ctx's child: it ends with ctx or with stop, which waits for Run to return
+// (after the drain) and returns what it returned; stop may be called more than once. When Run
+// fails before it is ready (ctx ends first, the streams cannot be set up), Start returns that
+// error and nothing is left running.
+func (w *Worker) Start(ctx context.Context, nc *nats.Conn) (stop func() error, err error) {
+	rctx, cancel := context.WithCancel(ctx)
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- w.run(rctx, nc, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		if err == nil {
+			err = fmt.Errorf("worker: stopped before it was ready: %w", context.Cause(ctx))
+		}
+		return nil, err
+	}
+	var once sync.Once
+	var runErr error
+	return func() error {
+		once.Do(func() {
+			cancel()
+			runErr = <-done
+		})
+		return runErr
+	}, nil
+}
+
+// run is Run; ready, if set, is called once the worker pulls (after OnReady).
+func (w *Worker) run(ctx context.Context, nc *nats.Conn, ready func()) error {
 	if nc == nil {
 		return errors.New("worker: no NATS connection")
 	}
@@ -103,14 +145,9 @@ func (w *Worker) Run(ctx context.Context, nc *nats.Conn) error {
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	handle := func(op string, h consumer.Handler) {
-		if w.cfg.WrapHandler != nil {
-			h = w.cfg.WrapHandler(op, h)
-		}
-		cw.Handle(op, h, w.set.Breakers.Gate(op))
+	for _, op := range operations {
+		cw.Handle(op, w.handlers[op], w.set.Breakers.Gate(op))
 	}
-	handle(schema.OpAuthorize, w.set.Authorize)
-	handle(schema.OpListFileNames, w.set.ListFileNames)
 	w.conn.Store(nc)
 	w.cw.Store(cw)
 	defer w.cw.Store(nil)
@@ -135,6 +172,9 @@ func (w *Worker) Run(ctx context.Context, nc *nats.Conn) error {
 	}
 	if w.cfg.OnReady != nil {
 		w.cfg.OnReady()
+	}
+	if ready != nil {
+		ready()
 	}
 	runErr := cw.Run(ctx)
 	if ctx.Err() == nil && nc.IsClosed() {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -57,54 +59,14 @@ func (w *world) config() worker.Config {
 	}
 }
 
-// running is one Run of a worker on its own connection.
-type running struct {
-	nc     *nats.Conn
-	cancel context.CancelFunc
-	done   chan error
-}
-
-// stop cancels Run's context and returns what Run returned.
-func (r *running) stop() error {
-	r.cancel()
-	return r.wait()
-}
-
-// wait returns what Run returned, without ending it.
-func (r *running) wait() error {
-	select {
-	case err := <-r.done:
-		r.done <- err // for the next wait
-		return err
-	case <-time.After(10 * time.Second):
-		return errors.New("Run did not return")
-	}
-}
-
-// run starts w.Run on a new connection and waits until OnReady says it pulls (ready must be the
-// channel the worker's OnReady signals).
-func (wd *world) run(t *testing.T, w *worker.Worker, ready <-chan struct{}) *running {
+// start starts w on a new connection with Start, stopped when the test ends.
+func (wd *world) start(t *testing.T, w *worker.Worker) (nc *nats.Conn, stop func() error) {
 	t.Helper()
-	nc := natstest.Connect(t, wd.srv)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx, nc) }()
-	r := &running{nc: nc, cancel: cancel, done: done}
-	t.Cleanup(func() { _ = r.stop() })
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("Run returned before it was ready: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("the worker was not ready within 10s")
-	}
-	return r
-}
-
-// readySignal returns an OnReady hook and the channel it signals, once per call.
-func readySignal() (func(), chan struct{}) {
-	ch := make(chan struct{}, 4)
-	return func() { ch <- struct{}{} }, ch
+	nc = natstest.Connect(t, wd.srv)
+	stop, err := w.Start(context.Background(), nc)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = stop() })
+	return nc, stop
 }
 
 func newClient(t *testing.T, wd *world) *client.Client {
@@ -150,8 +112,8 @@ func TestRunServesUntilContextEnds(t *testing.T) {
 	wd := newWorld(t)
 	cfg := wd.config()
 	cfg.Version = "v-test"
-	onReady, ready := readySignal()
-	cfg.OnReady = onReady
+	var readyCalls atomic.Int64
+	cfg.OnReady = func() { readyCalls.Add(1) }
 	w, err := worker.New(cfg)
 	require.NoError(t, err)
 	assert.Equal(t, []string{schema.DefaultAccount}, w.Accounts())
@@ -164,7 +126,8 @@ func TestRunServesUntilContextEnds(t *testing.T) {
 	assert.Contains(t, err.Error(), "consumers: consumers not bound and pulling")
 	assert.Nil(t, w.InFlight())
 
-	r := wd.run(t, w, ready)
+	nc, stop := wd.start(t, w)
+	assert.Equal(t, int64(1), readyCalls.Load(), "Start returns once OnReady was called")
 	require.Eventually(t, func() bool { return w.Ready() == nil }, 10*time.Second, 10*time.Millisecond, "ready while it runs")
 
 	c := newClient(t, wd)
@@ -184,19 +147,33 @@ func TestRunServesUntilContextEnds(t *testing.T) {
 	require.Contains(t, st.Consumers, schema.OpListFileNames)
 	assert.Equal(t, subjects.ConsumerName(schema.OpListFileNames), st.Consumers[schema.OpListFileNames].Consumer)
 	assert.Equal(t, "5s", st.Consumers[schema.OpListFileNames].AckWait)
-	assert.Equal(t, map[string]int{schema.OpAuthorize: 0, schema.OpListFileNames: 0}, st.InFlight)
+	assert.Contains(t, st.InFlight, schema.OpListFileNames)
+	idle := map[string]int{schema.OpAuthorize: 0, schema.OpListFileNames: 0}
+	require.Eventually(t, func() bool { return maps.Equal(idle, w.Status().InFlight) }, 10*time.Second, 10*time.Millisecond,
+		"nothing in flight once the last request is acked (its reply comes first)")
 
-	// The status service answers `b2jet status` with the same snapshot.
+	// The durable consumers on the server are those Consumers names.
 	js, err := jetstream.New(natstest.Connect(t, wd.srv))
 	require.NoError(t, err)
+	stream, err := js.Stream(context.Background(), schema.StreamRequests)
+	require.NoError(t, err)
+	var onServer []string
+	for name := range stream.ConsumerNames(context.Background()).Name() {
+		onServer = append(onServer, name)
+	}
+	slices.Sort(onServer)
+	assert.Equal(t, w.Consumers(), onServer)
+
+	// The status service answers `b2jet status` with the same snapshot.
 	status, err := ops.New(js, ops.Config{}).Status(context.Background(), time.Second)
 	require.NoError(t, err)
 	require.Len(t, status.Workers, 1)
 	assert.Equal(t, "v-test", status.Workers[0].Version)
 	assert.Equal(t, st.Breakers, status.Workers[0].Breakers)
 
-	require.NoError(t, r.stop(), "Run returns nil once its context ends")
-	assert.True(t, r.nc.IsConnected(), "the connection stays the caller's")
+	require.NoError(t, stop(), "Run returns nil once its context ends")
+	require.NoError(t, stop(), "and stop may be called again")
+	assert.True(t, nc.IsConnected(), "the connection stays the caller's")
 	err = w.Ready()
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "consumers not bound and pulling")
@@ -211,21 +188,19 @@ func TestRunServesUntilContextEnds(t *testing.T) {
 func TestRunAgainAfterConnectionClosed(t *testing.T) {
 	t.Parallel()
 	wd := newWorld(t)
-	cfg := wd.config()
-	onReady, ready := readySignal()
-	cfg.OnReady = onReady
-	w, err := worker.New(cfg)
+	w, err := worker.New(wd.config())
 	require.NoError(t, err)
 	c := newClient(t, wd)
 
-	first := wd.run(t, w, ready)
+	first, stopFirst := wd.start(t, w)
 	_, err = c.Authorize(context.Background(), schema.AuthorizeRequest{})
 	require.NoError(t, err)
-	first.nc.Close()
-	err = first.wait()
-	require.ErrorIs(t, err, nats.ErrConnectionClosed)
+	first.Close()
+	// Run ends by itself: it no longer serves (and its error is returned before stop cancels).
+	require.Eventually(t, func() bool { return w.InFlight() == nil }, 10*time.Second, 10*time.Millisecond)
+	require.ErrorIs(t, stopFirst(), nats.ErrConnectionClosed)
 
-	wd.run(t, w, ready)
+	wd.start(t, w)
 	res, err := c.Authorize(context.Background(), schema.AuthorizeRequest{})
 	require.NoError(t, err)
 	assert.True(t, res.Cached, "the second Run uses the session of the first")
@@ -241,16 +216,32 @@ func TestRunRefusesInvalidConsumerConfigAndASecondRun(t *testing.T) {
 	require.NoError(t, err)
 	err = w.Run(context.Background(), natstest.Connect(t, wd.srv))
 	require.ErrorIs(t, err, consumer.ErrInvalidConfig)
+	_, err = w.Start(context.Background(), natstest.Connect(t, wd.srv))
+	require.ErrorIs(t, err, consumer.ErrInvalidConfig, "Start returns what ended Run before it was ready")
 
-	cfg = wd.config()
-	onReady, ready := readySignal()
-	cfg.OnReady = onReady
-	w, err = worker.New(cfg)
+	w, err = worker.New(wd.config())
 	require.NoError(t, err)
-	wd.run(t, w, ready)
+	wd.start(t, w)
 	err = w.Run(context.Background(), natstest.Connect(t, wd.srv))
 	require.Error(t, err, "one Run at a time")
 	assert.Contains(t, err.Error(), "already running")
+}
+
+// A worker whose streams cannot be set up (a server without JetStream) is never ready: Start
+// returns why, and nothing is left running.
+func TestStartReturnsWhyTheWorkerIsNotReady(t *testing.T) {
+	t.Parallel()
+	wd := newWorld(t)
+	plain := natstest.RunServer(t, func(o *server.Options) { o.JetStream = false })
+	w, err := worker.New(wd.config())
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err = w.Start(ctx, natstest.Connect(t, plain))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "setting up JetStream streams and consumers")
+	assert.Nil(t, w.InFlight(), "nothing left running")
+	assert.NoError(t, ctx.Err(), "it did not wait for the context")
 }
 
 // The worker logs every breaker transition and still calls the configured observer; WrapAccount
@@ -273,11 +264,9 @@ func TestBreakerTransitionsAreLoggedAndObserved(t *testing.T) {
 	cfg.WrapAccount = func(name string, acct handlers.Account) handlers.Account {
 		return &countingAccount{Account: acct, lists: &wrapped}
 	}
-	onReady, ready := readySignal()
-	cfg.OnReady = onReady
 	w, err := worker.New(cfg)
 	require.NoError(t, err)
-	wd.run(t, w, ready)
+	wd.start(t, w)
 
 	wd.fake.Inject(b2test.EndpointListFileNames, b2test.Fault{Status: 503, Times: 1})
 	c, err := client.New(natstest.Connect(t, wd.srv), client.Options{Timeout: 500 * time.Millisecond})
@@ -331,11 +320,9 @@ func TestWrapHandler(t *testing.T) {
 	cfg.WrapHandler = func(op string, h consumer.Handler) consumer.Handler {
 		return countingHandler{Handler: h, count: func() { mu.Lock(); handled[op]++; mu.Unlock() }}
 	}
-	onReady, ready := readySignal()
-	cfg.OnReady = onReady
 	w, err := worker.New(cfg)
 	require.NoError(t, err)
-	wd.run(t, w, ready)
+	wd.start(t, w)
 	c := newClient(t, wd)
 	_, err = c.Authorize(context.Background(), schema.AuthorizeRequest{})
 	require.NoError(t, err)

@@ -23,21 +23,18 @@ const b2CallTimeout = 20 * time.Second
 // logger is the worker's default (text at info, a line per handled message), formatted but
 // discarded. What it leaves out is the Prometheus hook, which costs nothing per message.
 type inproc struct {
-	nc     *nats.Conn
-	cancel context.CancelFunc
-	done   chan error
+	nc   *nats.Conn
+	stop func() error
 }
 
 // startInproc starts the worker; its streams and consumers exist when startInproc returns.
 func startInproc(ctx context.Context, env *natsEnv, fake *b2test.Server, s workerSettings) (*inproc, error) {
 	key := fake.MasterKey()
-	ready := make(chan struct{}, 1)
 	w, err := worker.New(worker.Config{
 		Accounts: map[string]b2.Config{"default": {KeyID: key.ID, Key: b2.Secret(key.Secret), RealmURL: fake.URL,
 			UserAgent: "b2jet-bench", CallTimeout: b2CallTimeout}},
 		Consumer: s.consumerConfig(),
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		OnReady:  func() { ready <- struct{}{} },
 	})
 	if err != nil {
 		return nil, err
@@ -46,26 +43,17 @@ func startInproc(ctx context.Context, env *natsEnv, fake *b2test.Server, s worke
 	if err != nil {
 		return nil, err
 	}
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	p := &inproc{nc: nc, cancel: cancel, done: make(chan error, 1)}
-	go func() { p.done <- w.Run(rctx, nc) }()
-	select {
-	case <-ready:
-		return p, nil
-	case err := <-p.done:
+	stop, err := w.Start(context.WithoutCancel(ctx), nc)
+	if err != nil {
 		nc.Close()
-		cancel()
 		return nil, fmt.Errorf("b2jet worker: %w", err)
-	case <-ctx.Done():
-		_ = p.stop()
-		return nil, ctx.Err()
 	}
+	return &inproc{nc: nc, stop: stop}, nil
 }
 
-// stop drains the worker and closes its connection.
-func (p *inproc) stop() error {
-	p.cancel()
-	err := <-p.done
+// close drains the worker and closes its connection.
+func (p *inproc) close() error {
+	err := p.stop()
 	p.nc.Close()
 	if err != nil {
 		return fmt.Errorf("b2jet worker: %w", err)
