@@ -11,7 +11,7 @@ import (
 
 // Status is the worker's live state as the status service reports it (`b2jet status`, `nats
 // micro info b2jet`): requests in flight, breaker states, B2 session ages, the consumer settings
-// it runs by and the dead letters it could not store yet. The service fills in the identity (ID,
+// it runs by, the dead letters it could not store yet and its trim of the request stream. The service fills in the identity (ID,
 // Version, Started, Uptime).
 func (w *Worker) Status() ops.WorkerStatus {
 	st := ops.WorkerStatus{Breakers: w.set.Breakers.States(), SessionAge: map[string]string{}}
@@ -22,6 +22,7 @@ func (w *Worker) Status() ops.WorkerStatus {
 		pending := cw.PendingDeadLetters()
 		st.DeadLettersPending = len(pending)
 		st.PendingDeadLetters = pending[:min(len(pending), ops.MaxPendingListed)]
+		st.Trim = trimStatus(cw.TrimStatus())
 	}
 	for name, acct := range w.accounts {
 		if aged, ok := acct.(interface{ SessionAge() (time.Duration, bool) }); ok {
@@ -49,6 +50,15 @@ func consumerStatus(settings map[string]consumer.ConsumerSettings) map[string]op
 		out[op] = wc
 	}
 	return out
+}
+
+// trimStatus is the status of the worker's trim of the request stream.
+func trimStatus(t consumer.TrimStatus) *ops.WorkerTrim {
+	return &ops.WorkerTrim{
+		Off: t.Off, At: t.At, To: t.To, Trimmed: t.Trimmed,
+		LastAt: t.LastAt, LastCount: t.LastCount, LastBelowSeq: t.LastBelow, LastReason: t.LastReason,
+		Blocked: t.Blocked,
+	}
 }
 
 // Check is one readiness condition: Test returns nil when it holds, else why not.

@@ -147,6 +147,8 @@ func TestRunServesUntilContextEnds(t *testing.T) {
 	require.Contains(t, st.Consumers, schema.OpListFileNames)
 	assert.Equal(t, subjects.ConsumerName(schema.OpListFileNames), st.Consumers[schema.OpListFileNames].Consumer)
 	assert.Equal(t, "5s", st.Consumers[schema.OpListFileNames].AckWait)
+	require.NotNil(t, st.Trim, "the trim of the request stream")
+	assert.Equal(t, 80, st.Trim.At, "the consumer's default marks")
 	assert.Contains(t, st.InFlight, schema.OpListFileNames)
 	idle := map[string]int{schema.OpAuthorize: 0, schema.OpListFileNames: 0}
 	require.Eventually(t, func() bool { return maps.Equal(idle, w.Status().InFlight) }, 10*time.Second, 10*time.Millisecond,
