@@ -1,11 +1,12 @@
 package worker_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -252,8 +253,10 @@ func TestBreakerTransitionsAreLoggedAndObserved(t *testing.T) {
 	t.Parallel()
 	wd := newWorld(t)
 	cfg := wd.config()
-	var logs syncBuffer
-	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	logs, err := os.Create(filepath.Join(t.TempDir(), "worker.log"))
+	require.NoError(t, err)
+	defer logs.Close()
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	cfg.Breakers.Failures = 1
 	cfg.Breakers.OpenFor = time.Minute // stays open for the test
 	var opened atomic.Int64
@@ -276,7 +279,9 @@ func TestBreakerTransitionsAreLoggedAndObserved(t *testing.T) {
 	_, _ = c.ListFileNames(context.Background(), schema.ListFileNamesRequest{BucketName: bucket}) // held once the breaker opens
 	require.Eventually(t, func() bool { return opened.Load() == 1 }, 10*time.Second, 10*time.Millisecond)
 	assert.Equal(t, "open", w.BreakerStates()[schema.DefaultAccount][schema.OpListFileNames])
-	assert.Contains(t, logs.String(), `msg="circuit breaker open" account=default op=list_file_names from=closed to=open`)
+	logged, err := os.ReadFile(logs.Name())
+	require.NoError(t, err)
+	assert.Contains(t, string(logged), `msg="circuit breaker open" account=default op=list_file_names from=closed to=open`)
 	assert.Equal(t, int64(1), wrapped.Load(), "the one B2 list call went through WrapAccount's client")
 	err = w.Ready()
 	require.Error(t, err)
@@ -292,24 +297,6 @@ type countingAccount struct {
 func (a *countingAccount) ListFileNames(ctx context.Context, req b2.ListRequest) (*b2.Page, error) {
 	a.lists.Add(1)
 	return a.Account.ListFileNames(ctx, req)
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // WrapHandler wraps the handler of every operation the worker serves.

@@ -101,7 +101,7 @@ func (b *bench) listOnce(ctx context.Context, bin string, fake *b2test.Server, r
 			_ = w.stop(time.Minute) // an earlier error is reported
 		}
 	}()
-	if err := w.waitReady(ctx, time.Minute); err != nil {
+	if err := w.WaitReady(ctx, time.Minute); err != nil {
 		return 0, 0, 0, 0, err
 	}
 	var count atomic.Int64

@@ -83,7 +83,7 @@ func (b *bench) scaleOnce(ctx context.Context, bin string, fake *b2test.Server, 
 		workers = append(workers, w)
 	}
 	for _, w := range workers {
-		if err := w.waitReady(ctx, time.Minute); err != nil {
+		if err := w.WaitReady(ctx, time.Minute); err != nil {
 			return 0, err
 		}
 	}

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +19,7 @@ import (
 	"github.com/b2jet/b2jet/b2/b2test"
 	"github.com/b2jet/b2jet/cmd/internal/natsproc"
 	"github.com/b2jet/b2jet/cmd/internal/procenv"
+	"github.com/b2jet/b2jet/cmd/internal/workerproc"
 	"github.com/b2jet/b2jet/schema"
 )
 
@@ -32,18 +30,10 @@ const chromiumPath = "/usr/bin/chromium"
 // (bin/ at the repository root, ignored by git).
 const screenshotDir = "../../bin"
 
-// consoleProc is a running `b2jet console`.
+// consoleProc is a running `b2jet console` and the URL it listens on.
 type consoleProc struct {
-	url  string
-	mu   sync.Mutex
-	log  []string
-	done chan error
-}
-
-func (c *consoleProc) lines() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return strings.Join(c.log, "\n")
+	*workerproc.Proc
+	url string
 }
 
 var consoleURL = regexp.MustCompile(`msg="b2jet console listening" url=(http://\S+)`)
@@ -51,40 +41,12 @@ var consoleURL = regexp.MustCompile(`msg="b2jet console listening" url=(http://\
 // startConsole starts `b2jet console` on a free loopback port and waits until it listens.
 func startConsole(t *testing.T, env []string, args ...string) *consoleProc {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"console", "--listen", "127.0.0.1:0"}, args...)...)
-	cmd.Env = env
-	stderr, err := cmd.StderrPipe()
+	p := workerproc.StartTest(t, "console", binary, env, append([]string{"console", "--listen", "127.0.0.1:0"}, args...)...)
+	line, err := p.WaitLine(t.Context(), "b2jet console listening", 30*time.Second)
 	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	c := &consoleProc{done: make(chan error, 1)}
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			c.mu.Lock()
-			c.log = append(c.log, sc.Text())
-			c.mu.Unlock()
-			if m := consoleURL.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
-			}
-		}
-		c.done <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-c.done
-		if t.Failed() {
-			t.Logf("console log:\n%s", c.lines())
-		}
-	})
-	select {
-	case c.url = <-found:
-	case err := <-c.done:
-		t.Fatalf("console exited (%v) before listening:\n%s", err, c.lines())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("console did not listen within 30s:\n%s", c.lines())
-	}
-	return c
+	m := consoleURL.FindStringSubmatch(line)
+	require.NotNil(t, m, "no URL in %q", line)
+	return &consoleProc{Proc: p, url: m[1]}
 }
 
 // newBrowser starts headless Chromium for the test. It never skips: without Chromium the test
@@ -242,10 +204,10 @@ func TestConsoleBrowserRedrive(t *testing.T) {
 	assert.Equal(t, requestID, ok.ID)
 	require.NotNil(t, ok.Result)
 	assert.Contains(t, string(*ok.Result), "poison/a.jpg")
-	assert.Contains(t, con.lines(), "console: dead letter redrive")
+	assert.Contains(t, con.Output(), "console: dead letter redrive")
 
 	do(t, ctx, chromedp.Navigate(con.url+"dead-letters"), chromedp.WaitVisible(chromedp.CSS(`main`)))
 	assert.Contains(t, text(t, ctx, `main`), "No dead letters.")
-	assert.NotContains(t, strings.ToLower(con.lines()), "permissions violation")
-	assert.NotContains(t, strings.ToLower(w.log()), "permissions violation")
+	assert.NotContains(t, strings.ToLower(con.Output()), "permissions violation")
+	assert.NotContains(t, strings.ToLower(w.Output()), "permissions violation")
 }

@@ -121,7 +121,7 @@ func TestEndToEndTracing(t *testing.T) {
 	assert.NotEqual(t, parentID, tp[2], "with the worker's span as its parent")
 
 	assert.Empty(t, col.named("process b2.req.list_file_names"), "nothing exported before the drain")
-	require.NoError(t, w.stop(t, 20*time.Second))
+	require.NoError(t, w.Stop(20*time.Second))
 
 	deliveries := col.named("process b2.req.list_file_names")
 	require.Len(t, deliveries, 1, "flushed on drain")
