@@ -12,11 +12,11 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/b2jet/b2jet/b2/b2test"
+	"github.com/b2jet/b2jet/client"
 	"github.com/b2jet/b2jet/cmd/internal/natsproc"
 	"github.com/b2jet/b2jet/cmd/internal/procenv"
 	"github.com/b2jet/b2jet/cmd/internal/workerproc"
@@ -139,24 +139,21 @@ func TestConsoleBrowserRedrive(t *testing.T) {
 	nc, err := nats.Connect(ns.URL, nats.UserInfo("acme", "acme-pass"), nats.CustomInboxPrefix("_INBOX.acme"))
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	inbox := nc.NewInbox()
-	replies, err := nc.SubscribeSync(inbox)
+	c, err := client.New(nc, client.Options{Account: "acme", InboxPrefix: "_INBOX.acme", Timeout: time.Minute})
 	require.NoError(t, err)
 	const requestID = "console-browser-1"
-	req := &nats.Msg{Subject: "b2.req.list_file_names.acme", Data: []byte(`{"bucketName":"photos","prefix":"poison/"}`), Header: nats.Header{
-		schema.HeaderContentType: {schema.ContentTypeJSON}, schema.HeaderReplyTo: {inbox}, schema.HeaderRequestID: {requestID},
-	}}
-	_, err = js.PublishMsg(t.Context(), req)
+	call, err := c.Publish(t.Context(), client.Request{Op: schema.OpListFileNames,
+		Body: schema.ListFileNamesRequest{BucketName: "photos", Prefix: "poison/"}, Header: nats.Header{schema.HeaderRequestID: {requestID}}})
 	require.NoError(t, err)
+	t.Cleanup(call.Close)
 
+	// The error reply, and after the redrive (the dead letter keeps the Reply-To) the ok one.
 	reply := func() schema.Reply[json.RawMessage] {
 		t.Helper()
-		m, err := replies.NextMsg(time.Minute)
+		m, err := call.Next(t.Context())
 		require.NoError(t, err)
 		var r schema.Reply[json.RawMessage]
-		require.NoError(t, json.Unmarshal(m.Data, &r), string(m.Data))
+		require.NoError(t, client.Decode(m, &r), string(m.Data))
 		return r
 	}
 	failed := reply()
