@@ -12,70 +12,79 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/b2jet/b2jet/internal/jserr"
 	"github.com/b2jet/b2jet/internal/msgtrace"
 	"github.com/b2jet/b2jet/schema"
 )
 
-// call is one published request whose inbox receives the reply messages.
-type call struct {
-	sub     *nats.Subscription
-	inbox   string
+// Call is a published request: its place in the request stream and, when Publish subscribed an
+// inbox for it, its replies. Close it when done. A Call is not safe for concurrent use.
+type Call struct {
+	sub     *nats.Subscription // nil when the request named its own ReplyTo
+	replyTo string
+	seq     uint64
 	timeout time.Duration
 }
 
-// publish subscribes a fresh inbox, then publishes body to op's subject through JetStream and
-// waits for the PubAck. The inbox is in place before the request can be answered: the server
-// has the subscription (Flush) before the request is published.
-func (c *Client) publish(ctx context.Context, op string, body any) (*call, error) {
-	data, err := c.codec.Marshal(body)
+// Publish publishes r to JetStream and waits for the PubAck, first subscribing a fresh inbox
+// when r has no ReplyTo: the server has the subscription (Flush) before the request is
+// published, so no reply can be missed. A refused or unconfirmed publish is a *PublishError.
+func (c *Client) Publish(ctx context.Context, r Request) (*Call, error) {
+	msg, err := c.message(ctx, r)
 	if err != nil {
-		return nil, fmt.Errorf("b2jet client: encoding the request: %w", err)
+		return nil, err
 	}
-	inbox := c.newInbox()
-	sub, err := c.nc.SubscribeSync(inbox)
-	if err != nil {
-		return nil, fmt.Errorf("b2jet client: subscribing to the reply inbox: %w", err)
+	cl := &Call{replyTo: r.ReplyTo, timeout: c.opts.Timeout}
+	if r.ReplyTo == "" {
+		inbox := c.newInbox()
+		sub, err := c.nc.SubscribeSync(inbox)
+		if err != nil {
+			return nil, fmt.Errorf("b2jet client: subscribing to the reply inbox: %w", err)
+		}
+		cl.sub, cl.replyTo = sub, inbox
+		if err := c.subscribed(ctx, sub, inbox); err != nil {
+			cl.Close()
+			return nil, fmt.Errorf("b2jet client: subscribing to the reply inbox %s: %w", inbox, err)
+		}
 	}
-	cl := &call{sub: sub, inbox: inbox, timeout: c.opts.Timeout}
-	if err := c.subscribed(ctx, sub, inbox); err != nil {
-		cl.close()
-		return nil, fmt.Errorf("b2jet client: subscribing to the reply inbox %s: %w", inbox, err)
-	}
-
-	subject := c.subjects.Request(op, c.opts.Account)
-	msg := nats.NewMsg(subject)
-	msg.Data = data
-	msg.Header.Set(schema.HeaderReplyTo, inbox)
-	msgID := rand.Text()
-	msg.Header.Set(schema.HeaderMsgID, msgID)
-	msg.Header.Set(schema.HeaderContentType, c.codec.ContentType())
-	if tp := traceparent(ctx); tp != "" {
-		msg.Header.Set(schema.HeaderTraceParent, tp)
-	}
-	ctx, span := msgtrace.StartPublish(ctx, c.opts.TracerProvider, subject, msg.Header,
-		attribute.String("messaging.message.id", msgID))
+	msg.Header.Set(schema.HeaderReplyTo, cl.replyTo)
+	ctx, span := c.startSpan(ctx, msg)
 	defer span.End()
 	pctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
-	if _, err := c.js.PublishMsg(pctx, msg); err != nil {
+	ack, err := c.js.PublishMsg(pctx, msg)
+	if err != nil {
 		span.SetStatus(codes.Error, "publish failed")
-		cl.close()
-		if ctx.Err() != nil {
-			return nil, &PublishError{Subject: subject, Err: context.Cause(ctx)}
-		}
-		// A refused publish is reported asynchronously and only times the PubAck out: say why.
-		if perr := c.permissionError(`Publish to "` + subject + `"`); perr != nil {
-			err = perr
-		} else if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
-			err = fmt.Errorf("%w: %w", ErrNoStream, err)
-		} else if jserr.StreamFull(err) {
-			err = fmt.Errorf("%w: %w", ErrStreamFull, err)
-		}
-		return nil, &PublishError{Subject: subject, Err: err}
+		cl.Close()
+		return nil, c.publishError(ctx, msg.Subject, err)
 	}
+	cl.seq = ack.Sequence
 	return cl, nil
+}
+
+// publishError explains a publish that got no PubAck.
+func (c *Client) publishError(ctx context.Context, subject string, err error) error {
+	if ctx.Err() != nil {
+		return &PublishError{Subject: subject, Err: context.Cause(ctx)}
+	}
+	// A refused publish is reported asynchronously and only times the PubAck out: say why.
+	if perr := c.permissionError(`Publish to "` + subject + `"`); perr != nil {
+		err = perr
+	} else if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+		err = fmt.Errorf("%w: %w", ErrNoStream, err)
+	} else if jserr.StreamFull(err) {
+		err = fmt.Errorf("%w: %w", ErrStreamFull, err)
+	}
+	return &PublishError{Subject: subject, Err: err}
+}
+
+// startSpan starts the producer span of msg's publish when Options.TracerProvider is set (and
+// then sends its trace context, unless msg carries one already).
+func (c *Client) startSpan(ctx context.Context, msg *nats.Msg) (context.Context, trace.Span) {
+	return msgtrace.StartPublish(ctx, c.opts.TracerProvider, msg.Subject, msg.Header,
+		attribute.String("messaging.message.id", msg.Header.Get(schema.HeaderMsgID)))
 }
 
 // subscribed makes sure the server has the inbox's subscription, and that it was allowed.
@@ -113,11 +122,39 @@ func (c *Client) newInbox() string {
 	return c.opts.InboxPrefix + "." + rand.Text()
 }
 
-func (cl *call) close() { _ = cl.sub.Unsubscribe() }
+// Sequence is the request's sequence in the request stream, from its PubAck.
+func (cl *Call) Sequence() uint64 { return cl.seq }
+
+// ReplyTo is the subject the replies go to: the request's ReplyTo, or the inbox Publish
+// subscribed.
+func (cl *Call) ReplyTo() string { return cl.replyTo }
+
+// Close unsubscribes the call's inbox. It is safe to call more than once.
+func (cl *Call) Close() {
+	if cl.sub != nil {
+		_ = cl.sub.Unsubscribe()
+	}
+}
+
+// errNoInbox is what reading a call's replies returns when they go to the request's own ReplyTo.
+var errNoInbox = errors.New("b2jet client: the replies of this call go to its own ReplyTo, not to an inbox of the client")
+
+// Next returns the next reply message as it came, waiting up to Options.Timeout: the raw form
+// of the replies, with no rule applied (a listing's parts may repeat or restart; Listing applies
+// the rules). It fails with errNoInbox when the request named its own ReplyTo.
+func (cl *Call) Next(ctx context.Context) (*nats.Msg, error) { return cl.next(ctx, 0, 0) }
+
+// Listing reads the call's replies as the parts of a list_file_names listing, with the
+// publisher's rules (see List). The inbox stays subscribed after the listing ends, so that the
+// caller can see whether anything else arrives, until the Call or the Listing is closed.
+func (cl *Call) Listing() *Listing { return &Listing{call: cl} }
 
 // next waits for the next reply message; part (and attempt) say what is awaited, for the
 // timeout's error.
-func (cl *call) next(ctx context.Context, part, attempt int) (*nats.Msg, error) {
+func (cl *Call) next(ctx context.Context, part, attempt int) (*nats.Msg, error) {
+	if cl.sub == nil {
+		return nil, errNoInbox
+	}
 	wctx, cancel := context.WithTimeout(ctx, cl.timeout)
 	defer cancel()
 	msg, err := cl.sub.NextMsgWithContext(wctx)
@@ -130,14 +167,14 @@ func (cl *call) next(ctx context.Context, part, attempt int) (*nats.Msg, error) 
 	case ctx.Err() != nil:
 		return nil, fmt.Errorf("b2jet client: waiting for the reply: %w", context.Cause(ctx))
 	case errors.Is(err, context.DeadlineExceeded):
-		return nil, &TimeoutError{Part: part, Attempt: attempt, Inbox: cl.inbox, Timeout: cl.timeout}
+		return nil, &TimeoutError{Part: part, Attempt: attempt, Inbox: cl.replyTo, Timeout: cl.timeout}
 	}
 	return nil, fmt.Errorf("b2jet client: waiting for the reply: %w", err)
 }
 
 // dropped reports replies that nats.go dropped because the inbox held more than
 // MaxPendingBytes: what is read next would not be the whole reply.
-func (cl *call) dropped() error {
+func (cl *Call) dropped() error {
 	n, err := cl.sub.Dropped()
 	if err != nil || n == 0 {
 		return nil
@@ -146,8 +183,9 @@ func (cl *call) dropped() error {
 		n, nats.ErrSlowConsumer)
 }
 
-// decode decodes a reply message with the codec its Content-Type names.
-func decode(msg *nats.Msg, v any) error {
+// Decode decodes a reply message (one from Call.Next or a Batch's Reply) into v, usually a
+// *schema.Reply[T], with the codec its Content-Type names.
+func Decode(msg *nats.Msg, v any) error {
 	codec, err := schema.CodecFor(msg.Header.Get(schema.HeaderContentType))
 	if err != nil {
 		return fmt.Errorf("b2jet client: reply: %w", err)

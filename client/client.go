@@ -45,17 +45,17 @@ func (c *Client) Authorize(ctx context.Context, req schema.AuthorizeRequest) (sc
 	if err := req.Validate(); err != nil {
 		return schema.AuthorizeResult{}, invalidRequest(err)
 	}
-	cl, err := c.publish(ctx, schema.OpAuthorize, req)
+	cl, err := c.Publish(ctx, Request{Op: schema.OpAuthorize, Body: req})
 	if err != nil {
 		return schema.AuthorizeResult{}, err
 	}
-	defer cl.close()
+	defer cl.Close()
 	msg, err := cl.next(ctx, 1, 0)
 	if err != nil {
 		return schema.AuthorizeResult{}, err
 	}
 	var reply schema.Reply[schema.AuthorizeResult]
-	if err := decode(msg, &reply); err != nil {
+	if err := Decode(msg, &reply); err != nil {
 		return schema.AuthorizeResult{}, err
 	}
 	switch {

@@ -17,6 +17,14 @@
 //   - an ok:false reply is an *Error, matched by its code with errors.Is(err, ErrBucketNotFound)
 //     and the other Err* values.
 //
+// Under Authorize, ListFileNames and Files lies the layer they are built on, for publishers that
+// read the replies themselves: Publish sends a Request as given (an account, a message id, raw
+// data and headers of its own, or a ReplyTo that the caller subscribes) and returns the Call,
+// whose Next returns the reply messages as they came and whose Listing applies the rules above
+// part by part (Listing.NextPart returns each part's message too). A Batch publishes many
+// requests without awaiting each PubAck and hands every reply, read from its headers, to a
+// callback on one subscription: a load generator's or a fan-out's way in.
+//
 // Memory is bounded by one reply part (plus what the inbox buffers while the caller is slower
 // than the workers, see Options.MaxPendingBytes). The package knows NATS and the wire types of
 // package schema, nothing of B2 or of how workers run. A Client is safe for concurrent use; every

@@ -21,24 +21,34 @@ type listPart struct {
 // whole reply (part 1, final).
 func readPart(msg *nats.Msg) (listPart, error) {
 	var p listPart
-	if err := decode(msg, &p.reply); err != nil {
+	if err := Decode(msg, &p.reply); err != nil {
 		return p, err
 	}
 	if res := p.reply.Result; res != nil {
 		p.number, p.final = res.Part, res.Final
 	}
-	if v := msg.Header.Get(schema.HeaderPart); v != "" {
-		if n, err := strconv.Atoi(v); err == nil {
-			p.number = n
-		}
+	if n, ok := headerPart(msg.Header); ok {
+		p.number = n
 	}
-	if v := msg.Header.Get(schema.HeaderFinal); v != "" {
-		p.final = v == "true"
+	if final, ok := headerFinal(msg.Header); ok {
+		p.final = final
 	}
 	if p.number == 0 {
 		p.number, p.final = 1, true
 	}
 	return p, nil
+}
+
+// headerPart is a reply's B2-Part header, ok false when it has none (or not a number).
+func headerPart(h nats.Header) (int, bool) {
+	n, err := strconv.Atoi(h.Get(schema.HeaderPart))
+	return n, err == nil
+}
+
+// headerFinal is a reply's B2-Final header, ok false when it has none.
+func headerFinal(h nats.Header) (final, ok bool) {
+	v := h.Get(schema.HeaderFinal)
+	return v == "true", v != ""
 }
 
 // collector applies the publisher's rules to the parts of one list_file_names request and

@@ -17,11 +17,12 @@ import (
 	"github.com/b2jet/b2jet/consumer"
 	"github.com/b2jet/b2jet/handlers"
 	"github.com/b2jet/b2jet/schema"
+	"github.com/b2jet/b2jet/worker"
 )
 
 // sandbox is what the tests and the example publish to: an embedded NATS server with
-// JetStream, the B2 fake, and a b2jet worker (consumer, handlers, a B2 client of the fake's
-// master key as account "default") between them.
+// JetStream, the B2 fake, and a b2jet worker (package worker, with the fake's master key as
+// account "default") between them.
 type sandbox struct {
 	srv  *server.Server
 	nc   *nats.Conn // the publisher's connection
@@ -63,13 +64,16 @@ func startSandbox(o sandboxOptions) (*sandbox, error) {
 	}
 	s.fake = b2test.NewServer()
 	key := s.fake.MasterKey()
-	b2c, err := b2.New(b2.Config{KeyID: key.ID, Key: b2.Secret(key.Secret), RealmURL: s.fake.URL, CallTimeout: 5 * time.Second})
-	if err != nil {
-		return nil, err
-	}
-	s.acct = &hookedAccount{Account: b2c}
-	set, err := handlers.New(handlers.Config{Accounts: map[string]handlers.Account{schema.DefaultAccount: s.acct},
-		Breakers: handlers.BreakerSettings{OpenFor: 300 * time.Millisecond, PollInterval: 20 * time.Millisecond}})
+	w, err := worker.New(worker.Config{
+		Accounts: map[string]b2.Config{schema.DefaultAccount: {KeyID: key.ID, Key: b2.Secret(key.Secret), RealmURL: s.fake.URL, CallTimeout: 5 * time.Second}},
+		WrapAccount: func(_ string, acct handlers.Account) handlers.Account {
+			s.acct = &hookedAccount{Account: acct}
+			return s.acct
+		},
+		Consumer: consumer.Config{AckWait: 5 * time.Second, BackoffBase: 50 * time.Millisecond, BackoffMax: time.Second,
+			FetchMaxWait: 200 * time.Millisecond, DrainTimeout: 2 * time.Second, Concurrency: 4},
+		Breakers: handlers.BreakerSettings{OpenFor: 300 * time.Millisecond, PollInterval: 20 * time.Millisecond},
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -77,30 +81,14 @@ func startSandbox(o sandboxOptions) (*sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := consumer.New(wnc, consumer.Config{AckWait: 5 * time.Second, BackoffBase: 50 * time.Millisecond, BackoffMax: time.Second,
-		FetchMaxWait: 200 * time.Millisecond, DrainTimeout: 2 * time.Second, Concurrency: 4})
+	stop, err := w.Start(context.Background(), wnc)
 	if err != nil {
 		wnc.Close()
-		return nil, err
+		return nil, fmt.Errorf("sandbox: worker: %w", err)
 	}
-	w.Handle(schema.OpAuthorize, set.Authorize, set.Breakers.Gate(schema.OpAuthorize))
-	w.Handle(schema.OpListFileNames, set.ListFileNames, set.Breakers.Gate(schema.OpListFileNames))
-	if err := w.Setup(context.Background()); err != nil {
-		wnc.Close()
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
 	s.stopWorker = func() error {
-		cancel()
 		defer wnc.Close()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(10 * time.Second):
-			return errors.New("sandbox: worker did not stop")
-		}
+		return stop()
 	}
 	if s.nc, err = nats.Connect(s.srv.ClientURL(), nats.Name("sandbox publisher")); err != nil {
 		return nil, err

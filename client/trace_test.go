@@ -34,7 +34,7 @@ func TestTracerProviderStartsProducerSpan(t *testing.T) {
 	assert.Equal(t, want, req.Header.Get(schema.HeaderTraceParent), "the worker's spans are the producer span's children")
 	attrs := map[string]string{}
 	for _, a := range span.Attributes() {
-		attrs[string(a.Key)] = a.Value.Emit()
+		attrs[string(a.Key)] = a.Value.AsString()
 	}
 	assert.Equal(t, "nats", attrs["messaging.system"])
 	assert.Equal(t, req.Header.Get(schema.HeaderMsgID), attrs["messaging.message.id"])

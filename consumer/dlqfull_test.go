@@ -53,9 +53,8 @@ func (l *eventLog) count(kind EventKind, seq uint64) int {
 // terminations records when each request stream sequence was terminated, from the server's
 // MSG_TERMINATED advisories.
 type terminations struct {
-	mu  sync.Mutex
-	at  map[uint64]time.Time
-	sub *nats.Subscription
+	mu sync.Mutex
+	at map[uint64]time.Time
 }
 
 func (e *env) watchTerminations() *terminations {

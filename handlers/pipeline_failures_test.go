@@ -264,7 +264,7 @@ func TestPipelineOpenBreakerDoesNotStarveOtherAccounts(t *testing.T) {
 	for range 6 {
 		p.request(t, schema.OpListFileNames, "", schema.JSON, badBody)
 	}
-	require.Eventually(t, func() bool { return w.set.Breakers.State("default", schema.OpListFileNames).String() == "open" },
+	require.Eventually(t, func() bool { return w.w.BreakerStates()["default"][schema.OpListFileNames] == "open" },
 		10*time.Second, 10*time.Millisecond)
 	// More requests for the failing account: without the bound they would be held in every
 	// handler slot and these would never even be delivered.

@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"errors"
+	"io"
 	"strconv"
 	"sync"
 	"testing"
@@ -16,16 +17,18 @@ import (
 
 	"github.com/b2jet/b2jet/b2"
 	"github.com/b2jet/b2jet/b2/b2test"
+	"github.com/b2jet/b2jet/client"
 	"github.com/b2jet/b2jet/consumer"
 	"github.com/b2jet/b2jet/consumer/natstest"
 	"github.com/b2jet/b2jet/handlers"
 	"github.com/b2jet/b2jet/schema"
+	"github.com/b2jet/b2jet/worker"
 )
 
 // countingAccount counts the B2 list calls of a real client by requested prefix, and records
 // the start name of each. beforeList, if set, runs before each call with its number (from 1).
 type countingAccount struct {
-	*b2.Client
+	handlers.Account
 	mu         sync.Mutex
 	lists      map[string]int
 	starts     []string
@@ -41,7 +44,7 @@ func (c *countingAccount) ListFileNames(ctx context.Context, req b2.ListRequest)
 	if hook != nil {
 		hook(n, req)
 	}
-	return c.Client.ListFileNames(ctx, req)
+	return c.Account.ListFileNames(ctx, req)
 }
 
 func (c *countingAccount) listCalls(prefix string) int {
@@ -57,7 +60,8 @@ func (c *countingAccount) listStarts() []string {
 	return append([]string(nil), c.starts...)
 }
 
-// pipe is a whole b2jet pipeline: an embedded JetStream server, the fake B2, and workers.
+// pipe is a whole b2jet pipeline: an embedded JetStream server, the fake B2, workers (package
+// worker) and a publisher (package client).
 type pipe struct {
 	srv  *server.Server
 	nc   *nats.Conn
@@ -75,8 +79,9 @@ type pipe struct {
 	// beforeList is copied to the accounts of workers started after it is set.
 	beforeList func(n int, req b2.ListRequest)
 
-	mu     sync.Mutex
-	events []consumer.Event
+	mu      sync.Mutex
+	events  []consumer.Event
+	clients map[string]*client.Client // by content type
 }
 
 const e2eBucket = "e2e-bucket"
@@ -119,118 +124,137 @@ func (p *pipe) eventsOf(kind consumer.EventKind, seq uint64) []consumer.Event {
 	return out
 }
 
-// worker is one running b2jet worker with its own connection, clients and breakers.
-type worker struct {
+// pipeWorker is one running b2jet worker (package worker) with its own connection.
+type pipeWorker struct {
 	accounts map[string]*countingAccount
-	set      *handlers.Set
+	w        *worker.Worker
 	nc       *nats.Conn
 	stop     func() error
 }
 
-func (p *pipe) startWorker(t *testing.T) *worker {
+func (p *pipe) startWorker(t *testing.T) *pipeWorker {
 	t.Helper()
-	w := &worker{accounts: map[string]*countingAccount{}}
-	accounts := map[string]handlers.Account{}
+	pw := &pipeWorker{accounts: map[string]*countingAccount{}}
+	accounts := map[string]b2.Config{}
 	for name, k := range p.keys {
-		c, err := b2.New(b2.Config{KeyID: k.ID, Key: b2.Secret(k.Secret), RealmURL: p.fake.URL, CallTimeout: 2 * time.Second,
-			TracerProvider: p.tp, Name: name})
-		require.NoError(t, err)
-		w.accounts[name] = &countingAccount{Client: c, lists: map[string]int{}, beforeList: p.beforeList}
-		accounts[name] = w.accounts[name]
+		accounts[name] = b2.Config{KeyID: k.ID, Key: b2.Secret(k.Secret), RealmURL: p.fake.URL, CallTimeout: 2 * time.Second,
+			TracerProvider: p.tp}
 	}
-	set, err := handlers.New(handlers.Config{Accounts: accounts, Breakers: p.bs, ProgressInterval: p.progress})
-	require.NoError(t, err)
-	w.set = set
-	w.nc = natstest.Connect(t, p.srv)
-	cw, err := consumer.New(w.nc, p.cfg)
-	require.NoError(t, err)
-	cw.Handle(schema.OpAuthorize, set.Authorize, set.Breakers.Gate(schema.OpAuthorize))
-	var list consumer.Handler = set.ListFileNames
-	if p.wrapList != nil {
-		list = p.wrapList(list)
-	}
-	cw.Handle(schema.OpListFileNames, list, set.Breakers.Gate(schema.OpListFileNames))
-	require.NoError(t, cw.Setup(context.Background()))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cw.Run(ctx) }()
-	var once sync.Once
-	var runErr error
-	w.stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case runErr = <-done:
-			case <-time.After(10 * time.Second):
-				runErr = errors.New("worker did not stop")
+	w, err := worker.New(worker.Config{
+		Accounts: accounts,
+		WrapAccount: func(name string, acct handlers.Account) handlers.Account {
+			pw.accounts[name] = &countingAccount{Account: acct, lists: map[string]int{}, beforeList: p.beforeList}
+			return pw.accounts[name]
+		},
+		WrapHandler: func(op string, h consumer.Handler) consumer.Handler {
+			if op == schema.OpListFileNames && p.wrapList != nil {
+				return p.wrapList(h)
 			}
-		})
-		return runErr
-	}
-	t.Cleanup(func() { _ = w.stop() })
-	return w
+			return h
+		},
+		Consumer: p.cfg, Breakers: p.bs, ProgressInterval: p.progress,
+	})
+	require.NoError(t, err)
+	pw.w = w
+	pw.nc = natstest.Connect(t, p.srv)
+	pw.stop, err = w.Start(context.Background(), pw.nc)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = pw.stop() })
+	return pw
 }
 
 // kill stops w as a crash would: its connection is closed first, so that nothing it does after
 // reaches the server (no reply, ack, nak or checkpoint), and its deliveries come back to another
 // worker after the ack wait.
-func (w *worker) kill() {
+func (w *pipeWorker) kill() {
 	w.nc.Close()
 	_ = w.stop()
 }
 
-// call is one published request and the subscription receiving its replies.
+// client is the publisher of the pipe's tests in an encoding. Its timeout is the longest any
+// test waits: each test bounds its own waits with a context.
+func (p *pipe) client(t *testing.T, codec schema.Codec) *client.Client {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c := p.clients[codec.ContentType()]; c != nil {
+		return c
+	}
+	enc := client.EncodingJSON
+	if codec == schema.Msgpack {
+		enc = client.EncodingMsgpack
+	}
+	c, err := client.New(p.nc, client.Options{Encoding: enc, Timeout: 3 * time.Minute})
+	require.NoError(t, err)
+	if p.clients == nil {
+		p.clients = map[string]*client.Client{}
+	}
+	p.clients[codec.ContentType()] = c
+	return c
+}
+
+// call is one published request and what reads its replies.
 type call struct {
+	*client.Call
+	op       string
 	restarts int // listings restarted by a redelivery
-	sub      *nats.Subscription
 	seq      uint64
 	codec    schema.Codec
 }
 
-// publish sends a request through JetStream with a fresh Reply-To inbox.
+// send publishes r through package client, its replies going to a fresh inbox.
+func (p *pipe) send(t *testing.T, codec schema.Codec, r client.Request) *call {
+	t.Helper()
+	c, err := p.client(t, codec).Publish(context.Background(), r)
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	return &call{Call: c, op: r.Op, seq: c.Sequence(), codec: codec}
+}
+
+// publish sends data as it is to subject (a request subject of the default prefix), with the
+// extra headers hdr.
 func (p *pipe) publish(t *testing.T, subject string, codec schema.Codec, data []byte, hdr nats.Header) *call {
 	t.Helper()
-	inbox := nats.NewInbox()
-	sub, err := p.nc.SubscribeSync(inbox)
+	s, err := schema.Subjects{}.Parse(subject)
 	require.NoError(t, err)
-	require.NoError(t, sub.SetPendingLimits(-1, -1))
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	if hdr == nil {
-		hdr = nats.Header{}
-	}
-	hdr.Set(schema.HeaderReplyTo, inbox)
-	hdr.Set(schema.HeaderContentType, codec.ContentType())
-	ack, err := p.js.PublishMsg(context.Background(), &nats.Msg{Subject: subject, Data: data, Header: hdr})
-	require.NoError(t, err)
-	return &call{sub: sub, seq: ack.Sequence, codec: codec}
+	return p.send(t, codec, client.Request{Op: s.Op, Account: s.Account, Data: data, Header: hdr})
 }
 
 // request encodes body and publishes it to op's subject for account ("" for none).
 func (p *pipe) request(t *testing.T, op, account string, codec schema.Codec, body any) *call {
 	t.Helper()
-	data, err := codec.Marshal(body)
-	require.NoError(t, err)
-	return p.publish(t, schema.Subjects{}.Request(op, account), codec, data, nil)
+	return p.send(t, codec, client.Request{Op: op, Account: account, Body: body})
 }
 
-// replies waits for messages on c until one has B2-Final true (list) or any (authorize). It
-// follows the publisher's rule for multi-part replies: a part 1 after other parts means a
-// redelivery restarted the listing, so the parts collected so far are dropped.
+// replies waits up to timeout for the replies of c: the one reply of an authorize, the parts of
+// a listing up to the final one (or its error reply). A listing's parts are read with the
+// publisher's rules (package client): a redelivery that restarted the listing drops the parts
+// collected so far, and is counted in c.restarts.
 func (c *call) replies(t *testing.T, timeout time.Duration) []*nats.Msg {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if c.op != schema.OpListFileNames {
+		msg, err := c.Next(ctx)
+		require.NoError(t, err, "waiting for the reply of stream seq %d", c.seq)
+		return []*nats.Msg{msg}
+	}
+	l := c.Listing()
 	var out []*nats.Msg
-	deadline := time.Now().Add(timeout)
 	for {
-		msg, err := c.sub.NextMsg(time.Until(deadline))
-		require.NoError(t, err, "waiting for reply %d of stream seq %d", len(out)+1, c.seq)
-		if msg.Header.Get(schema.HeaderPart) == "1" {
-			c.restarts += min(len(out), 1)
-			out = out[:0]
-		}
-		out = append(out, msg)
-		if final := msg.Header.Get(schema.HeaderFinal); final == "" || final == "true" {
+		part, err := l.NextPart(ctx)
+		if errors.Is(err, io.EOF) {
 			return out
 		}
+		if restarts := l.Summary().Restarts; restarts > c.restarts {
+			c.restarts, out = restarts, out[:0]
+		}
+		var replyErr *client.Error
+		if errors.As(err, &replyErr) {
+			return append(out, part.Msg)
+		}
+		require.NoError(t, err, "waiting for reply %d of stream seq %d", len(out)+1, c.seq)
+		out = append(out, part.Msg)
 	}
 }
 
@@ -244,18 +268,18 @@ func one[T any](t *testing.T, c *call, timeout time.Duration) (schema.Reply[T], 
 
 func decodeMsg[T any](t *testing.T, msg *nats.Msg) schema.Reply[T] {
 	t.Helper()
-	codec, err := schema.CodecFor(msg.Header.Get(schema.HeaderContentType))
-	require.NoError(t, err)
 	var env schema.Reply[T]
-	require.NoError(t, codec.Unmarshal(msg.Data, &env))
+	require.NoError(t, client.Decode(msg, &env))
 	return env
 }
 
 // noMoreReplies checks that nothing else arrives on c for a short while.
 func (c *call) noMoreReplies(t *testing.T, wait time.Duration) {
 	t.Helper()
-	msg, err := c.sub.NextMsg(wait)
-	require.ErrorIs(t, err, nats.ErrTimeout, "unexpected extra reply: %v", msg)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	msg, err := c.Next(ctx)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "unexpected extra reply: %v", msg)
 }
 
 // deadLetters reads every message of the DLQ stream.

@@ -25,7 +25,8 @@ import (
 // publisher reads the parts of one listing as the contract asks a 1.1 publisher to: a part whose
 // number it has seen is dropped; every other one must be the next number.
 type publisher struct {
-	c       *call
+	read    func(context.Context) (*nats.Msg, error) // the next reply message
+	seq     uint64                                   // the request's stream sequence, for errors
 	last    int
 	byPart  map[int]schema.Reply[schema.ListResult]
 	repeats []int // numbers that came again, in order
@@ -36,14 +37,22 @@ type publisher struct {
 }
 
 func newPublisher(c *call) *publisher {
-	return &publisher{c: c, byPart: map[int]schema.Reply[schema.ListResult]{}, firstOf: map[int]int{}}
+	return &publisher{read: c.Next, seq: c.seq, byPart: map[int]schema.Reply[schema.ListResult]{}, firstOf: map[int]int{}}
+}
+
+// replyPublisher reads the parts that arrive on sub (the replies of a request that another
+// publisher, such as a replay, sent).
+func replyPublisher(sub *nats.Subscription) *publisher {
+	return &publisher{read: sub.NextMsgWithContext, byPart: map[int]schema.Reply[schema.ListResult]{}, firstOf: map[int]int{}}
 }
 
 // next reads one reply message and reports its part number.
 func (p *publisher) next(t *testing.T, timeout time.Duration) int {
 	t.Helper()
-	msg, err := p.c.sub.NextMsg(timeout)
-	require.NoError(t, err, "waiting for part %d of stream seq %d", p.last+1, p.c.seq)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	msg, err := p.read(ctx)
+	require.NoError(t, err, "waiting for part %d of stream seq %d", p.last+1, p.seq)
 	env := decodeMsg[schema.ListResult](t, msg)
 	n, err := strconv.Atoi(msg.Header.Get(schema.HeaderPart))
 	require.NoError(t, err)
@@ -132,7 +141,7 @@ func (p *pipe) hasCheckpoint(t *testing.T, seq uint64) bool {
 }
 
 // listCalls sums the B2 list calls of the workers.
-func listCalls(ws ...*worker) int {
+func listCalls(ws ...*pipeWorker) int {
 	n := 0
 	for _, w := range ws {
 		n += len(w.accounts[schema.DefaultAccount].listStarts())
@@ -361,7 +370,7 @@ func TestPipelineReplayStartsItsOwnListing(t *testing.T) {
 	require.Equal(t, 1, rep.Republished, "%+v", rep)
 	p.startWorker(t)
 
-	replay := newPublisher(&call{sub: sub})
+	replay := replyPublisher(sub)
 	final := replay.finish(t, 15*time.Second)
 	require.True(t, final.OK, "%+v", final.Error)
 	assert.Equal(t, 1, replay.firstOf[1], "the replay starts at part 1")
@@ -439,7 +448,7 @@ func TestPipelineSameRequestIDListingsKeepTheirOwnCheckpoints(t *testing.T) {
 	}
 	for _, pub := range pubs {
 		pub.until(t, 4, 10*time.Second)
-		require.True(t, p.hasCheckpoint(t, pub.c.seq))
+		require.True(t, p.hasCheckpoint(t, pub.seq))
 	}
 	w1.kill()
 	p.startWorker(t)

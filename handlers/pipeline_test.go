@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/b2jet/b2jet/b2/b2test"
+	"github.com/b2jet/b2jet/client"
 	"github.com/b2jet/b2jet/schema"
 )
 
@@ -22,7 +23,9 @@ func TestPipelineAuthorize(t *testing.T) {
 	p := newPipe(t)
 	p.startWorker(t)
 
-	// The simplest request: {} on b2.req.authorize, no Reply-To → the default reply subject.
+	// The simplest request, as the nats CLI sends it (a publisher of its own, not package
+	// client, which always names a Reply-To): {} on b2.req.authorize, no Reply-To → the default
+	// reply subject.
 	sub, err := p.nc.SubscribeSync(schema.Subjects{}.Reply(schema.OpAuthorize, ""))
 	require.NoError(t, err)
 	_, err = p.js.PublishMsg(context.Background(), &nats.Msg{Subject: "b2.req.authorize", Data: []byte("{}"),
@@ -152,16 +155,10 @@ func TestPipelineDuplicateMsgIDAnsweredOnce(t *testing.T) {
 	t.Parallel()
 	p := newPipe(t)
 	p.startWorker(t)
-	inbox := nats.NewInbox()
-	sub, err := p.nc.SubscribeSync(inbox)
-	require.NoError(t, err)
-	for range 2 {
-		ack, err := p.js.PublishMsg(context.Background(), &nats.Msg{Subject: "b2.req.authorize", Data: []byte("{}"), Header: nats.Header{
-			schema.HeaderReplyTo: {inbox}, schema.HeaderContentType: {schema.ContentTypeJSON}, schema.HeaderMsgID: {"same-id"}}})
-		require.NoError(t, err)
-		_ = ack
-	}
-	c := &call{sub: sub}
+	r := client.Request{Op: schema.OpAuthorize, Data: []byte("{}"), MsgID: "same-id"}
+	c := p.send(t, schema.JSON, r)
+	r.ReplyTo = c.ReplyTo()
+	p.send(t, schema.JSON, r)
 	env, _ := one[schema.AuthorizeResult](t, c, 10*time.Second)
 	assert.Equal(t, "same-id", env.ID, "Nats-Msg-Id is the request id when the body has none")
 	c.noMoreReplies(t, time.Second)
@@ -197,33 +194,37 @@ func TestPipelineTwoWorkersSplitTheWork(t *testing.T) {
 	p := newPipe(t)
 	w1, w2 := p.startWorker(t), p.startWorker(t)
 	const n = 2000
-	inbox := nats.NewInbox()
-	sub, err := p.nc.SubscribeSync(inbox)
+	replies := make(chan *nats.Msg, 2*n)
+	b, err := p.client(t, schema.JSON).NewBatch(context.Background(), client.BatchOptions{OnReply: func(r client.Reply) { replies <- r.Msg }})
 	require.NoError(t, err)
-	require.NoError(t, sub.SetPendingLimits(-1, -1))
+	t.Cleanup(b.Close)
 	for i := range n {
-		_, err := p.js.PublishMsgAsync(&nats.Msg{Subject: "b2.req.authorize", Data: []byte(fmt.Sprintf(`{"id":"r%d"}`, i)),
-			Header: nats.Header{schema.HeaderReplyTo: {inbox}, schema.HeaderContentType: {schema.ContentTypeJSON}}})
+		_, err := b.Publish(context.Background(), client.Request{Op: schema.OpAuthorize, Body: schema.AuthorizeRequest{ID: fmt.Sprintf("r%d", i)}})
 		require.NoError(t, err)
 	}
-	select {
-	case <-p.js.PublishAsyncComplete():
-	case <-time.After(30 * time.Second):
-		t.Fatal("publishing did not complete")
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, b.Wait(ctx))
 	seen := map[string]int{}
 	for range n {
-		msg, err := sub.NextMsg(30 * time.Second)
-		require.NoError(t, err)
-		env := decodeMsg[schema.AuthorizeResult](t, msg)
-		require.True(t, env.OK)
-		seen[env.ID]++
+		select {
+		case msg := <-replies:
+			env := decodeMsg[schema.AuthorizeResult](t, msg)
+			require.True(t, env.OK)
+			seen[env.ID]++
+		case <-ctx.Done():
+			t.Fatalf("%d of %d requests answered", len(seen), n)
+		}
 	}
 	assert.Len(t, seen, n)
 	for id, count := range seen {
 		require.Equal(t, 1, count, "request %s answered twice", id)
 	}
-	(&call{sub: sub}).noMoreReplies(t, 500*time.Millisecond)
+	select {
+	case msg := <-replies:
+		t.Fatalf("unexpected extra reply: %s", msg.Data)
+	case <-time.After(500 * time.Millisecond):
+	}
 	// Both workers took part: each authorized its own session once.
 	assert.Equal(t, 2, p.fake.Calls(b2test.EndpointAuthorize))
 	_, _ = w1, w2

@@ -26,7 +26,7 @@ func startContender(ctx context.Context, who contender, env *natsEnv, fake *b2te
 		if err != nil {
 			return nil, err
 		}
-		return p.stop, nil
+		return p.close, nil
 	}
 	bl, err := newBaseline(ctx, env, op, s)
 	if err != nil {

@@ -65,25 +65,20 @@ func (b *bench) latencyOnce(ctx context.Context, who contender, fake *b2test.Ser
 	if err := setupStreams(ctx, nc, s); err != nil {
 		return latencyRun{}, err
 	}
-	pub, err := newPublisher(env, schema.OpAuthorize, b.sz.Encoding, schema.AuthorizeRequest{})
+	ld, err := newLoad(ctx, env, schema.OpAuthorize, b.sz.Encoding, schema.AuthorizeRequest{}, n, nil)
 	if err != nil {
 		return latencyRun{}, err
 	}
-	defer pub.close()
-	col, err := newCollector(env, n, nil)
-	if err != nil {
-		return latencyRun{}, err
-	}
-	defer col.close()
+	defer ld.close()
 	stop, err := startContender(ctx, who, env, fake, schema.OpAuthorize, s)
 	if err != nil {
 		return latencyRun{}, err
 	}
 	sent := make([]int64, n)
-	took, perr := pub.paced(ctx, n, rate, sent)
+	took, perr := ld.paced(ctx, n, rate, sent)
 	werr := perr
 	if werr == nil {
-		werr = col.wait(ctx, idleLimit)
+		werr = ld.wait(ctx, idleLimit)
 	}
 	if err := stop(); err != nil && werr == nil {
 		werr = err
@@ -94,15 +89,15 @@ func (b *bench) latencyOnce(ctx context.Context, who contender, fake *b2test.Ser
 	// The first tenth warms up connections and the first pulls.
 	lat := make([]time.Duration, 0, n)
 	for i := n / 10; i < n; i++ {
-		lat = append(lat, time.Duration(col.arrived[i]-sent[i]))
+		lat = append(lat, time.Duration(ld.arrived[i]-sent[i]))
 	}
 	planned := time.Duration(float64(n) / float64(rate) * float64(time.Second))
-	lag := time.Duration(col.last - sent[n-1])
+	lag := time.Duration(ld.last - sent[n-1])
 	return latencyRun{
 		P50:       percentile(lat, 50),
 		P99:       percentile(lat, 99),
 		Sustained: took <= planned*11/10 && lag <= sustainLag,
-		Answered:  int(col.answered.Load()),
+		Answered:  int(ld.answered.Load()),
 	}, nil
 }
 

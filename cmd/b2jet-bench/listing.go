@@ -14,6 +14,7 @@ import (
 
 	"github.com/b2jet/b2jet/b2"
 	"github.com/b2jet/b2jet/b2/b2test"
+	"github.com/b2jet/b2jet/client"
 	"github.com/b2jet/b2jet/schema"
 )
 
@@ -100,45 +101,37 @@ func (b *bench) listOnce(ctx context.Context, bin string, fake *b2test.Server, r
 			_ = w.stop(time.Minute) // an earlier error is reported
 		}
 	}()
-	if err := w.waitReady(ctx, time.Minute); err != nil {
+	if err := w.WaitReady(ctx, time.Minute); err != nil {
 		return 0, 0, 0, 0, err
 	}
 	var count atomic.Int64
 	count.Store(-1)
 	var decodeErr atomic.Value
-	col, err := newCollector(env, 1, func(m *nats.Msg) {
-		var reply schema.Reply[schema.ListResult]
-		codec, err := schema.CodecFor(m.Header.Get(schema.HeaderContentType))
-		if err == nil {
-			err = codec.Unmarshal(m.Data, &reply)
-		}
-		if err != nil || reply.Result == nil || reply.Result.Count == nil {
-			decodeErr.Store(fmt.Sprintf("final part without a count (%v)", err))
-			return
-		}
-		count.Store(int64(*reply.Result.Count))
-	})
+	ld, err := newLoad(ctx, env, schema.OpListFileNames, b.sz.Encoding,
+		schema.ListFileNamesRequest{BucketName: bigBucket, AllPages: true, MaxFileCount: b.sz.ListPage}, 1, func(m *nats.Msg) {
+			var reply schema.Reply[schema.ListResult]
+			err := client.Decode(m, &reply)
+			if err != nil || reply.Result == nil || reply.Result.Count == nil {
+				decodeErr.Store(fmt.Sprintf("final part without a count (%v)", err))
+				return
+			}
+			count.Store(int64(*reply.Result.Count))
+		})
 	if err != nil {
 		return 0, 0, 0, 0, err
 	}
-	defer col.close()
-	pub, err := newPublisher(env, schema.OpListFileNames, b.sz.Encoding,
-		schema.ListFileNamesRequest{BucketName: bigBucket, AllPages: true, MaxFileCount: b.sz.ListPage})
-	if err != nil {
-		return 0, 0, 0, 0, err
-	}
-	defer pub.close()
+	defer ld.close()
 	start := time.Now()
-	if err := pub.backlog(ctx, 0, 1); err != nil {
+	if err := ld.backlog(ctx, 0, 1); err != nil {
 		return 0, 0, 0, 0, err
 	}
-	if err := col.wait(ctx, idleLimit); err != nil {
+	if err := ld.wait(ctx, idleLimit); err != nil {
 		return 0, 0, 0, 0, err
 	}
 	if msg := decodeErr.Load(); msg != nil {
 		return 0, 0, 0, 0, fmt.Errorf("%s", msg)
 	}
-	elapsed := time.Duration(col.last - start.UnixNano())
+	elapsed := time.Duration(ld.last - start.UnixNano())
 	rss, err := w.peakRSS()
 	if err != nil {
 		return 0, 0, 0, 0, err
@@ -147,7 +140,7 @@ func (b *bench) listOnce(ctx context.Context, bin string, fake *b2test.Server, r
 	if err := w.stop(time.Minute); err != nil {
 		return 0, 0, 0, 0, err
 	}
-	return float64(b.sz.ListNames) / elapsed.Seconds(), rss, int(count.Load()), int(col.parts.Load()), nil
+	return float64(b.sz.ListNames) / elapsed.Seconds(), rss, int(count.Load()), int(ld.parts.Load()), nil
 }
 
 // bareLister is the fake's own rate: a POST loop over b2_list_file_names that reads each page

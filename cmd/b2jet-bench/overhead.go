@@ -69,8 +69,8 @@ type drainRun struct {
 }
 
 // drain runs one backlog measurement on a fresh server: store n requests, start the contender,
-// wait for every reply, stop it. The collector holds the timings.
-func (b *bench) drain(ctx context.Context, who contender, e drainRun) (*collector, error) {
+// wait for every reply, stop it. The load holds the timings.
+func (b *bench) drain(ctx context.Context, who contender, e drainRun) (*load, error) {
 	env, err := startNATS()
 	if err != nil {
 		return nil, err
@@ -84,19 +84,14 @@ func (b *bench) drain(ctx context.Context, who contender, e drainRun) (*collecto
 	if err := setupStreams(ctx, nc, e.settings); err != nil {
 		return nil, err
 	}
-	pub, err := newPublisher(env, e.op, b.sz.Encoding, e.body)
+	ld, err := newLoad(ctx, env, e.op, b.sz.Encoding, e.body, e.n, nil)
 	if err != nil {
 		return nil, err
 	}
-	defer pub.close()
-	if err := pub.backlog(ctx, 0, e.n); err != nil {
+	defer ld.close()
+	if err := ld.backlog(ctx, 0, e.n); err != nil {
 		return nil, err
 	}
-	col, err := newCollector(env, e.n, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer col.close()
 	stopProfile := func() {}
 	if e.profile != "" {
 		if stopProfile, err = b.startProfile(e.profile); err != nil {
@@ -108,12 +103,12 @@ func (b *bench) drain(ctx context.Context, who contender, e drainRun) (*collecto
 		stopProfile()
 		return nil, err
 	}
-	werr := col.wait(ctx, idleLimit)
+	werr := ld.wait(ctx, idleLimit)
 	stopProfile()
 	if err := stop(); err != nil && werr == nil {
 		werr = err
 	}
-	return col, werr
+	return ld, werr
 }
 
 func (r overheadResult) section(sz sizes) section {

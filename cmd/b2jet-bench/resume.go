@@ -2,16 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/b2jet/b2jet/b2/b2test"
+	"github.com/b2jet/b2jet/client"
 	"github.com/b2jet/b2jet/schema"
 )
 
@@ -79,8 +78,8 @@ func (b *bench) resumeOnce(ctx context.Context, bin string, fake *b2test.Server,
 		if err != nil {
 			return nil, err
 		}
-		if err := w.waitReady(ctx, time.Minute); err != nil {
-			_ = w.cmd.Process.Kill()
+		if err := w.WaitReady(ctx, time.Minute); err != nil {
+			w.Kill()
 			return nil, err
 		}
 		return w, nil
@@ -89,48 +88,37 @@ func (b *bench) resumeOnce(ctx context.Context, bin string, fake *b2test.Server,
 	if err != nil {
 		return run, err
 	}
-	defer func() { _ = w1.cmd.Process.Kill() }()
+	defer w1.Kill()
 
 	nc, err := env.connect("b2jet-bench-resume")
 	if err != nil {
 		return run, err
 	}
 	defer nc.Close()
-	parts := newPartLog()
-	inbox := nats.NewInbox()
-	sub, err := nc.Subscribe(inbox, parts.add)
-	if err != nil {
-		return run, fmt.Errorf("subscribe: %w", err)
-	}
-	if err := sub.SetPendingLimits(-1, -1); err != nil {
-		return run, fmt.Errorf("pending limits: %w", err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return run, fmt.Errorf("jetstream: %w", err)
-	}
-	codec := codecOf(b.sz.Encoding)
-	body, err := codec.Marshal(schema.ListFileNamesRequest{BucketName: bigBucket, AllPages: true, MaxFileCount: b.sz.ResumePage})
+	// The listing is read with the client's rules for 1.1 workers: a part whose number was
+	// seen is dropped (and counted), any other must be the next one. The second worker's wait
+	// for the redelivery is within the per-part timeout.
+	c, err := client.New(nc, client.Options{Encoding: b.sz.Encoding, Timeout: time.Minute, MaxPendingBytes: -1})
 	if err != nil {
 		return run, err
 	}
 	fake.ResetCalls()
-	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: schema.Subjects{}.Request(schema.OpListFileNames, ""), Data: body,
-		Header: nats.Header{schema.HeaderContentType: {codec.ContentType()}, schema.HeaderReplyTo: {inbox}}}); err != nil {
-		return run, fmt.Errorf("publish: %w", err)
+	l, err := c.List(ctx, schema.ListFileNamesRequest{BucketName: bigBucket, AllPages: true, MaxFileCount: b.sz.ResumePage})
+	if err != nil {
+		return run, err
 	}
+	defer l.Close()
 	calls := func() int { return fake.Calls(b2test.EndpointListFileNames) }
 	for calls() < b.sz.ResumeKillAt {
 		select {
 		case <-ctx.Done():
 			return run, ctx.Err()
-		case <-w1.done:
-			return run, fmt.Errorf("the first worker exited: %v", w1.err)
+		case <-w1.Exited():
+			return run, fmt.Errorf("the first worker exited: %v", w1.Err())
 		case <-time.After(time.Millisecond):
 		}
 	}
-	_ = w1.cmd.Process.Kill()
-	<-w1.done
+	w1.Kill()
 	run.killedAt = calls()
 
 	w2, err := start(2)
@@ -138,89 +126,28 @@ func (b *bench) resumeOnce(ctx context.Context, bin string, fake *b2test.Server,
 		return run, err
 	}
 	defer func() { _ = w2.stop(time.Minute) }()
-	final, err := parts.wait(ctx, time.Minute)
-	if err != nil {
-		return run, err
+	for {
+		p, err := l.NextPart(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return run, fmt.Errorf("listing: %w", err)
+		}
+		if p.Reply.Attempt == 2 && run.firstPart == 0 {
+			run.firstPart = p.Number
+		}
 	}
-	if final.Count == nil || *final.Count != names || final.Pages == nil {
-		return run, fmt.Errorf("final part: count %v, want %d", final.Count, names)
+	sum := l.Summary()
+	if sum.Count == nil || *sum.Count != names || sum.Pages == nil {
+		return run, fmt.Errorf("final part: count %v, want %d", sum.Count, names)
 	}
-	if got := parts.files(); got != names {
-		return run, fmt.Errorf("%d names arrived once each, want %d", got, names)
+	if sum.Files != names {
+		return run, fmt.Errorf("%d names arrived once each, want %d", sum.Files, names)
 	}
-	run.calls, run.pages = calls(), *final.Pages
-	run.firstPart, run.repeats = parts.firstOf(2), parts.repeated()
+	run.calls, run.pages, run.repeats = calls(), *sum.Pages, sum.Dropped
 	return run, nil
 }
-
-// partLog applies the publisher's rule to one listing's parts: a number already seen is
-// dropped, any other must be the next one.
-type partLog struct {
-	mu      sync.Mutex
-	last    int
-	nfiles  int
-	repeats int
-	first   map[int]int // attempt → first part number
-	err     error
-	final   *schema.ListResult
-	done    chan struct{}
-}
-
-func newPartLog() *partLog { return &partLog{first: map[int]int{}, done: make(chan struct{})} }
-
-func (l *partLog) add(m *nats.Msg) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.final != nil || l.err != nil {
-		return
-	}
-	var reply schema.Reply[schema.ListResult]
-	codec, err := schema.CodecFor(m.Header.Get(schema.HeaderContentType))
-	if err == nil {
-		err = codec.Unmarshal(m.Data, &reply)
-	}
-	n, nerr := strconv.Atoi(m.Header.Get(schema.HeaderPart))
-	switch {
-	case err != nil || nerr != nil:
-		l.err = fmt.Errorf("undecodable part: %v %v", err, nerr)
-	case !reply.OK || reply.Result == nil:
-		l.err = fmt.Errorf("error reply: %+v", reply.Error)
-	case n <= l.last:
-		l.repeats++
-	case n != l.last+1:
-		l.err = fmt.Errorf("part %d after part %d", n, l.last)
-	default:
-		l.last = n
-		l.nfiles += len(reply.Result.Files)
-		if _, ok := l.first[reply.Attempt]; !ok {
-			l.first[reply.Attempt] = n
-		}
-		if m.Header.Get(schema.HeaderFinal) == "true" {
-			l.final = reply.Result
-		}
-	}
-	if l.final != nil || l.err != nil {
-		close(l.done)
-	}
-}
-
-func (l *partLog) wait(ctx context.Context, timeout time.Duration) (*schema.ListResult, error) {
-	select {
-	case <-l.done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-time.After(timeout):
-		return nil, fmt.Errorf("no final part within %v (last part %d)", timeout, l.lastPart())
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.final, l.err
-}
-
-func (l *partLog) lastPart() int     { l.mu.Lock(); defer l.mu.Unlock(); return l.last }
-func (l *partLog) files() int        { l.mu.Lock(); defer l.mu.Unlock(); return l.nfiles }
-func (l *partLog) repeated() int     { l.mu.Lock(); defer l.mu.Unlock(); return l.repeats }
-func (l *partLog) firstOf(a int) int { l.mu.Lock(); defer l.mu.Unlock(); return l.first[a] }
 
 func (r resumeResult) section(sz sizes) section {
 	s := section{

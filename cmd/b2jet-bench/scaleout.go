@@ -83,24 +83,19 @@ func (b *bench) scaleOnce(ctx context.Context, bin string, fake *b2test.Server, 
 		workers = append(workers, w)
 	}
 	for _, w := range workers {
-		if err := w.waitReady(ctx, time.Minute); err != nil {
+		if err := w.WaitReady(ctx, time.Minute); err != nil {
 			return 0, err
 		}
 	}
-	col, err := newCollector(env, b.sz.ScaleRequests, nil)
+	ld, err := newLoad(ctx, env, schema.OpListFileNames, b.sz.Encoding, pageRequest, b.sz.ScaleRequests, nil)
 	if err != nil {
 		return 0, err
 	}
-	defer col.close()
-	pub, err := newPublisher(env, schema.OpListFileNames, b.sz.Encoding, pageRequest)
-	if err != nil {
+	defer ld.close()
+	if err := ld.backlog(ctx, 0, b.sz.ScaleRequests); err != nil {
 		return 0, err
 	}
-	defer pub.close()
-	if err := pub.backlog(ctx, 0, b.sz.ScaleRequests); err != nil {
-		return 0, err
-	}
-	if err := col.wait(ctx, idleLimit); err != nil {
+	if err := ld.wait(ctx, idleLimit); err != nil {
 		return 0, err
 	}
 	var errs []error
@@ -111,7 +106,7 @@ func (b *bench) scaleOnce(ctx context.Context, bin string, fake *b2test.Server, 
 	if err := errors.Join(errs...); err != nil {
 		return 0, err
 	}
-	return col.rate(), nil
+	return ld.rate(), nil
 }
 
 func (r scaleResult) section(sz sizes) section {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,7 +18,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/b2jet/b2jet/client"
 	"github.com/b2jet/b2jet/cmd/internal/procenv"
+	"github.com/b2jet/b2jet/cmd/internal/workerproc"
 )
 
 // Settings every chaos worker runs with: short enough for failures to play out in seconds.
@@ -36,14 +39,15 @@ type env struct {
 	// workerArgs are the worker flags after the connection ones; a scenario may change them
 	// before starting workers.
 	workerArgs []string
-	workers    []*worker    // running now, by slot
-	everyProc  []*proc      // every worker process ever started, for the secrets scan
-	crashes    []string     // workers found dead before the test stopped them
-	published  atomic.Int64 // requests stored in B2_REQUESTS by the publishers
-	seqs       sync.Map     // request id -> its B2_REQUESTS sequence (from the PubAck)
-	refused    sync.Map     // hostile or refusable request id -> the server's last refusal
+	workers    []*worker          // running now, by slot
+	everyProc  []*workerproc.Proc // every worker process ever started, for the secrets scan
+	crashes    []string           // workers found dead before the test stopped them
+	published  atomic.Int64       // requests stored in B2_REQUESTS by the publishers
+	seqs       sync.Map           // request id -> its B2_REQUESTS sequence (from the PubAck)
+	refused    sync.Map           // hostile or refusable request id -> the server's last refusal
 	nc         *nats.Conn
 	js         jetstream.JetStream
+	client     *client.Client // publishes the requests of the contract (see publishOne)
 	replyTo    string
 }
 
@@ -71,6 +75,9 @@ func newEnv(t *testing.T, name string, natsNodes int) *env {
 	e.nc = nc
 	e.js, err = jetstream.New(nc)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if e.client, err = client.New(nc, client.Options{Timeout: 5 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	e.retry("creating CHAOS_REPLIES", func(ctx context.Context) error {
@@ -103,7 +110,7 @@ func (e *env) retry(what string, fn func(ctx context.Context) error) {
 
 // worker is a running b2jet worker process.
 type worker struct {
-	p       *proc
+	p       *workerproc.Proc
 	http    string // host:port of /metrics
 	stopped bool   // stopped or killed by the test
 }
@@ -115,14 +122,14 @@ func (e *env) startWorker(i int) *worker {
 		"--b2-realm-url", e.fake.url, "--replicas", strconv.Itoa(e.replicas), "--http", "127.0.0.1:0",
 		"--connect-timeout", "1m"}, e.workerArgs...)
 	envv := procenv.Clean("B2_APPLICATION_KEY_ID="+chaosKeyID, "B2_APPLICATION_KEY="+e.fake.key)
-	p := startProc(e.t, fmt.Sprintf("worker %d", i), bins.b2jet, envv, args...)
+	p := workerproc.StartTest(e.t, fmt.Sprintf("worker %d", i), bins.b2jet, envv, args...)
 	e.everyProc = append(e.everyProc, p)
-	line := p.waitLine(e.t, "HTTP endpoint serving", time.Minute)
+	line := waitLine(e.t, p, "HTTP endpoint serving", time.Minute)
 	var l struct{ Addr string }
 	if err := json.Unmarshal([]byte(line), &l); err != nil || l.Addr == "" {
 		e.t.Fatalf("worker %d: no HTTP address in %q (%v)", i, line, err)
 	}
-	p.waitLine(e.t, "b2jet worker ready", time.Minute)
+	waitLine(e.t, p, workerproc.ReadyLine, time.Minute)
 	w := &worker{p: p, http: l.Addr}
 	for len(e.workers) <= i {
 		e.workers = append(e.workers, nil)
@@ -142,14 +149,14 @@ func (e *env) startWorkers(n int) {
 func (e *env) stopWorkers() {
 	e.t.Helper()
 	for i, w := range e.workers {
-		if w == nil || !w.p.running() {
+		if w == nil || !w.p.Running() {
 			continue
 		}
 		w.stopped = true
-		if !w.p.stop(30 * time.Second) {
+		if err := w.p.Stop(30 * time.Second); errors.Is(err, workerproc.ErrStopTimeout) {
 			e.t.Errorf("worker %d did not drain within 30s of SIGTERM", i)
-		} else if w.p.err != nil {
-			e.t.Errorf("worker %d exited with %v after SIGTERM", i, w.p.err)
+		} else if err != nil {
+			e.t.Errorf("worker %d exited with %v after SIGTERM", i, w.p.Err())
 		}
 	}
 }
@@ -158,8 +165,8 @@ func (e *env) stopWorkers() {
 func (e *env) crashed() []string {
 	out := append([]string(nil), e.crashes...)
 	for i, w := range e.workers {
-		if w != nil && !w.stopped && !w.p.running() {
-			out = append(out, fmt.Sprintf("worker %d: %v", i, w.p.err))
+		if w != nil && !w.stopped && !w.p.Running() {
+			out = append(out, fmt.Sprintf("worker %d: %v", i, w.p.Err()))
 		}
 	}
 	return out
@@ -169,7 +176,7 @@ func (e *env) crashed() []string {
 func (e *env) allCrashed() bool {
 	alive := 0
 	for _, w := range e.workers {
-		if w != nil && (w.stopped || w.p.running()) {
+		if w != nil && (w.stopped || w.p.Running()) {
 			alive++
 		}
 	}
@@ -179,11 +186,11 @@ func (e *env) allCrashed() bool {
 // kill kills the worker in slot i with SIGKILL, noting a worker that had died by itself.
 func (e *env) kill(i int) {
 	w := e.workers[i]
-	if !w.p.running() {
-		e.crashes = append(e.crashes, fmt.Sprintf("worker %d: %v", i, w.p.err))
+	if !w.p.Running() {
+		e.crashes = append(e.crashes, fmt.Sprintf("worker %d: %v", i, w.p.Err()))
 	}
 	w.stopped = true
-	w.p.kill()
+	w.p.Kill()
 }
 
 // setArg sets a worker flag of workerArgs (replacing its value) before workers start.
@@ -225,4 +232,15 @@ func (w *worker) metric(name string) (float64, error) {
 		return 0, fmt.Errorf("no %s in /metrics", name)
 	}
 	return sum, nil
+}
+
+// waitLine waits for a line of p containing substr and returns it, failing the test if p exits
+// first or timeout passes.
+func waitLine(t *testing.T, p *workerproc.Proc, substr string, timeout time.Duration) string {
+	t.Helper()
+	line, err := p.WaitLine(t.Context(), substr, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return line
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/b2jet/b2jet/cmd/internal/workerproc"
 )
 
 // chaosBucket is the fake's bucket; its files are data/0000000 … (fakeFiles of them).
@@ -19,7 +21,7 @@ const (
 
 // fakeB2 is a cmd/b2fake process and its control API.
 type fakeB2 struct {
-	p                           *proc
+	p                           *workerproc.Proc
 	url, control, bucketID, key string
 }
 
@@ -44,9 +46,9 @@ func (s fakeStats) total() int {
 // startFake starts the fake B2 with the chaos key (secret key) and the chaos bucket.
 func startFake(t *testing.T, key string) *fakeB2 {
 	t.Helper()
-	p := startProc(t, "b2fake", bins.b2fake, append(os.Environ(), "B2FAKE_KEY="+key),
+	p := workerproc.StartTest(t, "b2fake", bins.b2fake, append(os.Environ(), "B2FAKE_KEY="+key),
 		"-key-id", chaosKeyID, "-bucket", chaosBucket, "-files", fmt.Sprint(fakeFiles))
-	line := p.waitLine(t, `"control"`, 30*time.Second)
+	line := waitLine(t, p, `"control"`, 30*time.Second)
 	var b struct{ URL, Control, BucketID string }
 	if err := json.Unmarshal([]byte(line), &b); err != nil {
 		t.Fatalf("b2fake banner %q: %v", line, err)

@@ -1,13 +1,14 @@
 package chaos
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/b2jet/b2jet/cmd/internal/workerproc"
 )
 
 var (
@@ -49,20 +50,18 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	bins.b2jet = filepath.Join(dir, "b2jet")
-	bins.b2fake = filepath.Join(dir, "b2fake")
-	bins.natsServer = filepath.Join(dir, "nats-server")
-	for _, b := range []struct{ out, pkg string }{
-		{bins.b2jet, "github.com/b2jet/b2jet/cmd/b2jet"},
-		{bins.b2fake, "github.com/b2jet/b2jet/cmd/b2fake"},
+	for _, b := range []struct {
+		out *string
+		pkg string
+	}{
+		{&bins.b2jet, "github.com/b2jet/b2jet/cmd/b2jet"},
+		{&bins.b2fake, "github.com/b2jet/b2jet/cmd/b2fake"},
 		// The server's main package at the version go.mod requires: the same server the
 		// embedded tests run, with no separate install step.
-		{bins.natsServer, "github.com/nats-io/nats-server/v2"},
+		{&bins.natsServer, "github.com/nats-io/nats-server/v2"},
 	} {
-		build := exec.Command("go", "build", "-o", b.out, b.pkg)
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "chaos: building %s: %v\n", b.pkg, err)
+		if *b.out, err = workerproc.Build(context.Background(), dir, b.pkg); err != nil {
+			fmt.Fprintln(os.Stderr, "chaos:", err)
 			return 1
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/b2jet/b2jet/cmd/internal/workerproc"
 )
 
 // natsNode is one nats-server process with its own store, kept across restarts.
@@ -16,7 +18,7 @@ type natsNode struct {
 	name                   string
 	port, cluster, monitor int
 	conf                   string
-	p                      *proc
+	p                      *workerproc.Proc
 }
 
 func (n *natsNode) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.port) }
@@ -75,14 +77,14 @@ func (s *natsSet) urls() string {
 // start starts node i (again) on its ports and store.
 func (s *natsSet) start(i int) {
 	n := s.nodes[i]
-	n.p = startProc(s.t, "nats-server "+n.name, bins.natsServer, os.Environ(), "-c", n.conf)
+	n.p = workerproc.StartTest(s.t, "nats-server "+n.name, bins.natsServer, os.Environ(), "-c", n.conf)
 }
 
 // kill kills node i with SIGKILL.
-func (s *natsSet) kill(i int) { s.nodes[i].p.kill() }
+func (s *natsSet) kill(i int) { s.nodes[i].p.Kill() }
 
 // stop stops node i with SIGTERM (a clean shutdown).
-func (s *natsSet) stop(i int) { s.nodes[i].p.stop(30 * time.Second) }
+func (s *natsSet) stop(i int) { _ = s.nodes[i].p.Stop(30 * time.Second) }
 
 // waitHealthy waits until node i reports JetStream healthy on its monitoring port.
 func (s *natsSet) waitHealthy(i int) {
@@ -101,8 +103,8 @@ func (s *natsSet) waitHealthy(i int) {
 		if time.Now().After(deadline) {
 			s.t.Fatalf("nats-server %s not healthy within 60s (last: %v)", n.name, err)
 		}
-		if !n.p.running() {
-			s.t.Fatalf("nats-server %s exited: %v", n.name, n.p.err)
+		if !n.p.Running() {
+			s.t.Fatalf("nats-server %s exited: %v", n.name, n.p.Err())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

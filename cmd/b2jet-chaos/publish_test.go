@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/b2jet/b2jet/client"
 )
 
 // request is one request a scenario publishes, and what it must end with.
@@ -120,40 +122,22 @@ func (p *publisher) waitFor(n int) {
 	}
 }
 
+// publishOne publishes r until JetStream stores it (or, for a hostile or refusable request,
+// refuses it for good). A request of the contract goes out through package client; a crafted one
+// (poison and hostile requests: headers, subjects and Reply-Tos of their own, or none) is built
+// by hand, since breaking the contract is its point.
 func (e *env) publishOne(ctx context.Context, r request) error {
-	subject := r.subject
-	if subject == "" {
-		subject = "b2.req." + r.op
-	}
-	msg := nats.NewMsg(subject)
-	msg.Data = r.data
-	for k, v := range r.header {
-		msg.Header[k] = v
-	}
-	if msg.Header.Get("Content-Type") == "" && r.header == nil {
-		msg.Header.Set("Content-Type", "application/json")
-	}
-	if msg.Header.Get(nats.MsgIdHdr) == "" {
-		msg.Header.Set(nats.MsgIdHdr, r.id)
-	}
-	switch {
-	case r.replyTo != "":
-		msg.Header.Set("Reply-To", r.replyTo)
-	case !r.noReply:
-		msg.Header.Set("Reply-To", e.replyTo)
-	}
 	if r.core {
-		if err := e.nc.PublishMsg(msg); err != nil {
-			return err
-		}
-		return e.nc.FlushTimeout(5 * time.Second)
+		return e.publishCore(r)
+	}
+	send := e.publishValid
+	if r.crafted() {
+		send = e.publishCrafted
 	}
 	for {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		ack, err := e.js.PublishMsg(pctx, msg)
-		cancel()
+		seq, err := send(ctx, r)
 		if err == nil {
-			e.seqs.Store(r.id, ack.Sequence)
+			e.seqs.Store(r.id, seq)
 			return nil
 		}
 		if (r.hostile || r.refusable) && isRefusal(err) {
@@ -165,6 +149,68 @@ func (e *env) publishOne(ctx context.Context, r request) error {
 		}
 		time.Sleep(100 * time.Millisecond) // the server is down or electing: try again
 	}
+}
+
+// crafted reports whether r breaks the publisher's side of the contract on purpose.
+func (r request) crafted() bool {
+	return r.hostile || r.core || r.subject != "" || r.header != nil || r.noReply || r.replyTo != ""
+}
+
+// publishValid publishes a request of the contract with package client: JSON, the request id as
+// its Nats-Msg-Id (a retry of a stored one is dropped as a duplicate), replies to the scenario's
+// reply subject.
+func (e *env) publishValid(ctx context.Context, r request) (uint64, error) {
+	call, err := e.client.Publish(ctx, client.Request{Op: r.op, Data: r.data, MsgID: r.id, ReplyTo: e.replyTo})
+	if err != nil {
+		return 0, err
+	}
+	return call.Sequence(), nil
+}
+
+// craftedMsg builds the message of a crafted request.
+func (e *env) craftedMsg(r request) *nats.Msg {
+	subject := r.subject
+	if subject == "" {
+		subject = "b2.req." + r.op
+	}
+	msg := nats.NewMsg(subject)
+	msg.Data = r.data
+	for k, v := range r.header {
+		msg.Header[k] = v
+	}
+	if r.header == nil {
+		msg.Header.Set("Content-Type", "application/json")
+	}
+	if msg.Header.Get(nats.MsgIdHdr) == "" {
+		msg.Header.Set(nats.MsgIdHdr, r.id)
+	}
+	switch {
+	case r.replyTo != "":
+		msg.Header.Set("Reply-To", r.replyTo)
+	case !r.noReply:
+		msg.Header.Set("Reply-To", e.replyTo)
+	}
+	return msg
+}
+
+// publishCrafted publishes a crafted request through JetStream as it is.
+func (e *env) publishCrafted(ctx context.Context, r request) (uint64, error) {
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ack, err := e.js.PublishMsg(pctx, e.craftedMsg(r))
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
+}
+
+// publishCore publishes a crafted request without JetStream: no PubAck, so no reply subject on
+// the PUB line.
+func (e *env) publishCore(r request) error {
+	if err := e.nc.PublishMsg(e.craftedMsg(r)); err != nil {
+		return err
+	}
+	return e.nc.FlushTimeout(5 * time.Second)
 }
 
 // errRefused reports a hostile or refusable request that the server refused to store.

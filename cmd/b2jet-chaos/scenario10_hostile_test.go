@@ -36,11 +36,11 @@ func TestHostilePublisher(t *testing.T) {
 		defer close(sampled)
 		for sampling.Err() == nil {
 			for _, w := range e.workers {
-				if w == nil || !w.p.running() {
+				if w == nil || !w.p.Running() {
 					continue
 				}
-				if mib, err := rssMiB(w.p.cmd.Process.Pid); err == nil && int64(mib*1024) > peak.Load() {
-					peak.Store(int64(mib * 1024))
+				if kib, err := w.p.MemoryKiB("VmRSS"); err == nil && kib > peak.Load() {
+					peak.Store(kib)
 				}
 			}
 			select {

@@ -310,7 +310,7 @@ func (e *env) waitFor(what string, timeout time.Duration, cond func() bool) {
 func (e *env) metricSum(name string) float64 {
 	sum := 0.0
 	for _, w := range e.workers {
-		if w == nil || !w.p.running() {
+		if w == nil || !w.p.Running() {
 			continue
 		}
 		if v, err := w.metric(name); err == nil {

@@ -59,9 +59,9 @@ func (e *env) explain(l *ledger, reqs []request) {
 		n++
 		e.t.Logf("what the workers logged about %s:", r.id)
 		for _, p := range e.everyProc {
-			for _, line := range p.output() {
+			for _, line := range p.Lines() {
 				if strings.Contains(line, `"request_id":"`+r.id+`"`) {
-					e.t.Logf("  %s: %s", p.name, line)
+					e.t.Logf("  %s: %s", p.Name(), line)
 				}
 			}
 		}

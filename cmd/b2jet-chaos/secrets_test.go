@@ -37,9 +37,9 @@ func (e *env) scanSecrets(l *ledger) scan {
 		}
 	}
 	for _, p := range e.everyProc {
-		for n, line := range p.output() {
+		for n, line := range p.Lines() {
 			s.logLines++
-			look(fmt.Sprintf("%s log line %d", p.name, n+1), line)
+			look(fmt.Sprintf("%s log line %d", p.Name(), n+1), line)
 		}
 	}
 	for i, raw := range l.raw {

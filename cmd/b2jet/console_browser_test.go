@@ -1,27 +1,25 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/b2jet/b2jet/b2/b2test"
+	"github.com/b2jet/b2jet/client"
 	"github.com/b2jet/b2jet/cmd/internal/natsproc"
 	"github.com/b2jet/b2jet/cmd/internal/procenv"
+	"github.com/b2jet/b2jet/cmd/internal/workerproc"
 	"github.com/b2jet/b2jet/schema"
 )
 
@@ -32,18 +30,10 @@ const chromiumPath = "/usr/bin/chromium"
 // (bin/ at the repository root, ignored by git).
 const screenshotDir = "../../bin"
 
-// consoleProc is a running `b2jet console`.
+// consoleProc is a running `b2jet console` and the URL it listens on.
 type consoleProc struct {
-	url  string
-	mu   sync.Mutex
-	log  []string
-	done chan error
-}
-
-func (c *consoleProc) lines() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return strings.Join(c.log, "\n")
+	*workerproc.Proc
+	url string
 }
 
 var consoleURL = regexp.MustCompile(`msg="b2jet console listening" url=(http://\S+)`)
@@ -51,40 +41,12 @@ var consoleURL = regexp.MustCompile(`msg="b2jet console listening" url=(http://\
 // startConsole starts `b2jet console` on a free loopback port and waits until it listens.
 func startConsole(t *testing.T, env []string, args ...string) *consoleProc {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"console", "--listen", "127.0.0.1:0"}, args...)...)
-	cmd.Env = env
-	stderr, err := cmd.StderrPipe()
+	p := workerproc.StartTest(t, "console", binary, env, append([]string{"console", "--listen", "127.0.0.1:0"}, args...)...)
+	line, err := p.WaitLine(t.Context(), "b2jet console listening", 30*time.Second)
 	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	c := &consoleProc{done: make(chan error, 1)}
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			c.mu.Lock()
-			c.log = append(c.log, sc.Text())
-			c.mu.Unlock()
-			if m := consoleURL.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
-			}
-		}
-		c.done <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-c.done
-		if t.Failed() {
-			t.Logf("console log:\n%s", c.lines())
-		}
-	})
-	select {
-	case c.url = <-found:
-	case err := <-c.done:
-		t.Fatalf("console exited (%v) before listening:\n%s", err, c.lines())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("console did not listen within 30s:\n%s", c.lines())
-	}
-	return c
+	m := consoleURL.FindStringSubmatch(line)
+	require.NotNil(t, m, "no URL in %q", line)
+	return &consoleProc{Proc: p, url: m[1]}
 }
 
 // newBrowser starts headless Chromium for the test. It never skips: without Chromium the test
@@ -177,24 +139,21 @@ func TestConsoleBrowserRedrive(t *testing.T) {
 	nc, err := nats.Connect(ns.URL, nats.UserInfo("acme", "acme-pass"), nats.CustomInboxPrefix("_INBOX.acme"))
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	inbox := nc.NewInbox()
-	replies, err := nc.SubscribeSync(inbox)
+	c, err := client.New(nc, client.Options{Account: "acme", InboxPrefix: "_INBOX.acme", Timeout: time.Minute})
 	require.NoError(t, err)
 	const requestID = "console-browser-1"
-	req := &nats.Msg{Subject: "b2.req.list_file_names.acme", Data: []byte(`{"bucketName":"photos","prefix":"poison/"}`), Header: nats.Header{
-		schema.HeaderContentType: {schema.ContentTypeJSON}, schema.HeaderReplyTo: {inbox}, schema.HeaderRequestID: {requestID},
-	}}
-	_, err = js.PublishMsg(t.Context(), req)
+	call, err := c.Publish(t.Context(), client.Request{Op: schema.OpListFileNames,
+		Body: schema.ListFileNamesRequest{BucketName: "photos", Prefix: "poison/"}, Header: nats.Header{schema.HeaderRequestID: {requestID}}})
 	require.NoError(t, err)
+	t.Cleanup(call.Close)
 
+	// The error reply, and after the redrive (the dead letter keeps the Reply-To) the ok one.
 	reply := func() schema.Reply[json.RawMessage] {
 		t.Helper()
-		m, err := replies.NextMsg(time.Minute)
+		m, err := call.Next(t.Context())
 		require.NoError(t, err)
 		var r schema.Reply[json.RawMessage]
-		require.NoError(t, json.Unmarshal(m.Data, &r), string(m.Data))
+		require.NoError(t, client.Decode(m, &r), string(m.Data))
 		return r
 	}
 	failed := reply()
@@ -242,10 +201,10 @@ func TestConsoleBrowserRedrive(t *testing.T) {
 	assert.Equal(t, requestID, ok.ID)
 	require.NotNil(t, ok.Result)
 	assert.Contains(t, string(*ok.Result), "poison/a.jpg")
-	assert.Contains(t, con.lines(), "console: dead letter redrive")
+	assert.Contains(t, con.Output(), "console: dead letter redrive")
 
 	do(t, ctx, chromedp.Navigate(con.url+"dead-letters"), chromedp.WaitVisible(chromedp.CSS(`main`)))
 	assert.Contains(t, text(t, ctx, `main`), "No dead letters.")
-	assert.NotContains(t, strings.ToLower(con.lines()), "permissions violation")
-	assert.NotContains(t, strings.ToLower(w.log()), "permissions violation")
+	assert.NotContains(t, strings.ToLower(con.Output()), "permissions violation")
+	assert.NotContains(t, strings.ToLower(w.Output()), "permissions violation")
 }

@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/b2jet/b2jet/cmd/internal/procenv"
+	"github.com/b2jet/b2jet/cmd/internal/workerproc"
 	"github.com/b2jet/b2jet/consumer/natstest"
 	"github.com/b2jet/b2jet/schema"
 	"github.com/b2jet/b2jet/schema/glob"
@@ -45,11 +42,8 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	binary = filepath.Join(dir, "b2jet")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: building b2jet:", err)
+	if binary, err = workerproc.Build(context.Background(), dir, "github.com/b2jet/b2jet/cmd/b2jet"); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 	return m.Run()
@@ -67,110 +61,22 @@ func b2jet(t *testing.T, env []string, args ...string) result {
 	return b2jetIn(t, env, "", args...)
 }
 
-// workerProc is a running `b2jet worker` with its log lines (JSON).
-type workerProc struct {
-	cmd    *exec.Cmd
-	done   chan error
-	mu     sync.Mutex
-	lines  []map[string]any
-	raw    []string
-	newLog chan struct{}
-}
+// workerProc is a running `b2jet worker` with JSON logs (see package workerproc).
+type workerProc struct{ *workerproc.Proc }
 
-// startWorker starts `b2jet worker` with JSON logs and collects its log lines.
+// startWorker starts `b2jet worker` with JSON logs; it is killed when the test ends.
 func startWorker(t *testing.T, env []string, args ...string) *workerProc {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"worker", "--log-format", "json"}, args...)...)
-	cmd.Env = env
-	stderr, err := cmd.StderrPipe()
+	return &workerProc{workerproc.StartTest(t, "worker", binary, env, append([]string{"worker", "--log-format", "json"}, args...)...)}
+}
+
+// waitLog waits for a log line whose msg starts with prefix, failing the test if the worker
+// exits first or the deadline passes.
+func (w *workerProc) waitLog(t *testing.T, prefix string, timeout time.Duration) workerproc.Record {
+	t.Helper()
+	r, err := w.WaitLog(t.Context(), prefix, timeout)
 	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	w := &workerProc{cmd: cmd, done: make(chan error, 1), newLog: make(chan struct{}, 1)}
-	logsDone := make(chan struct{})
-	go func() {
-		defer close(logsDone)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			var m map[string]any
-			_ = json.Unmarshal([]byte(line), &m)
-			w.mu.Lock()
-			w.raw = append(w.raw, line)
-			w.lines = append(w.lines, m)
-			w.mu.Unlock()
-			select {
-			case w.newLog <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	go func() {
-		<-logsDone
-		w.done <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-w.done
-		}
-		if t.Failed() {
-			t.Logf("worker log:\n%s", w.log())
-		}
-	})
-	return w
-}
-
-func (w *workerProc) log() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return strings.Join(w.raw, "\n")
-}
-
-// find returns the first log line whose msg starts with prefix.
-func (w *workerProc) find(prefix string) map[string]any {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, l := range w.lines {
-		if msg, _ := l["msg"].(string); strings.HasPrefix(msg, prefix) {
-			return l
-		}
-	}
-	return nil
-}
-
-// waitLog waits for a log line whose msg starts with prefix, failing if the worker exits first or
-// the deadline passes.
-func (w *workerProc) waitLog(t *testing.T, prefix string, timeout time.Duration) map[string]any {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		if l := w.find(prefix); l != nil {
-			return l
-		}
-		select {
-		case <-w.newLog:
-		case err := <-w.done:
-			w.done <- err
-			t.Fatalf("worker exited (%v) before logging %q", err, prefix)
-		case <-deadline.C:
-			t.Fatalf("worker did not log %q within %v", prefix, timeout)
-		}
-	}
-}
-
-// stop sends SIGTERM and returns the exit error, failing if the worker takes longer than timeout.
-func (w *workerProc) stop(t *testing.T, timeout time.Duration) error {
-	t.Helper()
-	require.NoError(t, w.cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case err := <-w.done:
-		return err
-	case <-time.After(timeout):
-		t.Fatalf("worker did not exit within %v of SIGTERM", timeout)
-		return nil
-	}
+	return r
 }
 
 func TestEndToEnd(t *testing.T) {
@@ -201,7 +107,7 @@ func TestEndToEnd(t *testing.T) {
 		// The token goes to stdout only, never to the worker's logs.
 		token, _ := res["authorizationToken"].(string)
 		require.NotEmpty(t, token)
-		assert.NotContains(t, w.log(), token)
+		assert.NotContains(t, w.Output(), token)
 	})
 
 	t.Run("list all matching", func(t *testing.T) {
@@ -249,10 +155,10 @@ func TestEndToEnd(t *testing.T) {
 		assert.Contains(t, r.stderr, `"code":"unknown_account"`)
 	})
 
-	err = w.stop(t, 15*time.Second)
+	err = w.Stop(15 * time.Second)
 	require.NoError(t, err, "the worker exits 0 after draining")
-	assert.NotNil(t, w.find("b2jet worker stopped"))
-	assert.NotNil(t, w.find("embedded NATS server stopped"))
+	assert.NotNil(t, w.Find("b2jet worker stopped"))
+	assert.NotNil(t, w.Find("embedded NATS server stopped"))
 }
 
 // A bad configuration fails at once with exit code 2 and one line naming the setting.
@@ -315,7 +221,7 @@ jetstream { store_dir: "`+filepath.Join(dir, "js")+`" }
 	w := startWorker(t, procenv.Clean("NATS_URL="+s.ClientURL(), "NATS_USER=b2jet", "NATS_PASSWORD=worker-pass"),
 		"--sandbox", "--config", accounts, "--drain-timeout", "5s")
 	w.waitLog(t, "b2jet worker ready", 30*time.Second)
-	assert.NotContains(t, w.log(), "worker-pass")
+	assert.NotContains(t, w.Output(), "worker-pass")
 
 	tenant := procenv.Clean("NATS_URL="+s.ClientURL(), "NATS_USER=acme", "NATS_PASSWORD=acme-pass", "B2JET_INBOX_PREFIX=_INBOX.acme")
 	r := b2jet(t, tenant, "request", "authorize", "--account", "acme")
@@ -333,12 +239,12 @@ jetstream { store_dir: "`+filepath.Join(dir, "js")+`" }
 
 	// The worker's permissions cover everything it does, its status service included, and the
 	// operator's cover the operator commands.
-	assert.NotContains(t, strings.ToLower(w.log()), "permissions violation")
+	assert.NotContains(t, strings.ToLower(w.Output()), "permissions violation")
 	r = b2jet(t, procenv.Clean("NATS_URL="+s.ClientURL(), "NATS_USER=ops", "NATS_PASSWORD=ops-pass", "B2JET_INBOX_PREFIX=_INBOX_ops"), "status", "--json")
 	require.Equal(t, exitOK, r.code, "stderr: %s", r.stderr)
 	assert.Contains(t, r.stdout, `"workers": [`)
 	assert.NotContains(t, r.stdout, `"workers": []`)
 	assert.NotContains(t, r.stdout, `"workers": null`)
 
-	require.NoError(t, w.stop(t, 15*time.Second))
+	require.NoError(t, w.Stop(15*time.Second))
 }

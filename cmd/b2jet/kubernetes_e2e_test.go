@@ -141,6 +141,6 @@ func TestEndToEndKubernetes(t *testing.T) {
 	if ps := kw.c.Lifecycle.PreStop; ps != nil && ps.Sleep != nil {
 		grace -= time.Duration(ps.Sleep.Seconds) * time.Second
 	}
-	assert.NoError(t, w.stop(t, grace), "the worker drains and exits 0")
-	assert.NotContains(t, strings.ToLower(w.log()), "permissions violation")
+	assert.NoError(t, w.Stop(grace), "the worker drains and exits 0")
+	assert.NotContains(t, strings.ToLower(w.Output()), "permissions violation")
 }

@@ -20,9 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/b2jet/b2jet/consumer"
-	"github.com/b2jet/b2jet/consumer/natstest"
-	"github.com/b2jet/b2jet/handlers"
+	"github.com/b2jet/b2jet/worker"
 )
 
 // No Kubernetes cluster (nor KEDA) runs where the tests run, so these tests hold the manifests of
@@ -370,15 +368,13 @@ func (kw *kubeWorker) probePort(t *testing.T, port any) int {
 	return 0
 }
 
-// handlerSet builds the worker's handlers from the accounts the Deployment configures, as
-// WorkerCmd.Run does.
-func (kw *kubeWorker) handlerSet(t *testing.T, p *plan, o *observer) *handlers.Set {
+// newWorker builds the worker (package worker) from the accounts the Deployment configures, as
+// WorkerCmd.Run does, watched by o.
+func (kw *kubeWorker) newWorker(t *testing.T, p *plan, o *observer) *worker.Worker {
 	t.Helper()
-	clients, err := kw.worker.clients(p.accounts, o, nil)
+	w, err := kw.worker.newWorker(p, p.accounts, o, nil, slog.New(slog.DiscardHandler), nil)
 	require.NoError(t, err)
-	set, err := handlers.New(handlers.Config{Accounts: clients})
-	require.NoError(t, err)
-	return set
+	return w
 }
 
 // files lays out the container's files under a temp dir (see mount), with the accounts file's
@@ -455,7 +451,8 @@ func TestKubernetesDeployment(t *testing.T) {
 			probes["startup"] = c.StartupProbe
 		}
 		o := newObserver()
-		srv := httptest.NewServer(o.handler(kw.handlerSet(t, kw.plan(t), o)))
+		kw.newWorker(t, kw.plan(t), o)
+		srv := httptest.NewServer(o.handler())
 		t.Cleanup(srv.Close)
 		get := func(path string) int {
 			resp, err := http.Get(srv.URL + path)
@@ -539,22 +536,11 @@ func (kw *kubeWorker) configMapOf(t *testing.T, path string) string {
 	return ""
 }
 
-// consumers returns the durable consumers a worker with this configuration creates: those
-// of the operations handle registers, named by the consumer package.
+// consumers returns the durable consumers a worker with this configuration creates
+// (worker.Worker.Consumers).
 func (kw *kubeWorker) consumers(t *testing.T) []string {
 	t.Helper()
-	o := newObserver()
-	set := kw.handlerSet(t, kw.plan(t), o)
-	nc := natstest.Connect(t, natstest.RunServer(t))
-	cw, err := consumer.New(nc, kw.worker.consumerConfig(slog.New(slog.DiscardHandler)))
-	require.NoError(t, err)
-	handle(cw, set)
-	var out []string
-	for _, s := range cw.ConsumerSettings() {
-		out = append(out, s.Consumer)
-	}
-	slices.Sort(out)
-	return out
+	return kw.newWorker(t, kw.plan(t), newObserver()).Consumers()
 }
 
 // kedaMetadata are the nats-jetstream trigger's metadata fields (KEDA's nats_jetstream_scaler).

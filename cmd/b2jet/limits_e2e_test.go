@@ -62,5 +62,5 @@ func TestEndToEndFullStreams(t *testing.T) {
 	assert.Equal(t, exitFailure, r.code)
 	assert.Contains(t, r.stderr, "refused, the request stream is full")
 	assert.Contains(t, r.stderr, "maximum messages exceeded")
-	require.NoError(t, w.stop(t, 15*time.Second))
+	require.NoError(t, w.Stop(15*time.Second))
 }

@@ -112,5 +112,5 @@ func TestEndToEndMetricsAndReadiness(t *testing.T) {
 	for series := range m {
 		assert.False(t, strings.HasPrefix(series, "b2jet_dead_letters_total"), "nothing dead-lettered: %s", series)
 	}
-	require.NoError(t, w.stop(t, 15*time.Second))
+	require.NoError(t, w.Stop(15*time.Second))
 }

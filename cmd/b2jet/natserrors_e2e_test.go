@@ -52,10 +52,10 @@ func TestEndToEndRefusedReplyCounted(t *testing.T) {
 	require.Eventually(t, func() bool { return scrape(t, base)[series] == refused }, 10*time.Second, 50*time.Millisecond,
 		"every refused reply is counted")
 	assert.Equal(t, 1, w.count("NATS error"), "logged once for the subject")
-	if l := w.find("NATS error"); assert.NotNil(t, l) {
+	if l := w.Find("NATS error"); assert.NotNil(t, l) {
 		assert.Equal(t, "nowhere.acme.x", l["subject"])
 		assert.Equal(t, "permission", l["kind"])
 	}
-	assert.True(t, strings.Contains(strings.ToLower(w.log()), "permissions violation"))
-	require.NoError(t, w.stop(t, 15*time.Second))
+	assert.True(t, strings.Contains(strings.ToLower(w.Output()), "permissions violation"))
+	require.NoError(t, w.Stop(15*time.Second))
 }

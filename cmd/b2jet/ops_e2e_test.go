@@ -25,11 +25,9 @@ import (
 
 // count returns how many log lines have a msg starting with prefix.
 func (w *workerProc) count(prefix string) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	n := 0
-	for _, l := range w.lines {
-		if msg, _ := l["msg"].(string); strings.HasPrefix(msg, prefix) {
+	for _, r := range w.Records() {
+		if strings.HasPrefix(r.Msg(), prefix) {
 			n++
 		}
 	}
@@ -39,18 +37,8 @@ func (w *workerProc) count(prefix string) int {
 // waitCount waits until n log lines have a msg starting with prefix.
 func (w *workerProc) waitCount(t *testing.T, prefix string, n int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for w.count(prefix) < n {
-		select {
-		case <-w.newLog:
-		case err := <-w.done:
-			w.done <- err
-			t.Fatalf("worker exited (%v) before logging %q %d times", err, prefix, n)
-		case <-deadline.C:
-			t.Fatalf("worker logged %q %d times within %v, want %d", prefix, w.count(prefix), timeout, n)
-		}
-	}
+	_, err := w.WaitLogs(t.Context(), prefix, n, timeout)
+	require.NoError(t, err)
 }
 
 // b2jetIn runs the binary like b2jet, with stdin read from a pipe holding input.
@@ -390,10 +378,10 @@ func TestEndToEndOps(t *testing.T) {
 		assert.True(t, st.Streams[1].Missing)
 		assert.Empty(t, st.Workers)
 
-		require.NoError(t, w2.stop(t, 15*time.Second))
+		require.NoError(t, w2.Stop(15*time.Second))
 	})
 
-	require.NoError(t, w.stop(t, 15*time.Second))
+	require.NoError(t, w.Stop(15*time.Second))
 }
 
 // Without a server: one line and exit code 1.

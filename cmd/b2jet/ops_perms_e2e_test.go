@@ -140,6 +140,6 @@ func TestEndToEndOpsPermissions(t *testing.T) {
 	assert.Equal(t, exitFailure, r.code, r.stdout)
 	assert.Contains(t, strings.ToLower(r.stderr), "permissions violation")
 
-	assert.NotContains(t, strings.ToLower(w.log()), "permissions violation")
-	require.NoError(t, w.stop(t, 15*time.Second))
+	assert.NotContains(t, strings.ToLower(w.Output()), "permissions violation")
+	require.NoError(t, w.Stop(15*time.Second))
 }

@@ -35,10 +35,10 @@ func TestEndToEndWorkerDialsAgainAfterConnectionClosed(t *testing.T) {
 	w.waitLog(t, "NATS connection closed: connecting again", 60*time.Second)
 	setPassword("pw-1")
 	require.Eventually(t, func() bool {
-		return strings.Count(w.log(), `"msg":"b2jet worker ready"`) >= 2
+		return strings.Count(w.Output(), `"msg":"b2jet worker ready"`) >= 2
 	}, 60*time.Second, 50*time.Millisecond, "a new worker on a new connection")
 
 	r := b2jet(t, env, "request", "authorize")
 	require.Equal(t, exitOK, r.code, "stderr: %s", r.stderr)
-	require.NoError(t, w.stop(t, 15*time.Second), "still running, and it exits 0 on SIGTERM")
+	require.NoError(t, w.Stop(15*time.Second), "still running, and it exits 0 on SIGTERM")
 }

@@ -45,7 +45,7 @@ func TestEndToEndForeignReplyToRefused(t *testing.T) {
 	w := startWorker(t, procenv.Clean("NATS_URL="+s.URL, "NATS_USER=b2jet", "NATS_PASSWORD=worker-pass"),
 		"--sandbox", "--config", accounts, "--drain-timeout", "5s")
 	w.waitLog(t, "b2jet worker ready", 60*time.Second)
-	if warn := w.find("accounts without replySubjects"); assert.NotNil(t, warn, "the sandbox's default account has none") {
+	if warn := w.Find("accounts without replySubjects"); assert.NotNil(t, warn, "the sandbox's default account has none") {
 		assert.Equal(t, []any{schema.DefaultAccount}, warn["accounts"], "acme and globex are restricted")
 	}
 
@@ -123,6 +123,6 @@ func TestEndToEndForeignReplyToRefused(t *testing.T) {
 	info, err := dlq.Info(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(2), info.State.Msgs, "only the two refused requests are dead-lettered")
-	assert.NotContains(t, strings.ToLower(w.log()), "permissions violation")
-	require.NoError(t, w.stop(t, 15*time.Second))
+	assert.NotContains(t, strings.ToLower(w.Output()), "permissions violation")
+	require.NoError(t, w.Stop(15*time.Second))
 }

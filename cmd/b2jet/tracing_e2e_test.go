@@ -19,6 +19,7 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/b2jet/b2jet/client"
 	"github.com/b2jet/b2jet/cmd/internal/procenv"
 	"github.com/b2jet/b2jet/schema"
 )
@@ -105,15 +106,15 @@ func TestEndToEndTracing(t *testing.T) {
 	nc, err := nats.Connect(url)
 	require.NoError(t, err)
 	defer nc.Close()
-	inbox := nats.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
+	c, err := client.New(nc, client.Options{Timeout: 20 * time.Second})
 	require.NoError(t, err)
 	const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
-	msg := &nats.Msg{Subject: "b2.req.list_file_names", Data: []byte(`{"bucketName":"` + SandboxBucket + `","prefix":"logs/","maxFileCount":5}`),
-		Header: nats.Header{schema.HeaderReplyTo: {inbox}, schema.HeaderContentType: {schema.ContentTypeJSON},
-			schema.HeaderTraceParent: {"00-" + traceID + "-" + parentID + "-01"}}}
-	require.NoError(t, nc.PublishMsg(msg))
-	reply, err := sub.NextMsg(20 * time.Second)
+	ctx := client.WithTraceparent(t.Context(), "00-"+traceID+"-"+parentID+"-01")
+	call, err := c.Publish(ctx, client.Request{Op: schema.OpListFileNames,
+		Body: schema.ListFileNamesRequest{BucketName: SandboxBucket, Prefix: "logs/", MaxFileCount: 5}})
+	require.NoError(t, err)
+	defer call.Close()
+	reply, err := call.Next(ctx)
 	require.NoError(t, err)
 	tp := strings.Split(reply.Header.Get(schema.HeaderTraceParent), "-")
 	require.Len(t, tp, 4, "the reply has a traceparent")
@@ -121,7 +122,7 @@ func TestEndToEndTracing(t *testing.T) {
 	assert.NotEqual(t, parentID, tp[2], "with the worker's span as its parent")
 
 	assert.Empty(t, col.named("process b2.req.list_file_names"), "nothing exported before the drain")
-	require.NoError(t, w.stop(t, 20*time.Second))
+	require.NoError(t, w.Stop(20*time.Second))
 
 	deliveries := col.named("process b2.req.list_file_names")
 	require.Len(t, deliveries, 1, "flushed on drain")

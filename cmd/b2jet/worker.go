@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,13 +17,13 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/b2jet/b2jet/b2"
 	"github.com/b2jet/b2jet/consumer"
 	"github.com/b2jet/b2jet/handlers"
 	"github.com/b2jet/b2jet/schema"
+	"github.com/b2jet/b2jet/worker"
 )
 
 // WorkerCmd is `b2jet worker`. Every flag has an environment twin; flags win.
@@ -312,10 +311,6 @@ func (c *WorkerCmd) Run(e *env) error {
 	o := newObserver()
 	o.metrics.KnownAccounts(p.names)
 	o.metrics.InitNATSErrors(natsErrPermission, natsErrSlowConsumer, natsErrOther)
-	clients, err := c.clients(accounts, o, tp)
-	if err != nil {
-		return err
-	}
 
 	servers := c.Server
 	var embedded *server.Server
@@ -338,29 +333,24 @@ func (c *WorkerCmd) Run(e *env) error {
 			"url", servers, "store_dir", storeDir, "try", "nats -s "+servers+" stream ls")
 	}
 
-	set, err := handlers.New(handlers.Config{
-		Accounts: clients,
-		Breakers: handlers.BreakerSettings{
-			Failures:      c.BreakerFailures,
-			OpenFor:       c.BreakerOpenFor,
-			MaxHeld:       max(1, c.Concurrency/2),
-			OnStateChange: o.breakerHook(log),
-		},
-		Logger: log,
+	s := &session{c: c, servers: servers, embedded: embedded, o: o, log: log,
+		asyncErr: newAsyncErrors(log, o.metrics.NATSError)}
+	s.w, err = c.newWorker(p, accounts, o, tp, log, func() {
+		s.ready = true
+		log.Info("b2jet worker ready",
+			"nats", redactURLs(servers), "requests", schema.Subjects{Prefix: c.SubjectPrefix}.RequestWildcard(),
+			"accounts", p.names, "sandbox", p.sandbox,
+			"try", "b2jet request authorize"+serverHint(servers, embedded))
 	})
 	if err != nil {
 		return err
 	}
-	o.metrics.InitBreakers(set.Breakers.States())
-	o.updateSettings = c.UpdateConsumerSettings
-	stopHTTP, err := o.serve(c.ObserveFlags, set, log)
+	stopHTTP, err := o.serve(c.ObserveFlags, log)
 	if err != nil {
 		return err
 	}
 	defer stopHTTP()
 
-	s := &session{c: c, p: p, servers: servers, embedded: embedded, set: set, clients: clients, o: o, log: log,
-		asyncErr: newAsyncErrors(log, o.metrics.NATSError), tp: tp}
 	pause := redialFirst
 	for first := true; ; first = false {
 		redial, err := s.run(ctx, first)
@@ -368,7 +358,7 @@ func (c *WorkerCmd) Run(e *env) error {
 			return err
 		}
 		// The connection was closed for good (the server closed it: no reconnect follows), not
-		// by a signal: dial again and start a new worker rather than exit.
+		// by a signal: dial again and serve on the new connection rather than exit.
 		log.Error("NATS connection closed: connecting again", "in", pause, "error", err)
 		select {
 		case <-ctx.Done():
@@ -379,31 +369,62 @@ func (c *WorkerCmd) Run(e *env) error {
 	}
 }
 
+// newWorker is the worker the flags describe (package worker), serving accounts (the plan's, or
+// the sandbox's), its events counted in o's metrics and traced with tp (nil: tracing off);
+// onReady is called each time it pulls on a new connection.
+func (c *WorkerCmd) newWorker(p *plan, accounts map[string]b2.Config, o *observer, tp trace.TracerProvider, log *slog.Logger, onReady func()) (*worker.Worker, error) {
+	cfgs := make(map[string]b2.Config, len(accounts))
+	for name, cfg := range accounts {
+		cfg.UserAgent = "b2jet/" + version
+		cfg.CallTimeout = c.B2.CallTimeout
+		cfg.OnEvent = o.metrics.B2Events(name)
+		cfgs[name] = cfg
+	}
+	ccfg := c.consumerConfig(log)
+	ccfg.ReplySubjects = p.replySubjects
+	ccfg.OnEvent = o.metrics.ConsumerEvent
+	w, err := worker.New(worker.Config{
+		Accounts:       cfgs,
+		Consumer:       ccfg,
+		Breakers:       handlers.BreakerSettings{Failures: c.BreakerFailures, OpenFor: c.BreakerOpenFor, OnStateChange: o.metrics.BreakerChange},
+		TracerProvider: tp,
+		Version:        version,
+		Logger:         log,
+		OnReady:        onReady,
+	})
+	if ae, ok := errors.AsType[*worker.AccountError](err); ok {
+		return nil, badSetting("account "+ae.Account, "%v", ae.Err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	o.watch(w)
+	return w, nil
+}
+
 // Pauses before the worker dials again after its connection was closed; they double.
 const (
 	redialFirst = time.Second
 	redialMax   = 30 * time.Second
 )
 
-// session is what one connection of the worker needs: the parts that outlive it (B2 clients,
-// handlers and breakers, the observer) and how to dial.
+// session is how the worker dials, and the worker (package worker) that serves each connection
+// in turn: its B2 sessions and breakers outlive every one.
 type session struct {
 	c        *WorkerCmd
-	p        *plan
 	servers  string
 	embedded *server.Server
-	set      *handlers.Set
-	clients  map[string]handlers.Account
+	w        *worker.Worker
+	ready    bool // the worker was ready on the current connection (set by its OnReady)
 	o        *observer
 	log      *slog.Logger
-	asyncErr *asyncErrors         // the connections' asynchronous errors, counted in o's metrics
-	tp       trace.TracerProvider // nil: tracing off
+	asyncErr *asyncErrors // the connections' asynchronous errors, counted in o's metrics
 }
 
-// run connects, runs a consumer.Worker on the connection until ctx ends, and drains it. redial
+// run connects, runs the worker on the connection until ctx ends, and drains it. redial
 // reports that the connection was closed under the worker while ctx is live, so that Run dials
-// again; on the first session a failure to connect or set up is returned as is (a wrong URL or
-// permission shows at once).
+// again; on the first session a failure to connect or to get ready is returned as is (a wrong
+// URL or permission shows at once).
 func (s *session) run(ctx context.Context, first bool) (redial bool, err error) {
 	c, log := s.c, s.log
 	nc, err := c.connect(ctx, s.servers, s.embedded, log, s.asyncErr)
@@ -411,56 +432,22 @@ func (s *session) run(ctx context.Context, first bool) (redial bool, err error) 
 		return !first && ctx.Err() == nil, err
 	}
 	defer nc.Close()
-	closedUnder := func() bool { return ctx.Err() == nil && nc.IsClosed() }
-	ccfg := c.consumerConfig(log)
-	ccfg.ReplySubjects = s.p.replySubjects
-	ccfg.OnEvent = s.o.metrics.ConsumerEvent
-	ccfg.TracerProvider = s.tp
-	w, err := consumer.New(nc, ccfg)
-	if err != nil {
-		return false, &configError{Setting: "worker settings", Problem: oneLine(err.Error())}
-	}
-	s.o.worker.Store(w)
-	s.o.conn.Store(nc)
-	subjects := schema.Subjects{Prefix: c.SubjectPrefix}
-	stopStatus, err := s.o.registerStatus(nc, subjects, s.set, s.clients)
-	if err != nil {
-		return closedUnder(), err
-	}
-	defer stopStatus()
-	handle(w, s.set)
-
-	if err := w.Setup(ctx); err != nil {
-		if ctx.Err() != nil {
-			return false, nil
-		}
-		return !first && closedUnder(), fmt.Errorf("setting up JetStream streams and consumers: %w", err)
-	}
-	log.Info("b2jet worker ready",
-		"nats", redactURLs(s.servers), "requests", subjects.RequestWildcard(),
-		"accounts", s.p.names, "sandbox", s.p.sandbox,
-		"try", "b2jet request authorize"+serverHint(s.servers, s.embedded))
-
-	runErr := w.Run(ctx)
-	if closedUnder() {
-		return true, fmt.Errorf("worker stopped: %w", cmp.Or(runErr, nats.ErrConnectionClosed))
+	s.ready = false
+	runErr := s.w.Run(ctx, nc)
+	switch {
+	case errors.Is(runErr, consumer.ErrInvalidConfig):
+		return false, &configError{Setting: "worker settings", Problem: oneLine(runErr.Error())}
+	case ctx.Err() == nil && nc.IsClosed():
+		return !first || s.ready, runErr
 	}
 	if err := drainConn(nc, c.DrainTimeout); err != nil {
 		log.Warn("NATS drain incomplete", "error", err)
 	}
 	if runErr != nil {
-		return false, fmt.Errorf("worker stopped: %w", runErr)
+		return false, runErr
 	}
 	log.Info("b2jet worker stopped")
 	return false, nil
-}
-
-// handle registers the operations the worker serves on w, each pulled through its own durable
-// consumer (schema.Subjects.ConsumerName). The Kubernetes example scales on exactly these
-// consumers, and its test reads their names from here.
-func handle(w *consumer.Worker, set *handlers.Set) {
-	w.Handle(schema.OpAuthorize, set.Authorize, set.Breakers.Gate(schema.OpAuthorize))
-	w.Handle(schema.OpListFileNames, set.ListFileNames, set.Breakers.Gate(schema.OpListFileNames))
 }
 
 // serverHint is the --server flag a request needs to reach this worker ("" for the default).
@@ -469,24 +456,6 @@ func serverHint(servers string, embedded *server.Server) string {
 		return ""
 	}
 	return " -s " + redactURLs(servers)
-}
-
-// clients builds one B2 client per account, traced with tp when it is not nil.
-func (c *WorkerCmd) clients(accounts map[string]b2.Config, o *observer, tp trace.TracerProvider) (map[string]handlers.Account, error) {
-	out := make(map[string]handlers.Account, len(accounts))
-	for _, name := range slices.Sorted(maps.Keys(accounts)) {
-		cfg := accounts[name]
-		cfg.UserAgent = "b2jet/" + version
-		cfg.CallTimeout = c.B2.CallTimeout
-		cfg.OnEvent = o.metrics.B2Events(name)
-		cfg.TracerProvider, cfg.Name = tp, name
-		cl, err := b2.New(cfg)
-		if err != nil {
-			return nil, badSetting("account "+name, "%v", err)
-		}
-		out[name] = cl
-	}
-	return out, nil
 }
 
 // connect opens the worker's NATS connection and waits for it to be established: up to
@@ -539,18 +508,6 @@ func drainConn(nc *nats.Conn, timeout time.Duration) error {
 		return nil
 	case <-time.After(timeout):
 		return fmt.Errorf("connection not drained within %v", timeout)
-	}
-}
-
-// breakerLogger logs every breaker transition.
-func breakerLogger(log *slog.Logger) func(account, op string, from, to gobreaker.State) {
-	return func(account, op string, from, to gobreaker.State) {
-		level := slog.LevelInfo
-		if to == gobreaker.StateOpen {
-			level = slog.LevelWarn
-		}
-		log.Log(context.Background(), level, "circuit breaker "+to.String(),
-			"account", account, "op", op, "from", from.String(), "to", to.String())
 	}
 }
 

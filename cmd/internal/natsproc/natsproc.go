@@ -1,26 +1,27 @@
 // Package natsproc runs real nats-server processes for the tests under cmd/: protocol-level
 // behaviour (control-line limits, permissions, closed connections) differs between an embedded
 // server and a process, and only a process can be killed or fill its store like in production.
-// The binary is built from the nats-server version in go.mod, so a machine with only Go runs it.
+// The binary is built from the nats-server version in go.mod, so a machine with only Go runs it;
+// the process is run by package workerproc, like the b2jet workers next to it.
 package natsproc
 
 import (
-	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/b2jet/b2jet/cmd/internal/workerproc"
 )
 
 var (
 	buildOnce sync.Once
-	buildDir  string
 	buildPath string
 	buildErr  error
 )
@@ -29,16 +30,9 @@ var (
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "natsproc-")
-		if buildErr != nil {
-			return
-		}
-		buildPath = filepath.Join(buildDir, "nats-server")
-		cmd := exec.Command("go", "build", "-o", buildPath, "github.com/nats-io/nats-server/v2")
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil {
-			buildErr = fmt.Errorf("building nats-server: %v\n%s", err, out.String())
+		var dir string
+		if dir, buildErr = os.MkdirTemp("", "natsproc-"); buildErr == nil {
+			buildPath, buildErr = workerproc.Build(context.Background(), dir, "github.com/nats-io/nats-server/v2")
 		}
 	})
 	if buildErr != nil {
@@ -47,15 +41,12 @@ func Binary(t testing.TB) string {
 	return buildPath
 }
 
-// Server is a running nats-server process.
+// Server is a running nats-server process (a workerproc.Proc).
 type Server struct {
 	URL     string // client URL, nats://127.0.0.1:<port>
 	Monitor string // monitoring base URL, http://127.0.0.1:<port>
 	Dir     string // store directory and config file location
-	cmd     *exec.Cmd
-	done    chan struct{}
-	log     bytes.Buffer
-	mu      sync.Mutex
+	p       *workerproc.Proc
 }
 
 // Start starts a nats-server with JetStream (file store under a temp dir) and the extra
@@ -78,14 +69,8 @@ func Start(t testing.TB, conf, extraJetStream string) *Server {
 		URL:     fmt.Sprintf("nats://127.0.0.1:%d", port),
 		Monitor: fmt.Sprintf("http://127.0.0.1:%d", mon),
 		Dir:     dir,
-		done:    make(chan struct{}),
+		p:       workerproc.StartTest(t, "nats-server", bin, nil, "-c", path),
 	}
-	s.cmd = exec.Command(bin, "-c", path)
-	s.cmd.Stdout, s.cmd.Stderr = (*lockedWriter)(s), (*lockedWriter)(s)
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = s.cmd.Wait(); close(s.done) }()
 	t.Cleanup(s.Stop)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -96,10 +81,8 @@ func Start(t testing.TB, conf, extraJetStream string) *Server {
 				return s
 			}
 		}
-		select {
-		case <-s.done:
+		if !s.Running() {
 			t.Fatalf("nats-server exited at start:\n%s", s.Log())
-		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("nats-server not healthy within 60s (last: %v):\n%s", err, s.Log())
@@ -108,42 +91,16 @@ func Start(t testing.TB, conf, extraJetStream string) *Server {
 	}
 }
 
-type lockedWriter Server
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.log.Write(p)
-}
-
 // Log returns what the server has written so far.
-func (s *Server) Log() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.log.String()
-}
+func (s *Server) Log() string { return s.p.Output() }
 
 // Running reports whether the process is still alive.
-func (s *Server) Running() bool {
-	select {
-	case <-s.done:
-		return false
-	default:
-		return true
-	}
-}
+func (s *Server) Running() bool { return s.p.Running() }
 
 // Stop terminates the server and waits for it (up to 30 s, then kills it).
 func (s *Server) Stop() {
-	if !s.Running() {
-		return
-	}
-	_ = s.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-s.done:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
+	if s.Running() {
+		_ = s.p.Stop(30 * time.Second)
 	}
 }
 

@@ -1,0 +1,130 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/b2jet/b2jet/consumer"
+	"github.com/b2jet/b2jet/consumer/ops"
+)
+
+// Status is the worker's live state as the status service reports it (`b2jet status`, `nats
+// micro info b2jet`): requests in flight, breaker states, B2 session ages, the consumer settings
+// it runs by, the dead letters it could not store yet and its trim of the request stream. The service fills in the identity (ID,
+// Version, Started, Uptime).
+func (w *Worker) Status() ops.WorkerStatus {
+	st := ops.WorkerStatus{Breakers: w.set.Breakers.States(), SessionAge: map[string]string{}}
+	if cw := w.cw.Load(); cw != nil {
+		st.InFlight = cw.InFlight()
+		st.Consumers = consumerStatus(cw.ConsumerSettings())
+		st.UpdateConsumerSettings = w.cfg.Consumer.UpdateConsumerSettings
+		pending := cw.PendingDeadLetters()
+		st.DeadLettersPending = len(pending)
+		st.PendingDeadLetters = pending[:min(len(pending), ops.MaxPendingListed)]
+		st.Trim = trimStatus(cw.TrimStatus())
+	}
+	for name, acct := range w.accounts {
+		if aged, ok := acct.(interface{ SessionAge() (time.Duration, bool) }); ok {
+			if age, ok := aged.SessionAge(); ok {
+				st.SessionAge[name] = age.Round(time.Second).String()
+			}
+		}
+	}
+	return st
+}
+
+// consumerStatus is the status form of the consumer settings.
+func consumerStatus(settings map[string]consumer.ConsumerSettings) map[string]ops.WorkerConsumer {
+	out := make(map[string]ops.WorkerConsumer, len(settings))
+	for op, s := range settings {
+		wc := ops.WorkerConsumer{
+			Consumer: s.Consumer, AckWait: s.Adopted.AckWait.String(),
+			MaxDeliver: s.Adopted.MaxDeliver, MaxAttempts: s.Adopted.MaxAttempts,
+		}
+		if s.Differs() {
+			wc.DiffersFromFlags = true
+			wc.FlagAckWait = s.Configured.AckWait.String()
+			wc.FlagMaxDeliver, wc.FlagMaxAttempts = s.Configured.MaxDeliver, s.Configured.MaxAttempts
+		}
+		out[op] = wc
+	}
+	return out
+}
+
+// trimStatus is the status of the worker's trim of the request stream.
+func trimStatus(t consumer.TrimStatus) *ops.WorkerTrim {
+	return &ops.WorkerTrim{
+		Off: t.Off, At: t.At, To: t.To, Trimmed: t.Trimmed,
+		LastAt: t.LastAt, LastCount: t.LastCount, LastBelowSeq: t.LastBelow, LastReason: t.LastReason,
+		Blocked: t.Blocked,
+	}
+}
+
+// Check is one readiness condition: Test returns nil when it holds, else why not.
+type Check struct {
+	Name string
+	Test func() error
+}
+
+// Checks are the worker's readiness conditions, in this order: "nats" (Run's connection is
+// connected), "consumers" (bound and pulling), "dead_letters" (none waits to be stored) and
+// "breakers" (at least one account has no open circuit breaker). They hold only while Run
+// serves; before and after, "nats" and "consumers" fail.
+func (w *Worker) Checks() []Check {
+	return []Check{
+		{Name: "nats", Test: func() error {
+			nc := w.conn.Load()
+			switch {
+			case nc == nil:
+				return errors.New("not connected")
+			case !nc.IsConnected():
+				return errors.New("not connected: " + nc.Status().String())
+			}
+			return nil
+		}},
+		{Name: "consumers", Test: func() error {
+			if cw := w.cw.Load(); cw == nil || !cw.Pulling() {
+				return errors.New("consumers not bound and pulling")
+			}
+			return nil
+		}},
+		{Name: "dead_letters", Test: func() error {
+			if cw := w.cw.Load(); cw != nil {
+				return pendingProblem(cw.PendingDeadLetters())
+			}
+			return nil
+		}},
+		{Name: "breakers", Test: func() error {
+			if !w.set.Breakers.AnyAccountHealthy() {
+				return errors.New("every account has an open circuit breaker: B2 is failing")
+			}
+			return nil
+		}},
+	}
+}
+
+// Ready returns nil when every check holds, else the failing ones, each as "name: why".
+func (w *Worker) Ready() error {
+	var errs []error
+	for _, c := range w.Checks() {
+		if err := c.Test(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// pendingProblem describes the dead letters the worker could not store yet, nil when there are
+// none.
+func pendingProblem(seqs []uint64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	shown := seqs[:min(len(seqs), 10)]
+	more := ""
+	if len(seqs) > len(shown) {
+		more = fmt.Sprintf(" and %d more", len(seqs)-len(shown))
+	}
+	return fmt.Errorf("%d dead letters not stored yet (request stream seqs %v%s): the dead-letter stream refuses them (full, missing or not permitted); retrying", len(seqs), shown, more)
+}
