@@ -17,7 +17,9 @@ import (
 // way. (A caller may still choose to retry ErrResponseTooLarge or ErrNoProgress later, as b2jet's
 // handlers do, since both come from the server side.)
 var (
-	// ErrBucketNotFound: no bucket has the requested name (b2_list_buckets answered []).
+	// ErrBucketNotFound: no bucket has the requested name (b2_list_buckets answered []). An
+	// *APIError matches it too when B2 refused the bucket id (400 invalid_bucket_id or
+	// bad_bucket_id): B2 says so for an id that names no bucket.
 	ErrBucketNotFound = errors.New("b2: bucket not found")
 	// ErrNotAllowed: the key's allowances forbid the request (bucket, prefix or capability);
 	// detected before any B2 call. It reads like B2's own 401 unauthorized.
@@ -26,6 +28,19 @@ var (
 	ErrResponseTooLarge = errors.New("b2: response too large")
 	// ErrNoProgress: a list page repeated its start point without files (a misbehaving server).
 	ErrNoProgress = errors.New("b2: listing made no progress")
+)
+
+// The kinds of refusal B2 answers with, matched (errors.Is) by an *APIError, so that callers
+// never read B2's status numbers or code strings themselves. They say what B2 refused; Classify
+// says whether to retry (a 401 expired_auth_token matches ErrUnauthorized and is Reauthenticate).
+var (
+	// ErrBadRequest: a 400 other than a refused bucket id (which is ErrBucketNotFound).
+	ErrBadRequest = errors.New("b2: bad request")
+	// ErrUnauthorized: a 401, or a 403 other than a cap.
+	ErrUnauthorized = errors.New("b2: unauthorized")
+	// ErrCapExceeded: a 403 with a *_cap_exceeded code (a transaction, storage or download cap
+	// of the account).
+	ErrCapExceeded = errors.New("b2: cap exceeded")
 )
 
 // APIError is a non-2xx answer from B2: every one is decoded into this type by decodeError,
@@ -54,6 +69,29 @@ func (e *APIError) Error() string {
 type TransportError struct {
 	Op  string
 	Err error
+}
+
+// Is reports whether e is the refusal target names (see ErrBadRequest).
+func (e *APIError) Is(target error) bool {
+	switch target {
+	case ErrBucketNotFound:
+		return e.bucketRefused()
+	case ErrBadRequest:
+		return e.Status == http.StatusBadRequest && !e.bucketRefused()
+	case ErrUnauthorized:
+		return e.Status == http.StatusUnauthorized || (e.Status == http.StatusForbidden && !e.capExceeded())
+	case ErrCapExceeded:
+		return e.capExceeded()
+	}
+	return false
+}
+
+func (e *APIError) bucketRefused() bool {
+	return e.Status == http.StatusBadRequest && (e.Code == "invalid_bucket_id" || e.Code == "bad_bucket_id")
+}
+
+func (e *APIError) capExceeded() bool {
+	return e.Status == http.StatusForbidden && strings.HasSuffix(e.Code, "_cap_exceeded")
 }
 
 func (e *TransportError) Error() string { return fmt.Sprintf("b2: %s: %v", e.Op, e.Err) }

@@ -150,3 +150,34 @@ func TestAPIErrorMessage(t *testing.T) {
 	require.Equal(t, "permanent", Permanent.String())
 	require.Equal(t, "reauthenticate", Reauthenticate.String())
 }
+
+func TestAPIErrorMatchesRefusals(t *testing.T) {
+	t.Parallel()
+	all := []error{ErrBucketNotFound, ErrBadRequest, ErrUnauthorized, ErrCapExceeded}
+	tests := []struct {
+		status int
+		code   string
+		want   error // nil: none of them
+	}{
+		{400, "bad_request", ErrBadRequest},
+		{400, "out_of_range", ErrBadRequest},
+		{400, "invalid_bucket_id", ErrBucketNotFound},
+		{400, "bad_bucket_id", ErrBucketNotFound},
+		{401, "unauthorized", ErrUnauthorized},
+		{401, "expired_auth_token", ErrUnauthorized},
+		{403, "access_denied", ErrUnauthorized},
+		{403, "transaction_cap_exceeded", ErrCapExceeded},
+		{403, "storage_cap_exceeded", ErrCapExceeded},
+		{404, "not_found", nil},
+		{429, "too_many_requests", nil},
+		{503, "service_unavailable", nil},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d/%s", tt.status, tt.code), func(t *testing.T) {
+			err := fmt.Errorf("outer: %w", &APIError{Op: opListFileNames, Status: tt.status, Code: tt.code})
+			for _, target := range all {
+				assert.Equal(t, target == tt.want, errors.Is(err, target), "%v", target)
+			}
+		})
+	}
+}

@@ -1,10 +1,8 @@
 package handlers
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"github.com/b2jet/b2jet/b2"
@@ -54,7 +52,10 @@ func Classify(err error) *Failure {
 	}
 	f = &Failure{Err: err, Message: publicMessage(err)}
 	var apiErr *b2.APIError
-	switch {
+	if errors.As(err, &apiErr) {
+		f.B2Status, f.B2Code = apiErr.Status, apiErr.Code
+	}
+	switch kind := b2.Classify(err); {
 	case errors.Is(err, schema.ErrInvalidRequest), errors.Is(err, b2.ErrInvalidArgument),
 		errors.Is(err, consumer.ErrInvalidReplyTo):
 		f.Code = schema.CodeInvalidRequest
@@ -64,16 +65,21 @@ func Classify(err error) *Failure {
 		f.Code = schema.CodeDeadlineExceeded
 	case errors.Is(err, errHeldOut):
 		f.Code, f.Retryable = schema.CodeUnavailable, true
+	case kind == b2.Retryable, kind == b2.Reauthenticate:
+		// Reauthenticate: still refused after a fresh token, unusual and worth another try later.
+		f.Code, f.Retryable = schema.CodeUnavailable, true
 	case errors.Is(err, b2.ErrBucketNotFound):
 		f.Code = schema.CodeBucketNotFound
-	case errors.Is(err, b2.ErrNotAllowed):
+	case errors.Is(err, b2.ErrCapExceeded):
+		f.Code = schema.CodeCapExceeded
+	case errors.Is(err, b2.ErrNotAllowed), errors.Is(err, b2.ErrUnauthorized):
 		f.Code = schema.CodeUnauthorized
-	case errors.As(err, &apiErr):
-		f.B2Status, f.B2Code = apiErr.Status, apiErr.Code
-		f.Code, f.Retryable = classifyAPI(apiErr)
-	case b2.Classify(err) == b2.Retryable:
-		f.Code, f.Retryable = schema.CodeUnavailable, true
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, b2.ErrBadRequest):
+		f.Code = schema.CodeInvalidRequest
+	case apiErr != nil:
+		// Any other refusal (404, 409...) is not the publisher's to fix, nor cured by retrying.
+		f.Code = schema.CodeInternal
+	case kind == b2.Canceled:
 		// The worker's own shutdown or watchdog: the consumer decides what that means.
 		f.Code, f.Retryable = schema.CodeUnavailable, true
 	default:
@@ -82,29 +88,6 @@ func Classify(err error) *Failure {
 		f.Code, f.Retryable = schema.CodeInternal, true
 	}
 	return f
-}
-
-func classifyAPI(e *b2.APIError) (code string, retryable bool) {
-	switch kind := b2.Classify(e); {
-	case kind == b2.Retryable:
-		return schema.CodeUnavailable, true
-	case kind == b2.Reauthenticate:
-		// Still refused after a fresh token: unusual, and worth another try later.
-		return schema.CodeUnavailable, true
-	}
-	switch {
-	case e.Status == http.StatusBadRequest && (e.Code == "invalid_bucket_id" || e.Code == "bad_bucket_id"):
-		return schema.CodeBucketNotFound, false
-	case e.Status == http.StatusBadRequest:
-		return schema.CodeInvalidRequest, false
-	case e.Status == http.StatusUnauthorized:
-		return schema.CodeUnauthorized, false
-	case e.Status == http.StatusForbidden && strings.HasSuffix(e.Code, "_cap_exceeded"):
-		return schema.CodeCapExceeded, false
-	case e.Status == http.StatusForbidden:
-		return schema.CodeUnauthorized, false
-	}
-	return schema.CodeInternal, false
 }
 
 var packagePrefixes = strings.NewReplacer("b2: ", "", "schema: ", "")
