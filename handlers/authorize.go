@@ -35,7 +35,7 @@ func (h *Authorize) Handle(ctx context.Context, m *consumer.Message, w consumer.
 			var err error
 			s, cached, err = r.account.Authorize(b2ctx, req.Force)
 			return err
-		})
+		}, nil) // the probe New set: a forced authorization
 		if err != nil {
 			h.log.WarnContext(ctx, "b2 authorize failed", "account", m.Account, "request_id", r.id, "error", err)
 			return disposition(err)

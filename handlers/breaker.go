@@ -80,12 +80,9 @@ func newBreaker(account, op string, s BreakerSettings) *breaker {
 		MaxRequests: 1,
 		Timeout:     s.OpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= s.Failures },
-		IsSuccessful: func(err error) bool {
-			return err == nil || b2.Classify(err) != b2.Retryable
-		},
-		IsExcluded: func(err error) bool {
-			return b2.Classify(err) == b2.Canceled || b2.IsRateLimit(err) || errors.Is(err, errDeadline)
-		},
+		// The errors are the *Failure values execute classified: read, not classified again.
+		IsSuccessful: func(err error) bool { return err == nil || Classify(err).breaker != countFailing },
+		IsExcluded:   func(err error) bool { return err != nil && Classify(err).breaker == countIgnored },
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			if s.OnStateChange != nil {
 				s.OnStateChange(account, op, from, to)
@@ -107,8 +104,10 @@ func (b *breaker) State() gobreaker.State { return b.cb.State() }
 
 // call runs fn through the breaker, first holding until the breaker is closed. progress is
 // called while holding, so that the message is not redelivered meanwhile; check runs after the
-// hold and before fn (a request's deadline may have passed while it was held).
-func (b *breaker) call(ctx context.Context, progress func(), check func() error, fn func() error) error {
+// hold and before fn (a request's deadline may have passed while it was held). When fn fails
+// with a retryable B2 error, probe (if not nil) becomes the breaker's next half-open probe. The
+// error fn returns comes back classified, as a *Failure.
+func (b *breaker) call(ctx context.Context, progress func(), check func() error, fn func() error, probe func(context.Context) error) error {
 	for {
 		if err := b.waitClosed(ctx, progress); err != nil {
 			return err
@@ -116,12 +115,30 @@ func (b *breaker) call(ctx context.Context, progress func(), check func() error,
 		if err := check(); err != nil {
 			return err
 		}
-		_, err := b.cb.Execute(func() (struct{}, error) { return struct{}{}, fn() })
+		err := b.execute(func() error {
+			err := fn()
+			if err != nil && probe != nil && Classify(err).kind == b2.Retryable {
+				b.setProbe(probe)
+			}
+			return err
+		})
 		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 			continue // it opened between the check and the call: hold again
 		}
 		return err
 	}
+}
+
+// execute runs fn through the breaker, classifying its error once: the breaker's counts and every
+// later reader of the error take that *Failure.
+func (b *breaker) execute(fn func() error) error {
+	_, err := b.cb.Execute(func() (struct{}, error) {
+		if err := fn(); err != nil {
+			return struct{}{}, Classify(err)
+		}
+		return struct{}{}, nil
+	})
+	return err
 }
 
 // errHeldOut is returned instead of holding a request past MaxHeld; it is retried after OpenFor.
@@ -211,6 +228,6 @@ func (b *breaker) runProbe(ctx context.Context) bool {
 		// Nothing to probe with: let the breaker close on its own terms.
 		probe = func(context.Context) error { return nil }
 	}
-	_, _ = b.cb.Execute(func() (struct{}, error) { return struct{}{}, probe(ctx) })
+	_ = b.execute(func() error { return probe(ctx) })
 	return true
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/b2jet/b2jet/b2"
 	"github.com/b2jet/b2jet/consumer"
@@ -16,15 +17,36 @@ var (
 	errDeadline       = errors.New("the request's deadline passed before B2 work could start")
 )
 
-// Failure is an error with its contract error (code, retryability, B2 status and code).
+// Failure is an error with what every part of the worker needs to know about it, worked out once
+// by Classify: its contract error (code, retryability, B2 status and code), the delay B2 asked
+// for, and how the circuit breaker counts it. The reply, the dead letter, the ack decision
+// (disposition) and the breaker all read this one value.
 type Failure struct {
 	Code      string
 	Message   string
 	Retryable bool
-	B2Status  int
-	B2Code    string
-	Err       error
+	// RetryAfter is the earliest a retry may come (B2's Retry-After, an open breaker's wait);
+	// 0 when nothing asked for a delay.
+	RetryAfter time.Duration
+	B2Status   int
+	B2Code     string
+	Err        error
+
+	kind    b2.Kind      // what B2 says to do about Err
+	breaker breakerCount // how the account's circuit breaker counts Err
 }
+
+// breakerCount is how a failed B2 call counts for its circuit breaker.
+type breakerCount int
+
+const (
+	// countAnswered: B2 answered (a permanent refusal, say), so it counts as a success.
+	countAnswered breakerCount = iota
+	// countFailing: B2 is failing (5xx, 408, timeouts, connection errors).
+	countFailing
+	// countIgnored: says nothing of B2's health (cancellations, 429s, a passed deadline).
+	countIgnored
+)
 
 // Describe implements consumer.Describer: the contract code and the B2 status and code, for the
 // attempt history of dead letters.
@@ -55,7 +77,20 @@ func Classify(err error) *Failure {
 	if errors.As(err, &apiErr) {
 		f.B2Status, f.B2Code = apiErr.Status, apiErr.Code
 	}
-	switch kind := b2.Classify(err); {
+	kind := b2.Classify(err)
+	f.kind = kind
+	switch {
+	case kind == b2.Canceled, b2.IsRateLimit(err), errors.Is(err, errDeadline):
+		f.breaker = countIgnored
+	case kind == b2.Retryable:
+		f.breaker = countFailing
+	}
+	if d, ok := b2.RetryAfterOf(err); ok {
+		f.RetryAfter = d
+	} else if held := (*heldOutError)(nil); errors.As(err, &held) {
+		f.RetryAfter = held.retryAfter
+	}
+	switch {
 	case errors.Is(err, schema.ErrInvalidRequest), errors.Is(err, b2.ErrInvalidArgument),
 		errors.Is(err, consumer.ErrInvalidReplyTo):
 		f.Code = schema.CodeInvalidRequest
@@ -104,19 +139,14 @@ func disposition(err error) error {
 	if err == nil {
 		return nil
 	}
-	if b2.Classify(err) == b2.Canceled {
-		return err // shutdown or watchdog: the consumer tells them apart
-	}
 	f := Classify(err)
-	if !f.Retryable {
+	switch {
+	case f.kind == b2.Canceled:
+		return err // shutdown or watchdog: the consumer tells them apart
+	case !f.Retryable:
 		return consumer.Permanent(f)
-	}
-	if d, ok := b2.RetryAfterOf(err); ok {
-		return consumer.RetryAfter(f, d)
-	}
-	var held *heldOutError
-	if errors.As(err, &held) {
-		return consumer.RetryAfter(f, held.retryAfter)
+	case f.RetryAfter > 0:
+		return consumer.RetryAfter(f, f.RetryAfter)
 	}
 	return f
 }

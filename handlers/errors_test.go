@@ -64,3 +64,15 @@ func TestClassifyToContractCodes(t *testing.T) {
 		})
 	}
 }
+
+// The value Classify returns carries the delay B2 asked for, and classifying it again (as the
+// reply, the dead letter and the breaker do) returns that same value.
+func TestClassifyCarriesRetryAfter(t *testing.T) {
+	t.Parallel()
+	api := &b2.APIError{Op: "b2_list_file_names", Status: 429, Code: "too_many_requests", RetryAfter: 7 * time.Second}
+	f := handlers.Classify(fmt.Errorf("listing: %w", api))
+	assert.Equal(t, 7*time.Second, f.RetryAfter)
+	assert.Same(t, f, handlers.Classify(consumer.RetryAfter(f, f.RetryAfter)))
+	assert.Equal(t, 3*time.Second, handlers.Classify(&b2.PausedError{Op: "x", RetryAfter: 3 * time.Second}).RetryAfter)
+	assert.Zero(t, handlers.Classify(&b2.APIError{Op: "x", Status: 503, Code: "service_unavailable"}).RetryAfter)
+}

@@ -55,11 +55,8 @@ func (h *ListFileNames) Handle(ctx context.Context, m *consumer.Message, w consu
 		err := br.call(ctx, w.Progress, checkDeadline, func() error {
 			var err error
 			page, err = r.account.ListFileNames(b2ctx, lr)
-			if b2.Classify(err) == b2.Retryable {
-				br.setProbe(listProbe(r.account, lr))
-			}
 			return err
-		})
+		}, listProbe(r.account, lr))
 		return page, err
 	}
 	l := &listing{h: h, m: m, w: w, req: &req, match: match, parts: parts, fetch: fetch, checkDeadline: checkDeadline, id: r.id}
