@@ -155,7 +155,7 @@ func (c *Client) withSession(ctx context.Context, call func(*Session) error) err
 		return err
 	}
 	err = call(s)
-	if Classify(err) != Reauthenticate {
+	if KindOf(err) != KindReauthenticate {
 		return err
 	}
 	s, err = c.refresh(ctx, s)

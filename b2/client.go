@@ -190,7 +190,7 @@ func (c *Client) decodeBody(ctx context.Context, op string, body io.Reader, leng
 }
 
 // transportError wraps a failure to get an answer. The caller's own cancellation is returned
-// as the context's error so that it classifies as Canceled, not as a B2 failure.
+// as the context's error so that it classifies as KindCanceled, not as a B2 failure.
 // rateLimited starts the account's shared pause for a 429, or a 503 with Retry-After: B2's delay
 // when it gives one, else the account's own doubling back-off (limiter.pauseBare). It returns the
 // pause it started (0: none).

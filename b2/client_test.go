@@ -127,7 +127,7 @@ func TestAuthorizeFallsBackToV3(t *testing.T) {
 	var apiErr *b2.APIError
 	require.ErrorAs(t, err, &apiErr)
 	assert.Equal(t, "unsupported", apiErr.Code)
-	assert.Equal(t, b2.Permanent, b2.Classify(err))
+	assert.Equal(t, b2.KindPermanent, b2.KindOf(err))
 }
 
 func TestWrongKeyIsPermanent(t *testing.T) {
@@ -136,7 +136,7 @@ func TestWrongKeyIsPermanent(t *testing.T) {
 	c := newClient(t, s.URL, b2test.Key{ID: s.MasterKey().ID, Secret: "wrong-secret-value"})
 	_, _, err := c.Session(context.Background())
 	require.Error(t, err)
-	assert.Equal(t, b2.Permanent, b2.Classify(err))
+	assert.Equal(t, b2.KindPermanent, b2.KindOf(err))
 	assert.NotContains(t, err.Error(), "wrong-secret-value")
 }
 
@@ -206,7 +206,7 @@ func TestAuthorizeFailureIsSharedDuringCooldown(t *testing.T) {
 		wg.Go(func() {
 			if _, _, err := c.Session(context.Background()); err != nil {
 				failed.Add(1)
-				assert.Equal(t, b2.Retryable, b2.Classify(err))
+				assert.Equal(t, b2.KindRetryable, b2.KindOf(err))
 			}
 		})
 	}
@@ -274,27 +274,27 @@ func TestErrorsFromTheWire(t *testing.T) {
 		kind  b2.Kind
 		check func(t *testing.T, err error)
 	}{
-		{"503 with retry-after", b2test.Fault{Status: 503, RetryAfter: "3"}, b2.Retryable, func(t *testing.T, err error) {
+		{"503 with retry-after", b2test.Fault{Status: 503, RetryAfter: "3"}, b2.KindRetryable, func(t *testing.T, err error) {
 			d, ok := b2.RetryAfterOf(err)
 			assert.True(t, ok)
 			assert.Equal(t, 3*time.Second, d)
 		}},
-		{"502 html from a proxy", b2test.Fault{Status: 502, RawBody: []byte("<html>bad gateway</html>")}, b2.Retryable, func(t *testing.T, err error) {
+		{"502 html from a proxy", b2test.Fault{Status: 502, RawBody: []byte("<html>bad gateway</html>")}, b2.KindRetryable, func(t *testing.T, err error) {
 			var apiErr *b2.APIError
 			require.ErrorAs(t, err, &apiErr)
 			assert.Equal(t, "unknown", apiErr.Code)
 		}},
-		{"dropped connection", b2test.Fault{Drop: true}, b2.Retryable, func(t *testing.T, err error) {
+		{"dropped connection", b2test.Fault{Drop: true}, b2.KindRetryable, func(t *testing.T, err error) {
 			var te *b2.TransportError
 			require.ErrorAs(t, err, &te)
 		}},
-		{"slower than the call timeout", b2test.Fault{Latency: 2 * time.Second}, b2.Retryable, func(t *testing.T, err error) {
+		{"slower than the call timeout", b2test.Fault{Latency: 2 * time.Second}, b2.KindRetryable, func(t *testing.T, err error) {
 			var te *b2.TransportError
 			require.ErrorAs(t, err, &te)
 			assert.Contains(t, err.Error(), "no answer within")
 		}},
-		{"cap exceeded", b2test.Fault{Status: 403, Code: "transaction_cap_exceeded"}, b2.Permanent, nil},
-		{"bad request", b2test.Fault{Status: 400, Code: "bad_request"}, b2.Permanent, nil},
+		{"cap exceeded", b2test.Fault{Status: 403, Code: "transaction_cap_exceeded"}, b2.KindPermanent, nil},
+		{"bad request", b2test.Fault{Status: 400, Code: "bad_request"}, b2.KindPermanent, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -309,7 +309,7 @@ func TestErrorsFromTheWire(t *testing.T) {
 			s.Inject(b2test.EndpointListFileNames, f)
 			_, err = c.ListFileNames(context.Background(), b2.ListRequest{BucketID: id})
 			require.Error(t, err)
-			assert.Equal(t, tt.kind, b2.Classify(err), "%v", err)
+			assert.Equal(t, tt.kind, b2.KindOf(err), "%v", err)
 			if tt.check != nil {
 				tt.check(t, err)
 			}
@@ -329,7 +329,7 @@ func TestCallerCancellationIsNotAB2Failure(t *testing.T) {
 	defer cancel()
 	_, err = c.ListFileNames(ctx, b2.ListRequest{BucketID: id})
 	require.Error(t, err)
-	assert.Equal(t, b2.Canceled, b2.Classify(err))
+	assert.Equal(t, b2.KindCanceled, b2.KindOf(err))
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 }
 

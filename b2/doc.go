@@ -7,7 +7,7 @@
 // all callers in flight, and the failed call is retried once with the new token. A 429 or 503
 // with Retry-After pauses every caller of the account until that time; a 429 without it pauses
 // them for 1 s, doubling while 429s repeat, at most 60 s. Apart from these, the
-// Client never retries: callers (b2jet's JetStream redelivery) own retries, guided by Classify
+// Client never retries: callers (b2jet's JetStream redelivery) own retries, guided by KindOf
 // and RetryAfterOf.
 //
 // Every failure is classified in one place (errors.go): *APIError carries B2's operation, HTTP

@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// Sentinel errors. Classify reports each as Permanent: repeating the same call fails the same
-// way. (A caller may still choose to retry ErrResponseTooLarge or ErrNoProgress later, as b2jet's
+// Sentinel errors. KindOf reports each as KindPermanent: repeating the same call fails the same
+// way. (A caller may still choose to retry ErrResponseTooLarge or ErrListingStalled later, as b2jet's
 // handlers do, since both come from the server side.)
 var (
 	// ErrBucketNotFound: no bucket has the requested name (b2_list_buckets answered []). An
@@ -26,13 +26,13 @@ var (
 	ErrNotAllowed = errors.New("b2: unauthorized by the application key's restrictions")
 	// ErrResponseTooLarge: B2 (or a proxy) sent more than Config.MaxResponseBytes.
 	ErrResponseTooLarge = errors.New("b2: response too large")
-	// ErrNoProgress: a list page repeated its start point without files (a misbehaving server).
-	ErrNoProgress = errors.New("b2: listing made no progress")
+	// ErrListingStalled: a list page repeated its start point without files (a misbehaving server).
+	ErrListingStalled = errors.New("b2: listing made no progress")
 )
 
 // The kinds of refusal B2 answers with, matched (errors.Is) by an *APIError, so that callers
-// never read B2's status numbers or code strings themselves. They say what B2 refused; Classify
-// says whether to retry (a 401 expired_auth_token matches ErrUnauthorized and is Reauthenticate).
+// never read B2's status numbers or code strings themselves. They say what B2 refused; KindOf
+// says whether to retry (a 401 expired_auth_token matches ErrUnauthorized and is KindReauthenticate).
 var (
 	// ErrBadRequest: a 400 other than a refused bucket id (which is ErrBucketNotFound).
 	ErrBadRequest = errors.New("b2: bad request")
@@ -112,59 +112,59 @@ func (e *PausedError) Error() string {
 type Kind int
 
 const (
-	// Permanent errors fail the same way if repeated: bad requests, refused keys, caps.
-	Permanent Kind = iota
-	// Retryable errors may succeed later: 408, 429, 5xx, timeouts, connection errors.
-	Retryable
-	// Reauthenticate errors (401 expired_auth_token / bad_auth_token on a non-authorize call)
+	// KindPermanent errors fail the same way if repeated: bad requests, refused keys, caps.
+	KindPermanent Kind = iota
+	// KindRetryable errors may succeed later: 408, 429, 5xx, timeouts, connection errors.
+	KindRetryable
+	// KindReauthenticate errors (401 expired_auth_token / bad_auth_token on a non-authorize call)
 	// are cured by a new token. The Client handles them itself; callers see them only when the
 	// retry with the new token failed the same way.
-	Reauthenticate
-	// Canceled errors come from the caller's own context.
-	Canceled
+	KindReauthenticate
+	// KindCanceled errors come from the caller's own context.
+	KindCanceled
 )
 
 func (k Kind) String() string {
 	switch k {
-	case Retryable:
+	case KindRetryable:
 		return "retryable"
-	case Reauthenticate:
+	case KindReauthenticate:
 		return "reauthenticate"
-	case Canceled:
+	case KindCanceled:
 		return "canceled"
 	}
 	return "permanent"
 }
 
-// Classify says what kind of failure err is. It is the one place where B2 failures are classified.
-func Classify(err error) Kind {
+// KindOf says what kind of failure err is. It is the one place where B2 failures are classified.
+func KindOf(err error) Kind {
 	var apiErr *APIError
 	var transportErr *TransportError
 	var pausedErr *PausedError
 	switch {
 	case err == nil:
-		return Permanent
+		return KindPermanent
 	case errors.As(err, &apiErr):
 		return classifyAPI(apiErr)
 	case errors.As(err, &pausedErr):
-		return Retryable
+		return KindRetryable
 	case errors.As(err, &transportErr):
-		return Retryable
+		return KindRetryable
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return Canceled
+		return KindCanceled
 	}
-	return Permanent
+	return KindPermanent
 }
 
 func classifyAPI(e *APIError) Kind {
 	switch {
 	case e.Status == http.StatusRequestTimeout, e.Status == http.StatusTooManyRequests, e.Status >= 500:
-		return Retryable
+		return KindRetryable
 	case e.Status == http.StatusUnauthorized && e.Op != opAuthorize &&
 		(e.Code == "expired_auth_token" || e.Code == "bad_auth_token"):
-		return Reauthenticate
+		return KindReauthenticate
 	}
-	return Permanent
+	return KindPermanent
 }
 
 // RetryAfterOf returns the delay B2 asked for, if err carries one.

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestClassifyAPIErrors(t *testing.T) {
+func TestKindOfAPIErrors(t *testing.T) {
 	t.Parallel()
 	const (
 		auth = opAuthorize
@@ -26,49 +26,49 @@ func TestClassifyAPIErrors(t *testing.T) {
 		want   Kind
 	}{
 		// b2_authorize_account: a 401 is never cured by re-authorizing.
-		{auth, 400, "bad_request", Permanent},
-		{auth, 401, "unauthorized", Permanent},
-		{auth, 401, "unsupported", Permanent},
-		{auth, 401, "expired_auth_token", Permanent},
-		{auth, 401, "bad_auth_token", Permanent},
-		{auth, 403, "transaction_cap_exceeded", Permanent},
-		{auth, 404, "not_found", Permanent},
-		{auth, 408, "request_timeout", Retryable},
-		{auth, 429, "too_many_requests", Retryable},
-		{auth, 500, "internal_error", Retryable},
-		{auth, 502, "unknown", Retryable},
-		{auth, 503, "service_unavailable", Retryable},
-		{auth, 504, "unknown", Retryable},
+		{auth, 400, "bad_request", KindPermanent},
+		{auth, 401, "unauthorized", KindPermanent},
+		{auth, 401, "unsupported", KindPermanent},
+		{auth, 401, "expired_auth_token", KindPermanent},
+		{auth, 401, "bad_auth_token", KindPermanent},
+		{auth, 403, "transaction_cap_exceeded", KindPermanent},
+		{auth, 404, "not_found", KindPermanent},
+		{auth, 408, "request_timeout", KindRetryable},
+		{auth, 429, "too_many_requests", KindRetryable},
+		{auth, 500, "internal_error", KindRetryable},
+		{auth, 502, "unknown", KindRetryable},
+		{auth, 503, "service_unavailable", KindRetryable},
+		{auth, 504, "unknown", KindRetryable},
 		// b2_list_file_names
-		{list, 400, "bad_request", Permanent},
-		{list, 400, "bad_json", Permanent},
-		{list, 400, "out_of_range", Permanent},
-		{list, 400, "invalid_bucket_id", Permanent},
-		{list, 400, "bad_bucket_id", Permanent},
-		{list, 401, "unauthorized", Permanent},
-		{list, 401, "email_not_verified", Permanent},
-		{list, 401, "expired_auth_token", Reauthenticate},
-		{list, 401, "bad_auth_token", Reauthenticate},
-		{list, 403, "transaction_cap_exceeded", Permanent},
-		{list, 403, "access_denied", Permanent},
-		{list, 404, "not_found", Permanent},
-		{list, 405, "method_not_allowed", Permanent},
-		{list, 408, "request_timeout", Retryable},
-		{list, 409, "conflict", Permanent},
-		{list, 429, "too_many_requests", Retryable},
-		{list, 500, "internal_error", Retryable},
-		{list, 502, "unknown", Retryable},
-		{list, 503, "service_unavailable", Retryable},
-		{list, 504, "unknown", Retryable},
+		{list, 400, "bad_request", KindPermanent},
+		{list, 400, "bad_json", KindPermanent},
+		{list, 400, "out_of_range", KindPermanent},
+		{list, 400, "invalid_bucket_id", KindPermanent},
+		{list, 400, "bad_bucket_id", KindPermanent},
+		{list, 401, "unauthorized", KindPermanent},
+		{list, 401, "email_not_verified", KindPermanent},
+		{list, 401, "expired_auth_token", KindReauthenticate},
+		{list, 401, "bad_auth_token", KindReauthenticate},
+		{list, 403, "transaction_cap_exceeded", KindPermanent},
+		{list, 403, "access_denied", KindPermanent},
+		{list, 404, "not_found", KindPermanent},
+		{list, 405, "method_not_allowed", KindPermanent},
+		{list, 408, "request_timeout", KindRetryable},
+		{list, 409, "conflict", KindPermanent},
+		{list, 429, "too_many_requests", KindRetryable},
+		{list, 500, "internal_error", KindRetryable},
+		{list, 502, "unknown", KindRetryable},
+		{list, 503, "service_unavailable", KindRetryable},
+		{list, 504, "unknown", KindRetryable},
 		// b2_list_buckets
-		{bkts, 400, "bad_request", Permanent},
-		{bkts, 401, "unauthorized", Permanent},
-		{bkts, 401, "expired_auth_token", Reauthenticate},
-		{bkts, 401, "bad_auth_token", Reauthenticate},
-		{bkts, 403, "transaction_cap_exceeded", Permanent},
-		{bkts, 429, "too_many_requests", Retryable},
-		{bkts, 500, "internal_error", Retryable},
-		{bkts, 503, "service_unavailable", Retryable},
+		{bkts, 400, "bad_request", KindPermanent},
+		{bkts, 401, "unauthorized", KindPermanent},
+		{bkts, 401, "expired_auth_token", KindReauthenticate},
+		{bkts, 401, "bad_auth_token", KindReauthenticate},
+		{bkts, 403, "transaction_cap_exceeded", KindPermanent},
+		{bkts, 429, "too_many_requests", KindRetryable},
+		{bkts, 500, "internal_error", KindRetryable},
+		{bkts, 503, "service_unavailable", KindRetryable},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s/%d/%s", tt.op, tt.status, tt.code), func(t *testing.T) {
@@ -76,32 +76,32 @@ func TestClassifyAPIErrors(t *testing.T) {
 			err := parseError(tt.op, tt.status, "", []byte(body), time.Now())
 			assert.Equal(t, tt.code, err.Code)
 			assert.Equal(t, tt.status, err.Status)
-			assert.Equal(t, tt.want, Classify(err), "kind")
+			assert.Equal(t, tt.want, KindOf(err), "kind")
 			// Classification survives wrapping.
-			assert.Equal(t, tt.want, Classify(fmt.Errorf("outer: %w", err)))
+			assert.Equal(t, tt.want, KindOf(fmt.Errorf("outer: %w", err)))
 		})
 	}
 }
 
-func TestClassifyOtherErrors(t *testing.T) {
+func TestKindOfOtherErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
 		err  error
 		want Kind
 	}{
-		{"transport", &TransportError{Op: opListFileNames, Err: errors.New("connection reset")}, Retryable},
-		{"paused", &PausedError{Op: opListFileNames, RetryAfter: time.Second}, Retryable},
-		{"canceled", fmt.Errorf("b2: x: %w", context.Canceled), Canceled},
-		{"deadline", fmt.Errorf("b2: x: %w", context.DeadlineExceeded), Canceled},
-		{"bucket not found", fmt.Errorf("%w: %q", ErrBucketNotFound, "x"), Permanent},
-		{"not allowed", ErrNotAllowed, Permanent},
-		{"invalid argument", ErrInvalidArgument, Permanent},
-		{"too large", ErrResponseTooLarge, Permanent},
+		{"transport", &TransportError{Op: opListFileNames, Err: errors.New("connection reset")}, KindRetryable},
+		{"paused", &PausedError{Op: opListFileNames, RetryAfter: time.Second}, KindRetryable},
+		{"canceled", fmt.Errorf("b2: x: %w", context.Canceled), KindCanceled},
+		{"deadline", fmt.Errorf("b2: x: %w", context.DeadlineExceeded), KindCanceled},
+		{"bucket not found", fmt.Errorf("%w: %q", ErrBucketNotFound, "x"), KindPermanent},
+		{"not allowed", ErrNotAllowed, KindPermanent},
+		{"invalid argument", ErrInvalidArgument, KindPermanent},
+		{"too large", ErrResponseTooLarge, KindPermanent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, Classify(tt.err))
+			assert.Equal(t, tt.want, KindOf(tt.err))
 		})
 	}
 }
@@ -147,8 +147,8 @@ func TestAPIErrorMessage(t *testing.T) {
 	assert.True(t, IsRateLimit(e))
 	assert.True(t, IsRateLimit(&PausedError{}))
 	assert.False(t, IsRateLimit(&APIError{Status: 503}))
-	require.Equal(t, "permanent", Permanent.String())
-	require.Equal(t, "reauthenticate", Reauthenticate.String())
+	require.Equal(t, "permanent", KindPermanent.String())
+	require.Equal(t, "reauthenticate", KindReauthenticate.String())
 }
 
 func TestAPIErrorMatchesRefusals(t *testing.T) {

@@ -56,7 +56,7 @@ func FuzzParseError(f *testing.F) {
 			t.Fatalf("retry after out of range: %v", e.RetryAfter)
 		}
 		_ = e.Error()
-		_ = Classify(e)
+		_ = KindOf(e)
 	})
 }
 

@@ -182,7 +182,7 @@ func (c *Client) Pages(ctx context.Context, req ListRequest) iter.Seq2[*Page, er
 				return
 			}
 			if *page.NextFileName == req.StartFileName && len(page.Files) == 0 {
-				yield(nil, fmt.Errorf("%w: page at %q was empty and pointed at itself", ErrNoProgress, req.StartFileName))
+				yield(nil, fmt.Errorf("%w: page at %q was empty and pointed at itself", ErrListingStalled, req.StartFileName))
 				return
 			}
 			req.StartFileName = *page.NextFileName

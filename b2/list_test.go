@@ -170,7 +170,7 @@ func TestBucketNames(t *testing.T) {
 
 	// An explicit id is not a cache entry: its error is the caller's.
 	_, err = c.ListFileNames(ctx, b2.ListRequest{BucketID: id})
-	assert.Equal(t, b2.Permanent, b2.Classify(err))
+	assert.Equal(t, b2.KindPermanent, b2.KindOf(err))
 }
 
 func TestListArgumentErrors(t *testing.T) {
@@ -209,7 +209,7 @@ func TestRetryAfterPausesEveryCaller(t *testing.T) {
 	_, err = c.ListFileNames(short, b2.ListRequest{BucketID: id})
 	var paused *b2.PausedError
 	require.ErrorAs(t, err, &paused)
-	assert.Equal(t, b2.Retryable, b2.Classify(err))
+	assert.Equal(t, b2.KindRetryable, b2.KindOf(err))
 	assert.Equal(t, 1, s.Calls(b2test.EndpointListFileNames))
 
 	// Callers with time to spare all wait out the one pause, then succeed.

@@ -13,7 +13,7 @@ import (
 )
 
 // Describer is implemented by handler errors that can say what failed in the contract's terms
-// (handlers.Failure does). The consumer writes the description into the attempt history that
+// (handlers.ContractError does). The consumer writes the description into the attempt history that
 // every dead letter carries.
 type Describer interface {
 	// Describe returns the contract error code and a short detail, e.g. "b2=503/service_unavailable".

@@ -96,7 +96,7 @@ func TestAuthorizeFailures(t *testing.T) {
 			err := f.set.Authorize.Handle(ctx, tt.msg, w)
 			require.Error(t, err)
 			assert.Equal(t, tt.permanent, consumer.IsPermanent(err))
-			assert.Equal(t, tt.code, handlers.Classify(err).Code)
+			assert.Equal(t, tt.code, handlers.ContractErrorOf(err).Code)
 			assert.Empty(t, w.all(), "Handle sends no error reply: Reject does")
 		})
 	}

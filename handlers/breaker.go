@@ -80,9 +80,9 @@ func newBreaker(account, op string, s BreakerSettings) *breaker {
 		MaxRequests: 1,
 		Timeout:     s.OpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= s.Failures },
-		// The errors are the *Failure values execute classified: read, not classified again.
-		IsSuccessful: func(err error) bool { return err == nil || Classify(err).breaker != countFailing },
-		IsExcluded:   func(err error) bool { return err != nil && Classify(err).breaker == countIgnored },
+		// The errors are the *ContractError values execute classified: read, not classified again.
+		IsSuccessful: func(err error) bool { return err == nil || ContractErrorOf(err).breaker != countFailing },
+		IsExcluded:   func(err error) bool { return err != nil && ContractErrorOf(err).breaker == countIgnored },
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			if s.OnStateChange != nil {
 				s.OnStateChange(account, op, from, to)
@@ -106,7 +106,7 @@ func (b *breaker) State() gobreaker.State { return b.cb.State() }
 // called while holding, so that the message is not redelivered meanwhile; check runs after the
 // hold and before fn (a request's deadline may have passed while it was held). When fn fails
 // with a retryable B2 error, probe (if not nil) becomes the breaker's next half-open probe. The
-// error fn returns comes back classified, as a *Failure.
+// error fn returns comes back classified, as a *ContractError.
 func (b *breaker) call(ctx context.Context, progress func(), check func() error, fn func() error, probe func(context.Context) error) error {
 	for {
 		if err := b.waitClosed(ctx, progress); err != nil {
@@ -117,7 +117,7 @@ func (b *breaker) call(ctx context.Context, progress func(), check func() error,
 		}
 		err := b.execute(func() error {
 			err := fn()
-			if err != nil && probe != nil && Classify(err).kind == b2.Retryable {
+			if err != nil && probe != nil && ContractErrorOf(err).kind == b2.KindRetryable {
 				b.setProbe(probe)
 			}
 			return err
@@ -130,11 +130,11 @@ func (b *breaker) call(ctx context.Context, progress func(), check func() error,
 }
 
 // execute runs fn through the breaker, classifying its error once: the breaker's counts and every
-// later reader of the error take that *Failure.
+// later reader of the error take that *ContractError.
 func (b *breaker) execute(fn func() error) error {
 	_, err := b.cb.Execute(func() (struct{}, error) {
 		if err := fn(); err != nil {
-			return struct{}{}, Classify(err)
+			return struct{}{}, ContractErrorOf(err)
 		}
 		return struct{}{}, nil
 	})

@@ -190,6 +190,6 @@ func TestDeadlineRecheckedAfterHold(t *testing.T) {
 	err := listOnce(t, f, ctx, newRecorder(), map[string]any{"bucketName": "late-bucket", "prefix": "x/", "deadline": deadline})
 	require.Error(t, err)
 	assert.True(t, consumer.IsPermanent(err))
-	assert.Equal(t, schema.CodeDeadlineExceeded, handlers.Classify(err).Code)
+	assert.Equal(t, schema.CodeDeadlineExceeded, handlers.ContractErrorOf(err).Code)
 	assert.Equal(t, before+1, f.fake.Calls(b2test.EndpointListFileNames), "only the breaker's probe reached B2")
 }

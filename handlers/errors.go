@@ -17,11 +17,11 @@ var (
 	errDeadline       = errors.New("the request's deadline passed before B2 work could start")
 )
 
-// Failure is an error with what every part of the worker needs to know about it, worked out once
-// by Classify: its contract error (code, retryability, B2 status and code), the delay B2 asked
-// for, and how the circuit breaker counts it. The reply, the dead letter, the ack decision
+// ContractError is an error with what every part of the worker needs to know about it, worked
+// out once by ContractErrorOf: the contract's error (code, retryability, B2 status and code), the
+// delay B2 asked for, and how the circuit breaker counts it. The reply, the dead letter, the ack decision
 // (disposition) and the breaker all read this one value.
-type Failure struct {
+type ContractError struct {
 	Code      string
 	Message   string
 	Retryable bool
@@ -50,7 +50,7 @@ const (
 
 // Describe implements consumer.Describer: the contract code and the B2 status and code, for the
 // attempt history of dead letters.
-func (f *Failure) Describe() (code, detail string) {
+func (f *ContractError) Describe() (code, detail string) {
 	if f.B2Status != 0 {
 		detail = fmt.Sprintf("b2=%d/%s", f.B2Status, f.B2Code)
 	}
@@ -58,31 +58,32 @@ func (f *Failure) Describe() (code, detail string) {
 }
 
 // Wire is the reply's error object.
-func (f *Failure) Wire() *schema.Error {
+func (f *ContractError) Wire() *schema.Error {
 	return &schema.Error{Code: f.Code, Message: f.Message, Retryable: f.Retryable, B2Status: f.B2Status, B2Code: f.B2Code}
 }
 
-func (f *Failure) Error() string { return f.Err.Error() }
-func (f *Failure) Unwrap() error { return f.Err }
+func (f *ContractError) Error() string { return f.Err.Error() }
+func (f *ContractError) Unwrap() error { return f.Err }
 
-// Classify maps any error met while serving a request to its contract error. It is the one place
+// ContractErrorOf maps any error met while serving a request to its contract error (an error that
+// already is one, wrapped or not, is returned as it is). It is the one place
 // where b2, schema and handler errors become contract codes.
-func Classify(err error) *Failure {
-	var f *Failure
+func ContractErrorOf(err error) *ContractError {
+	var f *ContractError
 	if errors.As(err, &f) {
 		return f
 	}
-	f = &Failure{Err: err, Message: publicMessage(err)}
+	f = &ContractError{Err: err, Message: publicMessage(err)}
 	var apiErr *b2.APIError
 	if errors.As(err, &apiErr) {
 		f.B2Status, f.B2Code = apiErr.Status, apiErr.Code
 	}
-	kind := b2.Classify(err)
+	kind := b2.KindOf(err)
 	f.kind = kind
 	switch {
-	case kind == b2.Canceled, b2.IsRateLimit(err), errors.Is(err, errDeadline):
+	case kind == b2.KindCanceled, b2.IsRateLimit(err), errors.Is(err, errDeadline):
 		f.breaker = countIgnored
-	case kind == b2.Retryable:
+	case kind == b2.KindRetryable:
 		f.breaker = countFailing
 	}
 	if d, ok := b2.RetryAfterOf(err); ok {
@@ -100,7 +101,7 @@ func Classify(err error) *Failure {
 		f.Code = schema.CodeDeadlineExceeded
 	case errors.Is(err, errHeldOut):
 		f.Code, f.Retryable = schema.CodeUnavailable, true
-	case kind == b2.Retryable, kind == b2.Reauthenticate:
+	case kind == b2.KindRetryable, kind == b2.KindReauthenticate:
 		// Reauthenticate: still refused after a fresh token, unusual and worth another try later.
 		f.Code, f.Retryable = schema.CodeUnavailable, true
 	case errors.Is(err, b2.ErrBucketNotFound):
@@ -114,7 +115,7 @@ func Classify(err error) *Failure {
 	case apiErr != nil:
 		// Any other refusal (404, 409...) is not the publisher's to fix, nor cured by retrying.
 		f.Code = schema.CodeInternal
-	case kind == b2.Canceled:
+	case kind == b2.KindCanceled:
 		// The worker's own shutdown or watchdog: the consumer decides what that means.
 		f.Code, f.Retryable = schema.CodeUnavailable, true
 	default:
@@ -139,9 +140,9 @@ func disposition(err error) error {
 	if err == nil {
 		return nil
 	}
-	f := Classify(err)
+	f := ContractErrorOf(err)
 	switch {
-	case f.kind == b2.Canceled:
+	case f.kind == b2.KindCanceled:
 		return err // shutdown or watchdog: the consumer tells them apart
 	case !f.Retryable:
 		return consumer.Permanent(f)
@@ -152,12 +153,12 @@ func disposition(err error) error {
 }
 
 // exhaustedFailure is the contract error of a message whose attempts ran out.
-func exhaustedFailure(f consumer.Failure, maxAttempts int) *Failure {
+func exhaustedFailure(f consumer.Failure, maxAttempts int) *ContractError {
 	if f.Err == nil {
 		err := fmt.Errorf("no result after %d attempts: the worker handling the last one stopped or timed out", maxAttempts)
-		return &Failure{Err: err, Code: schema.CodeUnavailable, Retryable: true, Message: err.Error()}
+		return &ContractError{Err: err, Code: schema.CodeUnavailable, Retryable: true, Message: err.Error()}
 	}
-	out := *Classify(f.Err)
+	out := *ContractErrorOf(f.Err)
 	if f.Exhausted && out.Retryable && out.Code != schema.CodeInternal {
 		out.Code = schema.CodeUnavailable
 		out.Message = fmt.Sprintf("B2 kept failing for %d attempts: %s", maxAttempts, out.Message)

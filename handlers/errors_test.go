@@ -15,7 +15,7 @@ import (
 	"github.com/b2jet/b2jet/schema"
 )
 
-func TestClassifyToContractCodes(t *testing.T) {
+func TestContractErrorCodes(t *testing.T) {
 	t.Parallel()
 	api := func(status int, code string) error {
 		return fmt.Errorf("listing: %w", &b2.APIError{Op: "b2_list_file_names", Status: status, Code: code, Message: "m"})
@@ -52,7 +52,7 @@ func TestClassifyToContractCodes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := handlers.Classify(tt.err)
+			f := handlers.ContractErrorOf(tt.err)
 			assert.Equal(t, tt.code, f.Code)
 			assert.Equal(t, tt.retryable, f.Retryable)
 			assert.Equal(t, tt.b2Status, f.B2Status)
@@ -65,14 +65,14 @@ func TestClassifyToContractCodes(t *testing.T) {
 	}
 }
 
-// The value Classify returns carries the delay B2 asked for, and classifying it again (as the
+// The value ContractErrorOf returns carries the delay B2 asked for, and classifying it again (as the
 // reply, the dead letter and the breaker do) returns that same value.
-func TestClassifyCarriesRetryAfter(t *testing.T) {
+func TestContractErrorCarriesRetryAfter(t *testing.T) {
 	t.Parallel()
 	api := &b2.APIError{Op: "b2_list_file_names", Status: 429, Code: "too_many_requests", RetryAfter: 7 * time.Second}
-	f := handlers.Classify(fmt.Errorf("listing: %w", api))
+	f := handlers.ContractErrorOf(fmt.Errorf("listing: %w", api))
 	assert.Equal(t, 7*time.Second, f.RetryAfter)
-	assert.Same(t, f, handlers.Classify(consumer.RetryAfter(f, f.RetryAfter)))
-	assert.Equal(t, 3*time.Second, handlers.Classify(&b2.PausedError{Op: "x", RetryAfter: 3 * time.Second}).RetryAfter)
-	assert.Zero(t, handlers.Classify(&b2.APIError{Op: "x", Status: 503, Code: "service_unavailable"}).RetryAfter)
+	assert.Same(t, f, handlers.ContractErrorOf(consumer.RetryAfter(f, f.RetryAfter)))
+	assert.Equal(t, 3*time.Second, handlers.ContractErrorOf(&b2.PausedError{Op: "x", RetryAfter: 3 * time.Second}).RetryAfter)
+	assert.Zero(t, handlers.ContractErrorOf(&b2.APIError{Op: "x", Status: 503, Code: "service_unavailable"}).RetryAfter)
 }

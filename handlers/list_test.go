@@ -158,7 +158,7 @@ func TestListRestrictedKeys(t *testing.T) {
 			err := f.set.ListFileNames.Handle(context.Background(), message(t, schema.OpListFileNames, "team", schema.JSON, body), newRecorder())
 			require.Error(t, err)
 			assert.True(t, consumer.IsPermanent(err))
-			assert.Equal(t, schema.CodeUnauthorized, handlers.Classify(err).Code)
+			assert.Equal(t, schema.CodeUnauthorized, handlers.ContractErrorOf(err).Code)
 		})
 	}
 }
@@ -201,7 +201,7 @@ func TestListPermanentErrors(t *testing.T) {
 			err := f.set.ListFileNames.Handle(context.Background(), m, newRecorder())
 			require.Error(t, err)
 			assert.True(t, consumer.IsPermanent(err), "%v", err)
-			assert.Equal(t, tt.code, handlers.Classify(err).Code, "%v", err)
+			assert.Equal(t, tt.code, handlers.ContractErrorOf(err).Code, "%v", err)
 
 			// Reject answers even an undecodable request, in JSON when its encoding is unknown.
 			w := newRecorder()
@@ -277,5 +277,5 @@ func TestListProgressPartSendFailureEndsListing(t *testing.T) {
 	require.ErrorIs(t, err, sendErr)
 	assert.False(t, consumer.IsPermanent(err), "a failed publish is retried")
 	assert.Empty(t, w.all())
-	assert.Equal(t, schema.CodeInternal, handlers.Classify(err).Code)
+	assert.Equal(t, schema.CodeInternal, handlers.ContractErrorOf(err).Code)
 }
