@@ -58,10 +58,16 @@ func TestConcurrencyBound(t *testing.T) {
 func TestProgressKeepsMessage(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
+	cfg := testConfig(t)
+	// Progress every 200ms keeps a watchdog of AckWait − margin (1.6s) from firing even when a
+	// loaded machine leaves the handler's goroutine unscheduled for a second; the handler works
+	// for 2.5 ack waits.
+	cfg.AckWait = 2 * time.Second
+	working := 5 * cfg.AckWait / 2
 	h := &fakeHandler{handle: func(ctx context.Context, m *Message, w ReplyWriter) error {
 		tick := time.NewTicker(200 * time.Millisecond)
 		defer tick.Stop()
-		done := time.After(2500 * time.Millisecond)
+		done := time.After(working)
 		for {
 			select {
 			case <-done:
@@ -73,12 +79,12 @@ func TestProgressKeepsMessage(t *testing.T) {
 			}
 		}
 	}}
-	startWorker(t, e.nc, testConfig(t), func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })
+	startWorker(t, e.nc, cfg, func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })
 
 	e.publish("b2.req.authorize", []byte(`{}`), nil)
 	calls := waitCalls(t, h, 1)
 	require.NoError(t, calls[0].Err)
-	assert.GreaterOrEqual(t, calls[0].Returned.Sub(calls[0].At), 2500*time.Millisecond)
+	assert.GreaterOrEqual(t, calls[0].Returned.Sub(calls[0].At), working)
 	e.settled(schema.OpAuthorize)
 	assert.Len(t, h.handledCalls(), 1, "delivered exactly once")
 	assert.Zero(t, e.consumerInfo(schema.OpAuthorize).NumRedelivered)
