@@ -186,14 +186,15 @@ func TestFilesTimeoutBetweenParts(t *testing.T) {
 // Timeout is the longest wait between two parts, not for the whole listing: empty progress
 // parts keep a slow listing alive.
 func TestFilesProgressPartsKeepWaiting(t *testing.T) {
-	const timeout, gap = time.Second, 300 * time.Millisecond
+	// A gap far below the timeout: a loaded machine may stretch one by more than a second.
+	const timeout, gap, gaps = 2 * time.Second, 300 * time.Millisecond, 8 // longer than the timeout in all
 	r := newResponder(t, func(send func(crafted)) {
 		send(crafted{attempt: 1, number: 1, files: []string{"a"}})
-		for n := 2; n <= 5; n++ { // 4 gaps: longer than the timeout in all
+		for n := 2; n <= gaps+1; n++ {
 			time.Sleep(gap)
 			send(crafted{attempt: 1, number: n})
 		}
-		send(crafted{attempt: 1, number: 6, final: true, files: []string{"b"}})
+		send(crafted{attempt: 1, number: gaps + 2, final: true, files: []string{"b"}})
 	})
 	start := time.Now()
 	got, err := collect(r.client(t, client.Options{Timeout: timeout}))

@@ -169,6 +169,44 @@ func TestFullDLQRequestWaitsForRedelivery(t *testing.T) {
 	require.Eventually(t, func() bool { return events.count(EventDeadLettered, seq) == 1 }, 10*time.Second, 10*time.Millisecond)
 }
 
+// The pending bucket is slow to answer when a dead letter is refused: the record's write does not
+// outlast the ack wait. Had the server redelivered the request meanwhile, the redelivery would find
+// no record of the rejection and run the handler (B2) again, with a second error reply.
+func TestSlowPendingRecordDoesNotOutlastAckWait(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	h := permanentHandler()
+	var events eventLog
+	cfg := testConfig(t)
+	cfg.DLQMaxMsgs = 1
+	cfg.OnEvent = events.add
+	startWorker(t, e.nc, cfg, func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })
+	ctx := context.Background()
+	_, err := e.js.Publish(ctx, "b2.dlq.authorize.filler", []byte("x"))
+	require.NoError(t, err, "the dead-letter stream is full")
+	// The bucket's stream is gone and a subscriber that never answers takes its writes: each
+	// waits for its PubAck until its context ends, longer than the ack wait.
+	require.NoError(t, e.js.DeleteKeyValue(ctx, "B2_REQUESTS_DLQ_PENDING"))
+	hole, err := e.nc.SubscribeSync("$KV.B2_REQUESTS_DLQ_PENDING.>")
+	require.NoError(t, err)
+	require.NoError(t, e.nc.Flush())
+
+	seq := e.publish("b2.req.authorize", []byte(`{}`), nil)
+	_, err = hole.NextMsg(10 * time.Second)
+	require.NoError(t, err, "the record's write reached the slow bucket")
+	require.Eventually(t, func() bool { return events.count(EventDeadLetterPending, seq) >= 1 }, 10*time.Second, 10*time.Millisecond)
+
+	e.purgeDLQ()
+	dl := e.lastDeadLetter("b2.dlq.authorize")
+	assert.Equal(t, strconv.FormatUint(seq, 10), dl.Header.Get(schema.HeaderStreamSeq))
+	assert.Equal(t, "test rejection", dl.Header.Get(schema.HeaderError), "the rejection of the first delivery")
+	e.settled(schema.OpAuthorize)
+	assert.Equal(t, 1, callsOf(h.handledCalls(), seq), "the handler (B2) ran once")
+	assert.Equal(t, 1, callsOf(h.rejectCalls(), seq), "one rejection, one error reply")
+	assert.Equal(t, uint64(1), e.dlqCount(), "one dead letter")
+	assert.Zero(t, events.count(EventLost, 0))
+}
+
 // The dead-letter stream stays full past the request's last delivery, and the worker that was
 // retrying its dead letter stops. The pending bucket keeps the record: the next worker loads it,
 // and stores the dead letter once the stream was purged.

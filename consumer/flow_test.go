@@ -58,10 +58,16 @@ func TestConcurrencyBound(t *testing.T) {
 func TestProgressKeepsMessage(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
+	cfg := testConfig(t)
+	// Progress every 200ms keeps a watchdog of AckWait − margin (1.6s) from firing even when a
+	// loaded machine leaves the handler's goroutine unscheduled for a second; the handler works
+	// for 2.5 ack waits.
+	cfg.AckWait = 2 * time.Second
+	working := 5 * cfg.AckWait / 2
 	h := &fakeHandler{handle: func(ctx context.Context, m *Message, w ReplyWriter) error {
 		tick := time.NewTicker(200 * time.Millisecond)
 		defer tick.Stop()
-		done := time.After(2500 * time.Millisecond)
+		done := time.After(working)
 		for {
 			select {
 			case <-done:
@@ -73,12 +79,12 @@ func TestProgressKeepsMessage(t *testing.T) {
 			}
 		}
 	}}
-	startWorker(t, e.nc, testConfig(t), func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })
+	startWorker(t, e.nc, cfg, func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })
 
 	e.publish("b2.req.authorize", []byte(`{}`), nil)
 	calls := waitCalls(t, h, 1)
 	require.NoError(t, calls[0].Err)
-	assert.GreaterOrEqual(t, calls[0].Returned.Sub(calls[0].At), 2500*time.Millisecond)
+	assert.GreaterOrEqual(t, calls[0].Returned.Sub(calls[0].At), working)
 	e.settled(schema.OpAuthorize)
 	assert.Len(t, h.handledCalls(), 1, "delivered exactly once")
 	assert.Zero(t, e.consumerInfo(schema.OpAuthorize).NumRedelivered)
@@ -93,20 +99,27 @@ func TestWatchdogCancelsStuckHandler(t *testing.T) {
 		if m.Attempt > 1 {
 			return nil
 		}
-		start := time.Now()
 		<-ctx.Done() // stuck, no progress
-		elapsed.Store(int64(time.Since(start)))
+		// From the delivery's arrival, where the watchdog counts from.
+		elapsed.Store(int64(time.Since(m.Received)))
 		cause.Store(context.Cause(ctx))
 		return ctx.Err()
 	}}
-	startWorker(t, e.nc, testConfig(t), func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })
+	cfg := testConfig(t)
+	// The watchdog and the nak after it have the margin (AckWait/5) to beat the server's
+	// redelivery: 600ms that a loaded machine's scheduling delays stay within.
+	cfg.AckWait = 3 * time.Second
+	startWorker(t, e.nc, cfg, func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })
 
 	e.publish("b2.req.authorize", []byte(`{}`), nil)
 	calls := waitCalls(t, h, 2)
-	assert.Less(t, time.Duration(elapsed.Load()), time.Second, "cancelled before the ack wait")
-	assert.GreaterOrEqual(t, time.Duration(elapsed.Load()), 500*time.Millisecond, "not long before AckWait − margin")
+	assert.GreaterOrEqual(t, time.Duration(elapsed.Load()), cfg.AckWait-watchdogMargin(cfg.AckWait), "not before AckWait − margin")
 	assert.ErrorIs(t, cause.Load().(error), ErrNoProgress)
+	// Had the watchdog waited for the ack wait, the server would have redelivered the request to
+	// a free handler slot while the first call was still stuck.
+	assert.Equal(t, 1, calls[0].Msg.Attempt)
 	assert.Equal(t, 2, calls[1].Msg.Attempt)
+	assert.True(t, calls[0].Returned.Before(calls[1].At), "cancelled before the ack wait: the redelivery came after the first call ended")
 	e.settled(schema.OpAuthorize)
 	assert.Len(t, h.handledCalls(), 2)
 	assert.Zero(t, e.dlqCount())

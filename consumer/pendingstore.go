@@ -102,15 +102,15 @@ func (w *Worker) ensurePending(ctx context.Context) error {
 
 func pendingKey(seq uint64) string { return strconv.FormatUint(seq, 10) }
 
-// savePending writes the record of seq; it reports whether it is stored. A failure is logged: the
-// dead letter is then pending in this worker's memory only.
-func (w *Worker) savePending(seq uint64, rec pendingRecord) bool {
+// savePending writes the record of seq, within ctx and pendingTimeout; it reports whether it is
+// stored. A failure is logged: the dead letter is then pending in this worker's memory only.
+func (w *Worker) savePending(ctx context.Context, seq uint64, rec pendingRecord) bool {
 	if w.pendingKV == nil {
 		return false
 	}
 	b, err := rec.encode()
 	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), pendingTimeout)
+		ctx, cancel := context.WithTimeout(ctx, pendingTimeout)
 		defer cancel()
 		_, err = w.pendingKV.Put(ctx, pendingKey(seq), b)
 	}

@@ -578,7 +578,8 @@ func (w *Worker) tryPending(ctx context.Context, p *pendingDeadLetter, final boo
 				Op: p.r.op, Source: p.source, Code: rej.Code, Message: rej.Message, RequestID: rej.RequestID,
 				Attempts: p.attempts, FailedAt: p.failedAt, History: p.history, Final: true,
 			}
-			if w.savePending(p.seq, rec) {
+			// Not bounded by the try's timeout, which the failed try may have used up.
+			if w.savePending(context.WithoutCancel(ctx), p.seq, rec) {
 				w.pending.setRecorded(p)
 			}
 		}

@@ -86,10 +86,10 @@ func (d *delivery) storeDeadLetter(rs *runState, dl deadLetter, last bool, f Fai
 	// (Reject again on a later delivery would send a second error reply). The phase's watchdog
 	// still bounds it.
 	ctx, end := d.tracker.phase(d.spanContext(context.WithoutCancel(rs.hard)))
-	defer end()
 	if perr := w.publishDeadLetterTries(ctx, buildDeadLetter(w.cfg.Subjects, dl), dl.msgID(), tries); perr != nil {
+		end()
 		w.emit(d.event(EventPublishFailed, func(e *Event) { e.Target = "dead_letter"; e.Err = perr }))
-		saved := w.savePending(d.m.Sequence, recordOf(d.m.Op, sourceOf(last), dl, last))
+		saved := d.savePending(rs, recordOf(d.m.Op, sourceOf(last), dl, last))
 		if last {
 			// The server will not deliver it again: the worker keeps publishing it.
 			d.handOff(dl, perr, saved || recorded)
@@ -99,6 +99,7 @@ func (d *delivery) storeDeadLetter(rs *runState, dl deadLetter, last bool, f Fai
 		d.awaitRedelivery(rs, dl, perr, saved || recorded)
 		return
 	}
+	defer end()
 	w.pending.remove(d.m.Sequence)
 	if recorded {
 		w.pending.hurry(time.Now()) // the dead-letter stream has room again
@@ -127,6 +128,18 @@ func (d *delivery) storeDeadLetter(rs *runState, dl deadLetter, last bool, f Fai
 	w.emit(d.event(EventDeadLettered, func(e *Event) {
 		e.Code, e.Exhausted, e.Err = rej.Code, f.Exhausted, f.Err
 	}))
+}
+
+// savePending records the rejection of this delivery's request in the pending bucket, in a
+// watched phase of its own: the dead-letter publish may have run until its watchdog, just before
+// the server's ack deadline, and a new phase restarts that deadline (InProgress) and bounds the
+// write by it. A write that outlasted the deadline would let the server redeliver the request
+// before it is recorded, or before this worker's retry set knows it: the redelivery would find
+// no record and run the handler again, with a second error reply.
+func (d *delivery) savePending(rs *runState, rec pendingRecord) bool {
+	ctx, end := d.tracker.phase(context.WithoutCancel(rs.hard))
+	defer end()
+	return d.r.w.savePending(ctx, d.m.Sequence, rec)
 }
 
 // sourceOf is the pending source of a dead letter refused on a delivery.

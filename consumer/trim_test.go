@@ -275,7 +275,7 @@ func TestTrimKeepsRequestRecordedInPendingBucket(t *testing.T) {
 	e.settled(schema.OpAuthorize)
 	rec := pendingRecord{Op: schema.OpAuthorize, Source: sourceLastDelivery, Code: schema.CodeInvalidRequest, Attempts: 1, Final: true}
 	// As another worker would, and removed from this one's retry set: the bucket alone knows it.
-	require.True(t, r.w.savePending(seqs[3], rec))
+	require.True(t, r.w.savePending(context.Background(), seqs[3], rec))
 	r.w.pending.remove(seqs[3])
 
 	r.w.trimRequests(context.Background())

@@ -179,4 +179,9 @@ func TestWatchdogMargin(t *testing.T) {
 	assert.Equal(t, 200*time.Millisecond, watchdogMargin(500*time.Millisecond))
 	assert.Equal(t, 200*time.Millisecond, watchdogMargin(time.Second))
 	assert.Equal(t, 6*time.Second, watchdogMargin(30*time.Second))
+
+	// A phase's watchdog fires the margin before the server's ack deadline.
+	received := time.Now()
+	tr := newTracker(nil, time.Second, received, nil)
+	assert.Equal(t, 800*time.Millisecond, tr.untilDeadlineLocked(received))
 }

@@ -83,10 +83,16 @@ func TestRetryThenSuccess(t *testing.T) {
 		}
 		return nil
 	}}
+	var naks eventLog
 	cfg := testConfig(t)
 	cfg.BackoffBase = 200 * time.Millisecond
 	cfg.BackoffMax = 5 * time.Second
 	cfg.Jitter = func(max time.Duration) time.Duration { return max }
+	cfg.OnEvent = func(ev Event) {
+		if ev.Kind == EventNaked {
+			naks.add(ev)
+		}
+	}
 	startWorker(t, e.nc, cfg, func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })
 
 	e.publish("b2.req.authorize", []byte(`{}`), nil)
@@ -101,7 +107,12 @@ func TestRetryThenSuccess(t *testing.T) {
 	gap2 := calls[2].At.Sub(calls[1].Returned)
 	assert.GreaterOrEqual(t, gap1, 200*time.Millisecond)
 	assert.GreaterOrEqual(t, gap2, 400*time.Millisecond)
-	assert.Greater(t, gap2, gap1, "backoff grows")
+	// The delays asked for, not the gaps measured: a loaded machine may stretch any gap.
+	require.Eventually(t, func() bool { return naks.count(EventNaked, 0) == 2 }, 10*time.Second, 10*time.Millisecond)
+	naks.mu.Lock()
+	assert.Equal(t, []time.Duration{200 * time.Millisecond, 400 * time.Millisecond},
+		[]time.Duration{naks.events[0].Delay, naks.events[1].Delay}, "backoff grows")
+	naks.mu.Unlock()
 	assert.Empty(t, h.rejectCalls())
 	assert.Zero(t, e.dlqCount())
 }
