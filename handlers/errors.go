@@ -85,6 +85,8 @@ func ContractErrorOf(err error) *ContractError {
 		f.breaker = countIgnored
 	case kind == b2.KindRetryable:
 		f.breaker = countFailing
+	default:
+		f.breaker = countAnswered
 	}
 	if d, ok := b2.RetryAfterOf(err); ok {
 		f.RetryAfter = d
