@@ -209,8 +209,15 @@ func FuzzMatch(f *testing.F) {
 		if len(g.tokens) <= 12 && len(name) <= 24 {
 			require.Equal(t, refMatch(g.tokens, name), matched, "pattern %q name %q", pattern, name)
 		}
-		// Escaping every meta character of name gives a literal pattern matching exactly name.
-		lit := MustCompile(Escape(name))
+		// Escaping every meta character of name gives a literal pattern matching exactly name
+		// (when the escaped name is within the pattern limit; a longer one is refused).
+		escaped := Escape(name)
+		if len(escaped) > MaxPatternBytes {
+			_, err := Compile(escaped)
+			require.Error(t, err)
+			return
+		}
+		lit := MustCompile(escaped)
 		require.True(t, lit.IsLiteral())
 		require.True(t, lit.Match(name))
 		require.Equal(t, name, lit.LiteralPrefix())
