@@ -174,7 +174,9 @@ func TestFilesTimeoutBetweenParts(t *testing.T) {
 		crafted{attempt: 1, number: 1, files: []string{"a"}},
 		crafted{attempt: 1, number: 2, files: []string{"b"}},
 	))
-	got, err := collect(r.client(t, client.Options{Timeout: 300 * time.Millisecond}))
+	// The timeout also bounds the PubAck and the wait for part 2: far above what a loaded
+	// machine may take for either.
+	got, err := collect(r.client(t, client.Options{Timeout: 2 * time.Second}))
 	assert.Equal(t, []string{"a", "b"}, got)
 	require.ErrorIs(t, err, client.ErrTimeout)
 	var te *client.TimeoutError
@@ -205,7 +207,8 @@ func TestFilesProgressPartsKeepWaiting(t *testing.T) {
 
 func TestAuthorizeTimeout(t *testing.T) {
 	r := newResponder(t, nil) // the stream stores the request, nobody answers
-	_, err := r.client(t, client.Options{Timeout: 200 * time.Millisecond}).Authorize(context.Background(), schema.AuthorizeRequest{})
+	// The timeout also bounds the PubAck: far above what a loaded machine may take for it.
+	_, err := r.client(t, client.Options{Timeout: 2 * time.Second}).Authorize(context.Background(), schema.AuthorizeRequest{})
 	var te *client.TimeoutError
 	require.ErrorAs(t, err, &te)
 	assert.Equal(t, 1, te.Part)
@@ -412,7 +415,7 @@ func TestPermissionViolations(t *testing.T) {
 	assert.Equal(t, "b2.req.authorize", pe.Subject)
 
 	// Its own account, with the connection's inbox prefix: stored, then (nobody answers) a timeout.
-	c, err = client.New(acme, client.Options{Account: "acme", Timeout: 300 * time.Millisecond})
+	c, err = client.New(acme, client.Options{Account: "acme", Timeout: 2 * time.Second}) // also the PubAck's
 	require.NoError(t, err)
 	_, err = c.Authorize(context.Background(), schema.AuthorizeRequest{})
 	assert.ErrorIs(t, err, client.ErrTimeout)

@@ -31,6 +31,10 @@ func TestStoredReplies(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.StoredReplies = true
 	cfg.MaxAttempts = 2
+	// Every reply waits for its PubAck (or the no-responders answer) within its phase's watchdog:
+	// 2.4s here, which a loaded machine does not use up. With 800ms the error reply of Reject
+	// timed out, and the rejection was retried on a spare delivery.
+	cfg.AckWait = 3 * time.Second
 	startWorker(t, e.nc, cfg, func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })
 
 	e.publish("b2.req.authorize", []byte(`{}`), nats.Header{schema.HeaderReplyTo: {"stored.a"}})
