@@ -32,7 +32,7 @@ func noSecretLeft(t *testing.T, v any) {
 func FuzzRedactJSON(f *testing.F) {
 	for _, s := range []string{
 		`{"bucketName":"photos"}`, `{"authorizationToken":"4_x","a":[{"applicationKey":"K"}]}`,
-		`{"x":"<script>\u001b\u202e</script>"}`, `[1,2.50,"token"]`, `"s"`, `{"Password":{"nested":1}}`, `{`,
+		`{"x":"<script>\u001b\u202e</script>"}`, `[1,2.50,"token"]`, `"s"`, `{"Password":{"nested":1}}`, `{`, `1E1000`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -41,8 +41,12 @@ func FuzzRedactJSON(f *testing.F) {
 		if !ok {
 			return
 		}
+		// Numbers are decoded as json.Number: the page shows them as sent, and a valid JSON number
+		// such as 1E1000 has no float64.
+		dec := json.NewDecoder(strings.NewReader(out))
+		dec.UseNumber()
 		var v any
-		require.NoError(t, json.Unmarshal([]byte(out), &v), out)
+		require.NoError(t, dec.Decode(&v), out)
 		noSecretLeft(t, v)
 		shown := visibleBlock(out)
 		require.True(t, utf8.ValidString(shown))
