@@ -170,3 +170,17 @@ func (l *limiter) waitBudget(ctx context.Context, op string, hook func() error) 
 // PauseRemaining reports how long the account's shared Retry-After pause still lasts (zero or
 // negative when there is none).
 func (c *Client) PauseRemaining() time.Duration { return c.limiter.remaining() }
+
+// Blocked reports how long the account's next call would wait: for its shared Retry-After pause,
+// or for its requests-per-second budget to admit a call (zero or negative when it would not
+// wait). It reserves nothing: a queue worker asks it to decide whether to take more requests of
+// the account now.
+func (c *Client) Blocked() time.Duration {
+	d := c.limiter.remaining()
+	if l := c.limiter.rps; l != nil {
+		if tokens := l.TokensAt(c.limiter.now()); tokens < 1 {
+			d = max(d, time.Duration((1-tokens)/float64(l.Limit())*float64(time.Second)))
+		}
+	}
+	return d
+}

@@ -71,7 +71,7 @@ func startSandbox(o sandboxOptions) (*sandbox, error) {
 			return s.acct
 		},
 		Consumer: consumer.Config{AckWait: 5 * time.Second, BackoffBase: 50 * time.Millisecond, BackoffMax: time.Second,
-			FetchMaxWait: 200 * time.Millisecond, DrainTimeout: 2 * time.Second, Concurrency: 4},
+			FetchMaxWait: time.Second, DrainTimeout: 2 * time.Second, Concurrency: 4},
 		Breakers: handlers.BreakerSettings{OpenFor: 300 * time.Millisecond, PollInterval: 20 * time.Millisecond},
 	})
 	if err != nil {

@@ -26,8 +26,10 @@ const (
 	DefaultConcurrency     = 16
 	DefaultBackoffBase     = time.Second
 	DefaultBackoffMax      = 2 * time.Minute
-	DefaultFetchMaxWait    = 2 * time.Second
+	DefaultFetchMaxWait    = 30 * time.Second
 	DefaultDrainTimeout    = 20 * time.Second
+	// DefaultUnknownAccountScan is how often requests to unknown accounts are looked for.
+	DefaultUnknownAccountScan = 15 * time.Second
 	// The storage limits fit a small machine: the server reserves every stream's and bucket's
 	// max bytes against its max_file_store, so together they need about 1.4 GiB of it.
 	DefaultRequestsMaxBytes = 1 << 30
@@ -50,8 +52,8 @@ const DeadLetterHeadroom = 64 << 10
 const (
 	// MinAckWait keeps the watchdog deadline (AckWait minus its margin) meaningful.
 	MinAckWait = 500 * time.Millisecond
-	// MinFetchMaxWait keeps pull requests from expiring before the server can answer them.
-	MinFetchMaxWait = 100 * time.Millisecond
+	// MinFetchMaxWait is nats.go's shortest pull request expiry.
+	MinFetchMaxWait = time.Second
 )
 
 // Config configures a Worker. The zero value of every field means its documented default, so
@@ -122,13 +124,30 @@ type Config struct {
 	// consumers that exist with other values (logged at warn); every other worker adopts them
 	// within a few seconds. Without it, existing consumers keep their values.
 	UpdateConsumerSettings bool
-	// Concurrency is the number of handler goroutines per operation; default 16.
+	// Concurrency is the number of handler goroutines per operation; default 16. They are the
+	// operation's handler slots, shared among the accounts with requests waiting (see Accounts).
 	Concurrency int
+	// Accounts are the accounts the worker serves besides "default", which it always serves
+	// (list it to give it a weight). Each account has its own durable consumer per operation
+	// (schema.Subjects.AccountConsumerName), and the operation's handler slots are shared among
+	// the accounts that have requests waiting: each may use at least Concurrency × its weight ÷
+	// the weights of those accounts, and more only while the others leave slots free. An
+	// account whose Gate is closed (a Retry-After pause, its rate budget, an open breaker) is not
+	// pulled: it holds no slot. Requests to an account no worker serves still get an answer
+	// (see unknown.go).
+	Accounts []Account
+	// UnknownAccountScan is how often the worker looks for requests to accounts no worker
+	// serves, to answer them (see unknown.go); default 15s, so that they are answered within
+	// about that long.
+	UnknownAccountScan time.Duration
 	// BackoffBase and BackoffMax shape the retry delay: full jitter over
 	// min(BackoffMax, BackoffBase·2^(attempt−1)); defaults 1s and 2 minutes.
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
-	// FetchMaxWait is how long one pull waits for messages; default 2s, minimum 100ms.
+	// FetchMaxWait is how long each pull request lives on the server before the worker's
+	// continuous pull renews it; default 30s, minimum 1s. An idle worker costs the server one
+	// pull request per account and operation, renewed this often, and a heartbeat every half of
+	// it. Stopping does not wait for it: a stopping worker drains its pulls at once.
 	FetchMaxWait time.Duration
 	// StoredReplies publishes every reply with JetStream and waits for its PubAck before the
 	// request is acknowledged, for publishers that capture their reply subjects in a stream. A
@@ -171,6 +190,15 @@ type Config struct {
 	TracerProvider trace.TracerProvider
 }
 
+// Account is one account the worker serves.
+type Account struct {
+	// Name is the account token of its request subjects.
+	Name string
+	// Weight is its share of the handler slots against the other accounts with requests
+	// waiting; default 1.
+	Weight int
+}
+
 // withDefaults returns c with every zero field replaced by its default.
 func (c Config) withDefaults() Config {
 	setDefault(&c.RequestsStream, schema.StreamRequests)
@@ -194,9 +222,11 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.BackoffMax, DefaultBackoffMax)
 	setDefault(&c.FetchMaxWait, DefaultFetchMaxWait)
 	setDefault(&c.DrainTimeout, DefaultDrainTimeout)
+	setDefault(&c.UnknownAccountScan, DefaultUnknownAccountScan)
 	setDefault(&c.CheckpointBucket, schema.BucketListings)
 	setDefault(&c.CheckpointTTL, DefaultCheckpointTTL)
 	setDefault(&c.CheckpointMaxBytes, DefaultCheckpointMaxBytes)
+	c.Accounts = c.accountsWithDefault()
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -252,6 +282,7 @@ func (c Config) validate() error {
 		{"DuplicateWindow", c.DuplicateWindow}, {"AckWait", c.AckWait},
 		{"BackoffBase", c.BackoffBase}, {"BackoffMax", c.BackoffMax},
 		{"FetchMaxWait", c.FetchMaxWait}, {"DrainTimeout", c.DrainTimeout},
+		{"UnknownAccountScan", c.UnknownAccountScan},
 	} {
 		if d.v < 0 {
 			bad("%s %v is negative", d.field, d.v)
@@ -300,6 +331,18 @@ func (c Config) validate() error {
 	if c.FetchMaxWait > 0 && c.FetchMaxWait < MinFetchMaxWait {
 		bad("FetchMaxWait %v is below the minimum %v", c.FetchMaxWait, MinFetchMaxWait)
 	}
+	seen := make(map[string]bool, len(c.Accounts))
+	for _, a := range c.Accounts {
+		switch {
+		case !validName(a.Name):
+			bad("Accounts: account %q is not one subject token", a.Name)
+		case seen[a.Name]:
+			bad("Accounts: account %q is listed twice", a.Name)
+		case a.Weight < 1:
+			bad("Accounts: account %q has weight %d, below 1", a.Name, a.Weight)
+		}
+		seen[a.Name] = true
+	}
 	for account, patterns := range c.ReplySubjects {
 		if !validName(account) {
 			bad("ReplySubjects: account %q is not one subject token", account)
@@ -329,6 +372,22 @@ func (c Config) msgSizes(payload int64) (requests, dlq int32, err error) {
 			ErrInvalidConfig, c.RequestsMaxMsgSize, payload, payload-headroom)
 	}
 	return int32(min(req, math.MaxInt32)), int32(min(req+headroom, math.MaxInt32)), nil
+}
+
+// accountsWithDefault returns Accounts with the default account first and every zero weight 1.
+func (c Config) accountsWithDefault() []Account {
+	out := []Account{{Name: schema.DefaultAccount, Weight: 1}}
+	for _, a := range c.Accounts {
+		if a.Weight == 0 {
+			a.Weight = 1
+		}
+		if a.Name == schema.DefaultAccount {
+			out[0] = a
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // trimming reports whether the workers trim the request stream (RequestsTrimAt is not -1).

@@ -216,7 +216,7 @@ func TestConsumerRecreated(t *testing.T) {
 	assert.Len(t, h.handledCalls(), 2, "the acked request was not replayed")
 	c, err := e.js.Consumer(ctx, schema.StreamRequests, "b2-authorize")
 	require.NoError(t, err)
-	assert.Equal(t, []string{"b2.req.authorize", "b2.req.authorize.*"}, c.CachedInfo().Config.FilterSubjects)
+	assert.Equal(t, []string{"b2.req.authorize", "b2.req.authorize.default"}, c.CachedInfo().Config.FilterSubjects)
 }
 
 func TestConsumerRecreatedAfterNoResponders(t *testing.T) {
@@ -250,7 +250,16 @@ type gate struct {
 	waits atomic.Int32
 }
 
-func (g *gate) Wait(ctx context.Context) error {
+func (g *gate) Open(string) bool {
+	select {
+	case <-g.open:
+		return true
+	default:
+		return false
+	}
+}
+
+func (g *gate) Wait(ctx context.Context, _ string) error {
 	g.waits.Add(1)
 	select {
 	case <-g.open:
@@ -270,7 +279,7 @@ func TestGateStopsPulling(t *testing.T) {
 		e.publish("b2.req.authorize", []byte(`{}`), nil)
 	}
 	require.Eventually(t, func() bool { return g.waits.Load() > 0 }, 10*time.Second, 10*time.Millisecond)
-	// The dispatcher is blocked in Wait, before any pull: nothing was or will be fetched.
+	// The lane is blocked in Wait, before any pull: nothing was or will be fetched.
 	// NumPending is the server's count, which may trail the publishes' PubAcks under load.
 	var info *jetstream.ConsumerInfo
 	require.Eventually(t, func() bool {
@@ -312,7 +321,7 @@ func TestWorkersShareConsumers(t *testing.T) {
 	require.Eventually(t, func() bool { return e.consumerInfo(schema.OpListFileNames).NumWaiting == 2 }, 10*time.Second, 5*time.Millisecond)
 
 	for range 200 {
-		_, err := js.PublishAsync("b2.req.list_file_names.acme", []byte(`{}`))
+		_, err := js.PublishAsync("b2.req.list_file_names", []byte(`{}`))
 		require.NoError(t, err)
 	}
 	select {
@@ -381,15 +390,20 @@ func TestKilledWorkerMessageGoesToAnother(t *testing.T) {
 	assert.Zero(t, e.dlqCount())
 }
 
-// A message the last pull brings after the worker was told to stop is handled within the drain,
-// not given back (which would spend a delivery); the worker is not ready from the moment it stops.
-func TestMessageArrivingWhileStoppingIsHandled(t *testing.T) {
+// What the continuous pull buffered when the worker is told to stop is handled within the drain,
+// not given back (which would spend a delivery), and nothing more is pulled; the worker is not
+// ready from the moment it stops.
+func TestBufferedMessagesHandledWhenStopping(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	h := &fakeHandler{}
+	release := make(chan struct{})
+	h := &fakeHandler{handle: func(ctx context.Context, m *Message, w ReplyWriter) error {
+		<-release
+		return nil
+	}}
 	var naks atomic.Int32
 	cfg := testConfig(t)
-	cfg.FetchMaxWait = 3 * time.Second // the pull outlives the stop by far
+	cfg.Accounts = nil // the default account's lane buffers Concurrency messages
 	cfg.OnEvent = func(ev Event) {
 		if ev.Kind == EventNaked {
 			naks.Add(1)
@@ -397,20 +411,33 @@ func TestMessageArrivingWhileStoppingIsHandled(t *testing.T) {
 	}
 	r := startWorker(t, e.nc, cfg, func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })
 	require.Eventually(t, r.w.Pulling, 10*time.Second, 10*time.Millisecond)
-	require.Eventually(t, func() bool { return e.consumerInfo(schema.OpAuthorize).NumWaiting > 0 },
-		10*time.Second, 10*time.Millisecond, "a pull is waiting")
+	const n = 20
+	for range n {
+		e.publish("b2.req.authorize", []byte(`{}`), nil)
+	}
+	var pulled int
+	require.Eventually(t, func() bool {
+		info := e.consumerInfo(schema.OpAuthorize)
+		pulled = info.NumAckPending
+		return r.w.InFlight()[schema.OpAuthorize] == cfg.Concurrency && info.NumAckPending > cfg.Concurrency
+	}, 10*time.Second, 10*time.Millisecond, "every slot busy, more buffered")
 
 	r.cancel()
-	e.publish("b2.req.authorize", []byte(`{}`), nil)
 	require.Eventually(t, func() bool { return !r.w.Pulling() }, 10*time.Second, time.Millisecond,
-		"not ready once stopping, while the last pull runs out")
+		"not ready once stopping")
+	close(release)
 	require.NoError(t, r.stop(t))
 
 	calls := h.handledCalls()
-	require.Len(t, calls, 1, "the message the last pull brought is handled")
-	assert.Equal(t, 1, calls[0].Msg.Attempt)
+	assert.GreaterOrEqual(t, len(calls), pulled, "everything pulled is handled")
+	assert.Less(t, len(calls), n, "nothing more is pulled once stopping")
+	for _, c := range calls {
+		assert.Equal(t, 1, c.Msg.Attempt)
+	}
 	assert.Zero(t, naks.Load(), "nothing given back")
-	e.settled(schema.OpAuthorize)
+	info := e.consumerInfo(schema.OpAuthorize)
+	assert.Zero(t, info.NumAckPending, "nothing left in flight")
+	assert.Equal(t, uint64(n-len(calls)), info.NumPending, "the rest waits for another worker")
 }
 
 func TestInFlightAndPulling(t *testing.T) {

@@ -126,8 +126,14 @@ type Rejection struct {
 	Message string
 }
 
-// Gate lets the consumer stop pulling an operation's messages. Wait returns nil when pulling may
-// proceed, or ctx's error. Implementations may run cheap probes inside Wait.
+// Gate lets the consumer stop pulling one account's requests of an operation: while it is closed
+// the account's consumer is not pulled and its requests hold no handler slot. Implementations
+// must be safe for concurrent use.
 type Gate interface {
-	Wait(ctx context.Context) error
+	// Open reports, without blocking or I/O, whether account's requests may be pulled now. The
+	// consumer asks it for every account a few times a second.
+	Open(account string) bool
+	// Wait returns nil once account's requests may be pulled, or ctx's error. Implementations
+	// may run cheap probes inside Wait (a half-open breaker's).
+	Wait(ctx context.Context, account string) error
 }

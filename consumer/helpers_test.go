@@ -98,7 +98,8 @@ func testConfig(t *testing.T) Config {
 		AckWait:      time.Second,
 		BackoffBase:  50 * time.Millisecond,
 		BackoffMax:   500 * time.Millisecond,
-		FetchMaxWait: 500 * time.Millisecond,
+		FetchMaxWait: time.Second,
+		Accounts:     []Account{{Name: "acme"}, {Name: "globex"}},
 		DrainTimeout: 5 * time.Second,
 		Concurrency:  4,
 		Logger:       slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -118,6 +119,8 @@ func startWorker(t *testing.T, nc *nats.Conn, cfg Config, register func(w *Worke
 	t.Helper()
 	w, err := New(nc, cfg)
 	require.NoError(t, err)
+	w.unknownScan = 200 * time.Millisecond
+	w.migrateEvery = 100 * time.Millisecond
 	register(w)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{w: w, cancel: cancel, done: make(chan error, 1)}
@@ -185,10 +188,16 @@ func (e *env) publishApart(subject string, data []byte, h nats.Header) uint64 {
 	return ack.Sequence
 }
 
-// consumerInfo returns the current info of op's consumer.
+// consumerInfo returns the current info of op's consumer (the default account's).
 func (e *env) consumerInfo(op string) *jetstream.ConsumerInfo {
 	e.t.Helper()
-	c, err := e.js.Consumer(context.Background(), schema.StreamRequests, schema.Subjects{}.ConsumerName(op))
+	return e.namedConsumerInfo(schema.Subjects{}.ConsumerName(op))
+}
+
+// namedConsumerInfo returns the current info of the request stream's consumer name.
+func (e *env) namedConsumerInfo(name string) *jetstream.ConsumerInfo {
+	e.t.Helper()
+	c, err := e.js.Consumer(context.Background(), schema.StreamRequests, name)
 	require.NoError(e.t, err)
 	info, err := c.Info(context.Background())
 	require.NoError(e.t, err)

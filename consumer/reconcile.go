@@ -411,11 +411,12 @@ func (d *delivery) handOff(dl deadLetter, perr error, recorded bool) {
 }
 
 // subscribeAdvisories subscribes to the MAX_DELIVERIES and MSG_TERMINATED advisories of every
-// runner's consumer, in the queue group shared by all workers. A subscription that fails is
-// logged and skipped: the worker runs without that safety net rather than not at all.
-func (w *Worker) subscribeAdvisories(runners []*opRunner) []*nats.Subscription {
+// lane's consumer, in the queue group shared by all workers (each subject only by the workers
+// that pull its consumer). A subscription that fails is logged and skipped: the worker runs
+// without that safety net rather than not at all.
+func (w *Worker) subscribeAdvisories(lanes []*opRunner) {
 	var subs []*nats.Subscription
-	for _, r := range runners {
+	for _, r := range lanes {
 		for _, kind := range []struct{ prefix, typ string }{
 			{advisoryMaxDeliveries, typeMaxDeliveries}, {advisoryTerminated, typeTerminated},
 		} {
@@ -430,6 +431,17 @@ func (w *Worker) subscribeAdvisories(runners []*opRunner) []*nats.Subscription {
 			subs = append(subs, sub)
 		}
 	}
+	w.advMu.Lock()
+	w.advSubs = append(w.advSubs, subs...)
+	w.advMu.Unlock()
+}
+
+// takeAdvisories returns the advisory subscriptions and forgets them.
+func (w *Worker) takeAdvisories() []*nats.Subscription {
+	w.advMu.Lock()
+	defer w.advMu.Unlock()
+	subs := w.advSubs
+	w.advSubs = nil
 	return subs
 }
 
@@ -707,7 +719,9 @@ func (w *Worker) syncPending(ctx context.Context) {
 	}
 	runners := map[string]*opRunner{}
 	for _, r := range w.registered() {
-		runners[r.op] = r
+		if runners[r.op] == nil {
+			runners[r.op] = r // the default account's lane: any lane of the op can store it
+		}
 	}
 	for seq, rec := range recs {
 		r := runners[rec.Op]

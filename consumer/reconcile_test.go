@@ -311,7 +311,9 @@ func TestTerminatedAdvisoryChecksDeadLetter(t *testing.T) {
 // closedGate never opens.
 type closedGate struct{}
 
-func (closedGate) Wait(ctx context.Context) error {
+func (closedGate) Open(string) bool { return false }
+
+func (closedGate) Wait(ctx context.Context, _ string) error {
 	<-ctx.Done()
 	return ctx.Err()
 }

@@ -29,16 +29,14 @@ func (r *opRunner) recoverPull(ctx context.Context, err error) bool {
 	if ctx.Err() != nil {
 		return false
 	}
-	consumerGone := errors.Is(err, jetstream.ErrConsumerDeleted) ||
-		errors.Is(err, jetstream.ErrConsumerNotFound) ||
-		errors.Is(err, jetstream.ErrConsumerDoesNotExist)
+	consumerGone := consumerGone(err)
 	streamGone := errors.Is(err, jetstream.ErrStreamNotFound)
 	if !consumerGone && !streamGone && (errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, nats.ErrNoResponders)) {
 		_, ierr := r.consumer().Info(ctx)
 		consumerGone = errors.Is(ierr, jetstream.ErrConsumerNotFound)
 		streamGone = errors.Is(ierr, jetstream.ErrStreamNotFound)
 	}
-	r.w.log.Warn("pull failed", "op", r.op, "consumer", r.consumerName(),
+	r.w.log.Warn("pull failed", "op", r.op, "account", r.account, "consumer", r.consumerName(),
 		"consumer_gone", consumerGone, "stream_gone", streamGone, "error", err)
 	r.w.emit(Event{Kind: EventConsumerError, Op: r.op, Err: err})
 	if !consumerGone && !streamGone {
@@ -47,7 +45,7 @@ func (r *opRunner) recoverPull(ctx context.Context, err error) bool {
 	startSeq, cerr := r.startSeq(ctx)
 	var c jetstream.Consumer
 	if cerr == nil {
-		c, cerr = r.w.ensureConsumer(ctx, r.op, startSeq)
+		c, cerr = r.w.ensureConsumer(ctx, r.op, r.account, startSeq)
 	}
 	if cerr != nil {
 		r.w.log.Warn("recreating consumer failed", "op", r.op, "consumer", r.consumerName(), "error", cerr)
@@ -84,6 +82,24 @@ func (r *opRunner) refreshAckFloor(ctx context.Context) error {
 	r.adoptLocked(info.Config)
 	r.mu.Unlock()
 	return nil
+}
+
+// idleRefreshes is how many refresh periods a lane that got no message waits between two reads
+// of its consumer's info: an idle worker serving many accounts costs the server little.
+const idleRefreshes = 12
+
+// refreshIdle reads the consumer's info of a lane that got no message for idleRefreshes refresh
+// periods, so that it adopts shared settings changed meanwhile (see tend).
+func (r *opRunner) refreshIdle() {
+	r.mu.Lock()
+	due := time.Since(r.floorAt) >= idleRefreshes*r.w.floorRefresh
+	r.mu.Unlock()
+	if !due {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = r.refreshAckFloor(ctx) // a consumer gone is found by the lane's pull
 }
 
 // knownAckFloor returns the last known ack floor and when it was read.

@@ -63,14 +63,31 @@ func (c Config) adopt(cc jetstream.ConsumerConfig) SharedSettings {
 	return s
 }
 
-// ConsumerSettings returns, per registered operation, the shared settings of its consumer: the
-// adopted ones next to the configured ones. Before Setup the adopted ones are the configured ones.
+// ConsumerSettings returns, per registered operation, the shared settings of its default
+// account's consumer: the adopted ones next to the configured ones. Before Setup the adopted ones
+// are the configured ones. Each account's consumer has its own (see AccountConsumerSettings).
 func (w *Worker) ConsumerSettings() map[string]ConsumerSettings {
 	out := make(map[string]ConsumerSettings)
 	for _, r := range w.registered() {
-		out[r.op] = ConsumerSettings{Consumer: r.consumerName(), Adopted: r.settings(), Configured: w.cfg.configured()}
+		if _, ok := out[r.op]; !ok {
+			out[r.op] = r.consumerSettings()
+		}
 	}
 	return out
+}
+
+// AccountConsumerSettings returns the shared settings of every consumer the worker pulls, by
+// consumer name.
+func (w *Worker) AccountConsumerSettings() map[string]ConsumerSettings {
+	out := make(map[string]ConsumerSettings)
+	for _, r := range w.registered() {
+		out[r.consumerName()] = r.consumerSettings()
+	}
+	return out
+}
+
+func (r *opRunner) consumerSettings() ConsumerSettings {
+	return ConsumerSettings{Consumer: r.consumerName(), Adopted: r.settings(), Configured: r.w.cfg.configured()}
 }
 
 // settings returns the shared settings the operation currently runs by.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,7 +16,8 @@ const setupTries = 3
 
 // Setup creates or updates the request and dead-letter streams, the key-value buckets of the
 // attempt history and of the checkpoints (one the worker cannot use is logged and left out), and
-// the durable consumer of every registered operation. It is idempotent and safe to run from many workers at once. Only the fields
+// the durable consumers of every registered operation, one per account (moving the accounts of a
+// 1.0 consumer to their own, see migrate.go). It is idempotent and safe to run from many workers at once. Only the fields
 // the worker manages are written (streams: subjects, retention, storage, max age, duplicate window,
 // replicas, and the limits: max bytes, max messages, max message size, discard policy; consumers: filter subjects and ack policy, plus ack wait, max deliver and max ack
 // pending when it creates the consumer or with Config.UpdateConsumerSettings); every other
@@ -40,12 +42,10 @@ func (w *Worker) Setup(ctx context.Context) error {
 		return err
 	}
 	w.ensureCheckpoints(ctx)
-	for _, r := range w.registered() {
-		c, err := w.ensureConsumer(ctx, r.op, 0)
-		if err != nil {
+	for _, p := range w.registeredPools() {
+		if err := w.setupPool(ctx, p); err != nil {
 			return err
 		}
-		r.setConsumer(c)
 	}
 	return nil
 }
@@ -87,10 +87,10 @@ func (w *Worker) dlqStreamConfig() jetstream.StreamConfig {
 	}
 }
 
-func (w *Worker) consumerConfig(op string) jetstream.ConsumerConfig {
+func (w *Worker) consumerConfig(op, account string) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:        w.cfg.Subjects.ConsumerName(op),
-		FilterSubjects: w.cfg.Subjects.RequestFilters(op),
+		Durable:        w.cfg.Subjects.AccountConsumerName(op, account),
+		FilterSubjects: w.cfg.Subjects.AccountFilters(op, account),
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        w.cfg.AckWait,
 		MaxDeliver:     w.cfg.maxDeliver(),
@@ -200,11 +200,12 @@ func storageHint(err error) string {
 // jsErrCodeStorageResourcesExceeded is the server's "insufficient storage resources available".
 const jsErrCodeStorageResourcesExceeded jetstream.ErrorCode = 10047
 
-// ensureConsumer creates op's durable consumer, or updates its managed fields when they differ.
+// ensureConsumer creates the durable consumer of op and account, or updates its managed fields
+// when they differ.
 // A consumer created with startSeq > 1 delivers from that stream sequence on instead of from the
 // start of the stream (see opRunner.recoverPull); an existing consumer's delivery policy is kept.
-func (w *Worker) ensureConsumer(ctx context.Context, op string, startSeq uint64) (jetstream.Consumer, error) {
-	want := w.consumerConfig(op)
+func (w *Worker) ensureConsumer(ctx context.Context, op, account string, startSeq uint64) (jetstream.Consumer, error) {
+	want := w.consumerConfig(op, account)
 	if startSeq > 1 {
 		want.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		want.OptStartSeq = startSeq
@@ -262,6 +263,13 @@ func mergeConsumerConfig(cur, want jetstream.ConsumerConfig, shared bool) (jetst
 	changed := cur.FilterSubject != "" ||
 		!slices.Equal(cur.FilterSubjects, want.FilterSubjects) ||
 		cur.AckPolicy != want.AckPolicy
+	if cur.Metadata[unknownMark] != "" && want.Metadata[unknownMark] == "" {
+		// A worker serving the account takes over the consumer made for its requests while no
+		// worker served it.
+		cur.Metadata = maps.Clone(cur.Metadata)
+		delete(cur.Metadata, unknownMark)
+		changed = true
+	}
 	cur.Durable = want.Durable
 	cur.FilterSubject = ""
 	cur.FilterSubjects = slices.Clone(want.FilterSubjects)

@@ -73,7 +73,7 @@ func TestSetupIdempotent(t *testing.T) {
 		require.NoError(t, err, op)
 		cc := c.CachedInfo().Config
 		assert.Equal(t, name, cc.Durable)
-		assert.Equal(t, []string{"b2.req." + op, "b2.req." + op + ".*"}, cc.FilterSubjects)
+		assert.Equal(t, []string{"b2.req." + op, "b2.req." + op + ".default"}, cc.FilterSubjects)
 		assert.Equal(t, jetstream.AckExplicitPolicy, cc.AckPolicy)
 		assert.Equal(t, 30*time.Second, cc.AckWait)
 		assert.Equal(t, 7, cc.MaxDeliver)
@@ -162,7 +162,7 @@ func TestSetupCustomPrefixAndStreams(t *testing.T) {
 	assert.Equal(t, time.Minute, st.CachedInfo().Config.Duplicates)
 	c, err := e.js.Consumer(ctx, "REQ", "b2x-authorize")
 	require.NoError(t, err)
-	assert.Equal(t, []string{"b2x.req.authorize", "b2x.req.authorize.*"}, c.CachedInfo().Config.FilterSubjects)
+	assert.Equal(t, []string{"b2x.req.authorize", "b2x.req.authorize.default"}, c.CachedInfo().Config.FilterSubjects)
 	_, err = e.js.Stream(ctx, "DLQ")
 	require.NoError(t, err)
 }

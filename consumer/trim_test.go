@@ -162,7 +162,7 @@ func TestTrimKeepsRequestsInFlightAndUndelivered(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	cfg := trimConfig(t)
-	cfg.Concurrency = 1 // the dispatcher pulls nothing more while one request is handled
+	cfg.Concurrency = 1 // a buffer of one message ahead of the one handled
 	release := make(chan struct{})
 	h := &fakeHandler{handle: func(ctx context.Context, m *Message, w ReplyWriter) error {
 		if m.Sequence == 6 {
@@ -178,8 +178,8 @@ func TestTrimKeepsRequestsInFlightAndUndelivered(t *testing.T) {
 	seqs := e.fill(20)
 	require.Eventually(t, func() bool {
 		info := e.consumerInfo(schema.OpAuthorize)
-		return info.AckFloor.Stream == 5 && info.NumAckPending == 1 && info.NumPending == 14
-	}, 10*time.Second, 10*time.Millisecond, "1..5 answered, 6 in flight, 7..20 not delivered")
+		return info.AckFloor.Stream == 5 && info.NumAckPending >= 1 && uint64(info.NumAckPending)+info.NumPending == 15
+	}, 10*time.Second, 10*time.Millisecond, "1..5 answered, 6 in flight, the next ones buffered or not delivered")
 
 	r.w.trimRequests(context.Background())
 	assert.Equal(t, seqs[5:], e.present(seqs), "purged only the five answered")

@@ -27,7 +27,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, 16, c.Concurrency)
 	assert.Equal(t, time.Second, c.BackoffBase)
 	assert.Equal(t, 2*time.Minute, c.BackoffMax)
-	assert.Equal(t, 2*time.Second, c.FetchMaxWait)
+	assert.Equal(t, 30*time.Second, c.FetchMaxWait)
 	assert.Equal(t, 20*time.Second, c.DrainTimeout)
 	assert.NotNil(t, c.Logger)
 	assert.NotNil(t, c.Jitter)

@@ -39,18 +39,26 @@ type Worker struct {
 	checkpoints *checkpointBucket
 
 	mu      sync.Mutex
-	ops     []*opRunner
+	pools   []*opPool
 	started atomic.Bool
 	// pulling is true from a successful Setup in Run until draining starts.
 	pulling atomic.Bool
 	// floorRefresh is how often dispatchers refresh their consumer's ack floor and settings; a
 	// test seam.
 	floorRefresh time.Duration
+	// advSubs are the advisory subscriptions of the lanes (reconcile.go).
+	advMu   sync.Mutex
+	advSubs []*nats.Subscription
 	// pending holds the dead letters not stored yet (reconcile.go).
 	pending *deadLetterSet
 	// trim is the state of the request stream's trim (trim.go); trimEvery and trimFloorAge are
 	// its check interval (0: no trim loop, tests check by hand) and how old the consumers' floors
 	// that bound it must be, test seams.
+	// migrateEvery is how often a 1.0 consumer's move is tried (migrate.go); a test seam.
+	migrateEvery time.Duration
+	// unknownScan is how often requests to unknown accounts are looked for (unknown.go); a test
+	// seam.
+	unknownScan  time.Duration
 	trim         trimState
 	trimEvery    time.Duration
 	trimFloorAge time.Duration
@@ -82,14 +90,17 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		pendingScan:  pendingScanEvery,
 		pending:      newDeadLetterSet(),
 		trimEvery:    trimEvery,
+		migrateEvery: migrateEvery,
+		unknownScan:  cfg.UnknownAccountScan,
 		trimFloorAge: trimFloorAge,
 	}, nil
 }
 
 // Handle registers h for operation op (the subject token after "<prefix>.req."), pulled through
-// the durable consumer Subjects.ConsumerName(op). g gates pulling; nil means always open. Handle
-// must be called before Run; like http.ServeMux.Handle it panics on a programming error: an
-// invalid or duplicate op, a nil handler, or a call after Run started.
+// one durable consumer per account (schema.Subjects.AccountConsumerName). g gates pulling per
+// account; nil means always open. Handle must be called before Run; like http.ServeMux.Handle it
+// panics on a programming error: an invalid or duplicate op, a nil handler, or a call after Run
+// started.
 func (w *Worker) Handle(op string, h Handler, g Gate) {
 	if !validName(op) {
 		panic(fmt.Sprintf("consumer: invalid operation %q", op))
@@ -102,25 +113,23 @@ func (w *Worker) Handle(op string, h Handler, g Gate) {
 	if w.started.Load() {
 		panic("consumer: Handle called after Run")
 	}
-	for _, r := range w.ops {
-		if r.op == op || r.consumerName() == w.cfg.Subjects.ConsumerName(op) {
+	for _, p := range w.pools {
+		if p.op == op || w.cfg.Subjects.ConsumerName(p.op) == w.cfg.Subjects.ConsumerName(op) {
 			panic("consumer: operation " + op + " registered twice")
 		}
 	}
-	w.ops = append(w.ops, &opRunner{
-		w:     w,
-		op:    op,
-		h:     h,
-		gate:  g,
-		slots: make(chan struct{}, w.cfg.Concurrency),
-	})
+	p := newOpPool(w, op, h, g)
+	for _, a := range w.cfg.Accounts {
+		p.lanes = append(p.lanes, newLane(p, a.Name, a.Weight))
+	}
+	w.pools = append(w.pools, p)
 }
 
 // InFlight reports, per registered operation, how many requests are being handled right now.
 func (w *Worker) InFlight() map[string]int {
 	out := make(map[string]int)
 	for _, r := range w.registered() {
-		out[r.op] = int(r.busy.Load())
+		out[r.op] += int(r.busy.Load())
 	}
 	return out
 }
@@ -129,11 +138,20 @@ func (w *Worker) InFlight() map[string]int {
 // succeeded and from the moment draining starts. Health checks use it.
 func (w *Worker) Pulling() bool { return w.pulling.Load() }
 
-// registered returns the registered operations.
+// registered returns the lanes of every registered operation, each operation's default account
+// first.
 func (w *Worker) registered() []*opRunner {
+	var out []*opRunner
+	for _, p := range w.registeredPools() {
+		out = append(out, p.snapshot()...)
+	}
+	return out
+}
+
+func (w *Worker) registeredPools() []*opPool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return append([]*opRunner(nil), w.ops...)
+	return append([]*opPool(nil), w.pools...)
 }
 
 // runState is shared by the dispatchers and deliveries of one Run.
@@ -148,8 +166,8 @@ type runState struct {
 }
 
 // Run sets up the streams and consumers (see Setup), then pulls and handles messages until ctx is
-// cancelled. Then it drains, like http.Server.Shutdown: it stops pulling (a pull already waiting
-// runs out within FetchMaxWait, and what it still brings is handled), waits up to DrainTimeout
+// cancelled. Then it drains, like http.Server.Shutdown: it stops pulling (what the pulls had
+// buffered is handled, like any other delivery), waits up to DrainTimeout
 // for in-flight handlers, then cancels their contexts with cause ErrShutdown (their
 // messages are naked with a short delay, not dead-lettered). Run returns once every goroutine it
 // started has finished: nil after a drain, or the error that stopped it (setup failure, closed
@@ -166,9 +184,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.mu.Unlock()
 		return ErrRunning
 	}
-	runners := append([]*opRunner(nil), w.ops...)
+	pools := append([]*opPool(nil), w.pools...)
 	w.mu.Unlock()
-	if len(runners) == 0 {
+	if len(pools) == 0 {
 		return ErrNoHandlers
 	}
 	if err := w.Setup(ctx); err != nil {
@@ -186,7 +204,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer stopRec()
 	var recLoop sync.WaitGroup
 	recLoop.Go(func() { w.reconcile(recCtx) })
-	advisories := w.subscribeAdvisories(runners)
+	w.subscribeAdvisories(w.registered())
 	// The trim stops with pulling: a draining worker leaves it to the others.
 	var trimLoop sync.WaitGroup
 	if w.cfg.trimming() && w.trimEvery > 0 {
@@ -194,32 +212,49 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 
 	var (
-		dispatchers sync.WaitGroup
-		handlers    sync.WaitGroup
-		fatalOnce   sync.Once
-		fatal       error
+		lanes, schedulers, handlers sync.WaitGroup
+		fatalOnce                   sync.Once
+		fatal                       error
 	)
-	for _, r := range runners {
-		r.jobs = make(chan job)
-		for range w.cfg.Concurrency {
-			handlers.Go(func() { r.serve(rs) })
-		}
-		dispatchers.Go(func() {
-			defer close(r.jobs)
-			if err := r.dispatch(rs); err != nil {
-				fatalOnce.Do(func() { fatal = err })
-				stopPulling(err)
-			}
-		})
+	failed := func(err error) {
+		fatalOnce.Do(func() { fatal = err })
+		stopPulling(err)
 	}
-	w.log.Info("worker running", "ops", len(runners), "concurrency", w.cfg.Concurrency)
+	watchDone := make(chan struct{})
+	var watchers sync.WaitGroup
+	for _, p := range pools {
+		p.jobs = make(chan job)
+		for range w.cfg.Concurrency {
+			handlers.Go(func() { p.serve(rs) })
+		}
+		schedulers.Go(func() {
+			defer close(p.jobs)
+			p.schedule(rs)
+		})
+		watchers.Go(func() { p.watch(watchDone) })
+		for _, r := range p.snapshot() {
+			p.startLane(rs, &lanes, r, failed)
+		}
+		if p.migrating {
+			lanes.Go(func() { p.migrate(rs, &lanes, failed) })
+		}
+		if w.unknownScan > 0 {
+			lanes.Go(func() { p.scanUnknown(rs, &lanes, failed) })
+		}
+	}
+	w.log.Info("worker running", "ops", len(pools), "accounts", len(w.cfg.Accounts), "concurrency", w.cfg.Concurrency)
 	w.pulling.Store(true)
-	// Not ready from the moment pulling stops, although a last pull may still be running out.
-	stopReady := context.AfterFunc(pull, func() { w.pulling.Store(false) })
+	// Not ready from the moment pulling stops, although the last pulls may still be draining.
+	stopReady := context.AfterFunc(pull, func() {
+		w.pulling.Store(false)
+		for _, p := range pools {
+			p.stop()
+		}
+	})
 	defer stopReady()
-	dispatchers.Wait()
+	<-pull.Done()
+	lanes.Wait()
 	w.pulling.Store(false)
-	stopPulling(nil) // ends the trim loop, whatever ended the dispatchers
 	trimLoop.Wait()
 
 	if fatal != nil {
@@ -227,18 +262,21 @@ func (w *Worker) Run(ctx context.Context) error {
 	} else {
 		w.log.Info("worker draining", "timeout", w.cfg.DrainTimeout)
 	}
-	w.drain(rs, hardStop)
+	w.drain(rs, &schedulers, hardStop)
 	handlers.Wait()
-	w.stopReconciling(advisories, stopRec, &recLoop)
+	close(watchDone)
+	watchers.Wait()
+	w.stopReconciling(w.takeAdvisories(), stopRec, &recLoop)
 	w.log.Info("worker stopped")
 	return fatal
 }
 
-// drain waits for in-flight deliveries up to DrainTimeout, then cancels their contexts and waits
-// for them to finish.
-func (w *Worker) drain(rs *runState, hardStop context.CancelCauseFunc) {
+// drain waits up to DrainTimeout for the schedulers to hand out what the lanes hold and for every
+// delivery to finish, then cancels the handlers' contexts and waits for them to finish.
+func (w *Worker) drain(rs *runState, schedulers *sync.WaitGroup, hardStop context.CancelCauseFunc) {
 	done := make(chan struct{})
 	go func() {
+		schedulers.Wait()
 		rs.inflight.Wait()
 		close(done)
 	}()

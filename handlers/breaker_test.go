@@ -120,36 +120,56 @@ func listNames(t *testing.T, w *recorder) []string {
 	return names
 }
 
-func TestGateClosesWhileEveryAccountIsOpen(t *testing.T) {
+// The gate closes per account: an account whose breaker is open is not pulled while the others
+// are, and its own probe opens it again once B2 recovers.
+func TestGateClosesPerAccount(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fastBreaker)
 	f.addAccount(t, "second", b2test.Key{ID: "k2", Secret: "s2"}, fastBreaker)
 	f.fake.CreateBucket("gate-bucket")
 	ctx := context.Background()
-	gate := f.set.Breakers.Gate(schema.OpListFileNames)
-	require.NoError(t, gate.Wait(ctx), "open while breakers are closed")
+	gate := f.set.Gate(schema.OpListFileNames)
+	require.True(t, gate.Open("default"))
+	require.NoError(t, gate.Wait(ctx, "default"), "open while breakers are closed")
 
-	fail := func(account string) {
-		for range 3 {
-			err := f.set.ListFileNames.Handle(ctx, message(t, schema.OpListFileNames, account, schema.JSON, map[string]any{"bucketName": "gate-bucket"}), newRecorder())
-			require.Error(t, err)
-		}
-	}
 	f.fake.Inject(b2test.EndpointListFileNames, b2test.Fault{Status: 503})
-	fail("")
-	require.NoError(t, gate.Wait(ctx), "still open: the second account is healthy")
-	fail("second")
-
+	for range 3 {
+		err := f.set.ListFileNames.Handle(ctx, message(t, schema.OpListFileNames, "", schema.JSON, map[string]any{"bucketName": "gate-bucket"}), newRecorder())
+		require.Error(t, err)
+	}
+	assert.False(t, gate.Open("default"), "closed: the account's breaker is open")
+	assert.True(t, gate.Open("second"), "the other account is pulled")
+	assert.True(t, gate.Open("nobody"), "an unknown account is answered without B2")
+	assert.True(t, f.set.Gate(schema.OpAuthorize).Open("default"), "other operations are not gated")
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
-	require.ErrorIs(t, gate.Wait(short), context.DeadlineExceeded, "closed while every account's breaker is open")
+	require.ErrorIs(t, gate.Wait(short, "default"), context.DeadlineExceeded)
 
-	// Once B2 recovers, the gate's own probe closes a breaker and the gate opens.
+	// Once B2 recovers, the gate's own probe closes the breaker and the gate opens.
 	f.fake.ClearFaults()
 	waitCtx, cancel2 := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel2()
-	require.NoError(t, gate.Wait(waitCtx))
-	require.NoError(t, f.set.Breakers.Gate(schema.OpAuthorize).Wait(ctx), "other operations were never gated")
+	require.NoError(t, gate.Wait(waitCtx, "default"))
+	assert.True(t, gate.Open("default"))
+}
+
+// An account in a Retry-After pause is not pulled until the pause ends.
+func TestGateClosedDuringPause(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fastBreaker)
+	f.fake.CreateBucket("pause-bucket")
+	ctx := context.Background()
+	gate := f.set.Gate(schema.OpListFileNames)
+	f.fake.Inject(b2test.EndpointListFileNames, b2test.Fault{Status: 429, RetryAfter: "1"})
+	err := f.set.ListFileNames.Handle(ctx, message(t, schema.OpListFileNames, "", schema.JSON, map[string]any{"bucketName": "pause-bucket"}), newRecorder())
+	require.Error(t, err)
+	f.fake.ClearFaults()
+	assert.False(t, gate.Open("default"), "closed while the pause lasts")
+	assert.False(t, f.set.Gate(schema.OpAuthorize).Open("default"), "the pause is the account's, for every operation")
+	waitCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	require.NoError(t, gate.Wait(waitCtx, "default"), "open once the pause is over")
+	assert.True(t, gate.Open("default"))
 }
 
 func TestBreakerStatesAndHealth(t *testing.T) {

@@ -105,31 +105,57 @@ func (bs *Breakers) AnyAccountHealthy() bool {
 	return false
 }
 
-// Gate returns the consumer gate of op: it is open while at least one served account's breaker
-// for op is closed. While every one is open it blocks, and when a breaker half-opens it runs that
-// breaker's probe itself, so the consumer pulls nothing until B2 answers again.
-func (bs *Breakers) Gate(op string) consumer.Gate { return gate{bs: bs, op: op} }
-
-type gate struct {
-	bs *Breakers
-	op string
+// Gate returns the consumer gate of op: an account's requests are pulled while its breaker for
+// op is closed and its B2 client would not wait (for a Retry-After pause or its rate budget;
+// see b2.Client.Blocked). While the breaker is half-open, Wait runs its probe itself, so that
+// no request is pulled until B2 answers again. Accounts the set does not serve are always
+// open: their requests are answered unknown_account without a B2 call.
+func (s *Set) Gate(op string) consumer.Gate {
+	return gate{bs: s.Breakers, accounts: s.Authorize.accounts, op: op}
 }
 
-func (g gate) Wait(ctx context.Context) error {
+type gate struct {
+	bs       *Breakers
+	accounts map[string]Account
+	op       string
+}
+
+// blocker is what a B2 client tells of its account's pause and rate budget (*b2.Client).
+type blocker interface{ Blocked() time.Duration }
+
+// blocked is how long account's next B2 call would wait.
+func (g gate) blocked(account string) time.Duration {
+	if b, ok := g.accounts[account].(blocker); ok {
+		return b.Blocked()
+	}
+	return 0
+}
+
+func (g gate) Open(account string) bool {
+	if _, ok := g.accounts[account]; !ok {
+		return true
+	}
+	return g.bs.State(account, g.op) == gobreaker.StateClosed && g.blocked(account) <= 0
+}
+
+func (g gate) Wait(ctx context.Context, account string) error {
+	if _, ok := g.accounts[account]; !ok {
+		return nil
+	}
+	b := g.bs.get(account, g.op)
 	for {
-		for _, a := range g.bs.accounts {
-			b := g.bs.get(a, g.op)
-			if b.State() == gobreaker.StateHalfOpen {
-				b.runProbe(ctx)
-			}
-			if b.State() == gobreaker.StateClosed {
+		if b.State() == gobreaker.StateHalfOpen {
+			b.runProbe(ctx)
+		}
+		wait := g.bs.settings.PollInterval
+		if b.State() == gobreaker.StateClosed {
+			d := g.blocked(account)
+			if d <= 0 {
 				return nil
 			}
+			wait = d
 		}
-		if len(g.bs.accounts) == 0 {
-			return nil
-		}
-		t := time.NewTimer(g.bs.settings.PollInterval)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -242,14 +242,14 @@ func TestPipelineDeadLetterOfRedrivenRequestKeepsOriginalMsgID(t *testing.T) {
 	_ = context.Background
 }
 
-// TestPipelineOpenBreakerDoesNotStarveOtherAccounts: requests held for an account whose breaker
-// is open are bounded (MaxHeld), so a healthy account's requests still get handler slots.
+// TestPipelineOpenBreakerDoesNotStarveOtherAccounts: an account whose breaker is open is not
+// pulled at all, so its requests hold no handler slot and spend no delivery, while a healthy
+// account is served; once B2 answers the breaker's probe, they all complete.
 func TestPipelineOpenBreakerDoesNotStarveOtherAccounts(t *testing.T) {
 	t.Parallel()
 	p := newPipe(t)
 	p.cfg.Concurrency = 4
-	p.bs.MaxHeld = 2
-	p.bs.OpenFor = 5 * time.Second // stays open for the whole test
+	p.bs.OpenFor = 5 * time.Second // stays open while the healthy account is checked
 	p.keys["healthy"] = b2test.Key{ID: "healthy-id", Secret: "healthy-secret"}
 	p.fake.AddKey(p.keys["healthy"])
 	p.fake.AddFiles(e2eBucket, "ok/a")
@@ -266,24 +266,25 @@ func TestPipelineOpenBreakerDoesNotStarveOtherAccounts(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return w.w.BreakerStates()["default"][schema.OpListFileNames] == "open" },
 		10*time.Second, 10*time.Millisecond)
-	// More requests for the failing account: without the bound they would be held in every
-	// handler slot and these would never even be delivered.
+	// More requests for the failing account: they wait in the stream, not in handler slots.
 	bad := make([]*call, 12)
 	for i := range bad {
 		bad[i] = p.request(t, schema.OpListFileNames, "", schema.JSON, badBody)
 	}
-	require.Eventually(t, func() bool {
-		for _, c := range bad {
-			if len(p.eventsOf(consumer.EventDelivered, c.seq)) == 0 {
-				return false
-			}
-		}
-		return true
-	}, 15*time.Second, 20*time.Millisecond, "every request was delivered: held requests did not fill the slots")
-
-	// The healthy account is still served although the default account's requests keep coming.
+	// The healthy account is served meanwhile.
 	for range 3 {
 		env, _ := one[schema.ListResult](t, p.request(t, schema.OpListFileNames, "healthy", schema.JSON, map[string]any{"bucketName": e2eBucket, "prefix": "ok/"}), 10*time.Second)
 		require.True(t, env.OK, "%+v", env.Error)
+	}
+	require.Equal(t, "open", w.w.BreakerStates()["default"][schema.OpListFileNames], "still open")
+	for _, c := range bad {
+		assert.Empty(t, p.eventsOf(consumer.EventDelivered, c.seq), "request %d not pulled while the breaker is open", c.seq)
+	}
+
+	p.fake.ClearFaults()
+	for _, c := range bad {
+		env, _ := one[schema.ListResult](t, c, 20*time.Second)
+		assert.True(t, env.OK, "%+v", env.Error)
+		assert.Equal(t, 1, env.Attempt, "no delivery spent while it waited")
 	}
 }

@@ -98,7 +98,7 @@ func newPipe(t *testing.T, opts ...func(*server.Options)) *pipe {
 	p := &pipe{srv: srv, nc: nc, js: js, fake: fake,
 		keys: map[string]b2test.Key{schema.DefaultAccount: fake.MasterKey()},
 		cfg: consumer.Config{AckWait: 5 * time.Second, BackoffBase: 50 * time.Millisecond, BackoffMax: time.Second,
-			FetchMaxWait: 200 * time.Millisecond, DrainTimeout: 2 * time.Second, Concurrency: 8},
+			FetchMaxWait: time.Second, DrainTimeout: 2 * time.Second, Concurrency: 8, UnknownAccountScan: 200 * time.Millisecond},
 		bs: handlers.BreakerSettings{OpenFor: 300 * time.Millisecond, PollInterval: 20 * time.Millisecond},
 	}
 	p.cfg.OnEvent = p.record

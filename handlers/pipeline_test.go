@@ -85,7 +85,7 @@ func TestPipelineListAllPagesOf100k(t *testing.T) {
 		assert.Equal(t, strconv.Itoa(i+1), msg.Header.Get(schema.HeaderPart))
 		assert.Equal(t, schema.ContentTypeMsgpack, msg.Header.Get(schema.HeaderContentType))
 		env := decodeMsg[schema.ListResult](t, msg)
-		require.True(t, env.OK)
+		require.True(t, env.OK, "part %d: %+v", i+1, env.Error)
 		for _, f := range env.Result.Files {
 			got = append(got, f.FileName)
 		}

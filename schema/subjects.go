@@ -44,9 +44,29 @@ func (s Subjects) RequestWildcard() string { return s.prefix() + ".req.>" }
 // DeadLetterWildcard captures every dead-letter subject ("b2.dlq.>").
 func (s Subjects) DeadLetterWildcard() string { return s.prefix() + ".dlq.>" }
 
-// RequestFilters are the consumer filter subjects of op: with and without the account token.
+// RequestFilters are the filter subjects of op's single consumer of contract 1.0, which served
+// every account: with and without the account token. A worker finding them moves the accounts to
+// their own consumers (see AccountFilters).
 func (s Subjects) RequestFilters(op string) []string {
 	return []string{s.Request(op, ""), s.Request(op, "*")}
+}
+
+// AccountFilters are the filter subjects of the consumer of op and account: the default account
+// also takes the requests without an account token.
+func (s Subjects) AccountFilters(op, account string) []string {
+	if account == "" || account == DefaultAccount {
+		return []string{s.Request(op, ""), s.Request(op, DefaultAccount)}
+	}
+	return []string{s.Request(op, account)}
+}
+
+// AccountConsumerName is the durable consumer name of op and account: the default account keeps
+// ConsumerName(op), every other account a has ConsumerName(op) + "-" + a ("b2-authorize-acme").
+func (s Subjects) AccountConsumerName(op, account string) string {
+	if account == "" || account == DefaultAccount {
+		return s.ConsumerName(op)
+	}
+	return s.ConsumerName(op) + "-" + account
 }
 
 // ConsumerName is the durable consumer name of op, e.g. "b2-list-file-names". Dots of a

@@ -20,6 +20,10 @@ func TestSubjectsBuild(t *testing.T) {
 	assert.Equal(t, []string{"b2.req.authorize", "b2.req.authorize.*"}, def.RequestFilters(OpAuthorize))
 	assert.Equal(t, "b2-authorize", def.ConsumerName(OpAuthorize))
 	assert.Equal(t, "b2-list-file-names", def.ConsumerName(OpListFileNames))
+	assert.Equal(t, "b2-list-file-names", def.AccountConsumerName(OpListFileNames, DefaultAccount))
+	assert.Equal(t, "b2-authorize-acme", def.AccountConsumerName(OpAuthorize, "acme"))
+	assert.Equal(t, []string{"b2.req.authorize", "b2.req.authorize.default"}, def.AccountFilters(OpAuthorize, DefaultAccount))
+	assert.Equal(t, []string{"b2.req.authorize.acme"}, def.AccountFilters(OpAuthorize, "acme"))
 	explicit := Subjects{Prefix: DefaultPrefix}
 	assert.Equal(t, explicit.Request(OpListFileNames, "a"), def.Request(OpListFileNames, "a"), "zero value is the default prefix")
 

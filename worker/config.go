@@ -30,6 +30,10 @@ type Config struct {
 	// RequestsPerSecond and OnEvent included; Name defaults to the account's name). Required: at
 	// least one.
 	Accounts map[string]b2.Config
+	// Weights gives accounts a share of the handler slots other than the default 1 (an integer
+	// of at least 1): while several accounts have requests waiting, each may use at least
+	// Concurrency × its weight ÷ their weights' sum of them (see consumer.Config.Accounts).
+	Weights map[string]int
 	// WrapAccount, if set, wraps each account's B2 client before the handlers use it: to
 	// instrument or throttle its calls, or in tests to inject a fault at a chosen call. The
 	// status reports the session age of a wrapped client that still has a SessionAge method.
@@ -92,6 +96,11 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Consumer.TracerProvider == nil {
 		c.Consumer.TracerProvider = c.TracerProvider
+	}
+	if len(c.Consumer.Accounts) == 0 {
+		for _, name := range slices.Sorted(maps.Keys(c.Accounts)) {
+			c.Consumer.Accounts = append(c.Consumer.Accounts, consumer.Account{Name: name, Weight: c.Weights[name]})
+		}
 	}
 	if c.Breakers.MaxHeld <= 0 {
 		concurrency := c.Consumer.Concurrency

@@ -75,14 +75,18 @@ func New(cfg Config) (*Worker, error) {
 func (w *Worker) Accounts() []string { return slices.Clone(w.names) }
 
 // Consumers returns the names of the durable consumers the worker pulls from, one per
-// operation (see schema.Subjects.ConsumerName), sorted: what an autoscaler watches.
+// operation and account (see schema.Subjects.AccountConsumerName), sorted: what an autoscaler
+// watches.
 func (w *Worker) Consumers() []string {
-	out := make([]string, 0, len(operations))
+	var out []string
 	for _, op := range operations {
-		out = append(out, w.cfg.Consumer.Subjects.ConsumerName(op))
+		out = append(out, w.cfg.Consumer.Subjects.ConsumerName(op)) // the default account's, always pulled
+		for _, a := range w.cfg.Consumer.Accounts {
+			out = append(out, w.cfg.Consumer.Subjects.AccountConsumerName(op, a.Name))
+		}
 	}
 	slices.Sort(out)
-	return out
+	return slices.Compact(out)
 }
 
 // errRunning is Run's answer while another Run is under way.
@@ -146,7 +150,7 @@ func (w *Worker) run(ctx context.Context, nc *nats.Conn, ready func()) error {
 		return fmt.Errorf("worker: %w", err)
 	}
 	for _, op := range operations {
-		cw.Handle(op, w.handlers[op], w.set.Breakers.Gate(op))
+		cw.Handle(op, w.handlers[op], w.set.Gate(op))
 	}
 	w.conn.Store(nc)
 	w.cw.Store(cw)

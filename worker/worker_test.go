@@ -55,7 +55,7 @@ func (w *world) config() worker.Config {
 	return worker.Config{
 		Accounts: map[string]b2.Config{schema.DefaultAccount: {KeyID: key.ID, Key: b2.Secret(key.Secret), RealmURL: w.fake.URL, CallTimeout: 2 * time.Second}},
 		Consumer: consumer.Config{AckWait: 5 * time.Second, BackoffBase: 50 * time.Millisecond, BackoffMax: time.Second,
-			FetchMaxWait: 200 * time.Millisecond, DrainTimeout: 2 * time.Second, Concurrency: 4},
+			FetchMaxWait: time.Second, DrainTimeout: 2 * time.Second, Concurrency: 4},
 		Breakers: handlers.BreakerSettings{OpenFor: 300 * time.Millisecond, PollInterval: 20 * time.Millisecond},
 	}
 }

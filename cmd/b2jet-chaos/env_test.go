@@ -62,7 +62,7 @@ func newEnv(t *testing.T, name string, natsNodes int) *env {
 	e.workerArgs = []string{
 		"--concurrency", strconv.Itoa(concurrency), "--ack-wait", ackWait.String(), "--b2-call-timeout", "1s",
 		"--backoff-base", "100ms", "--backoff-max", "1s", "--breaker-open-for", "1s", "--drain-timeout", "2s",
-		"--fetch-max-wait", "500ms",
+		"--fetch-max-wait", "2s", // heartbeats every second: a lost pull is found at once
 	}
 	e.nats = startNATS(t, natsNodes)
 	e.fake = startFake(t, "K005CHAOS"+rand.Text()+"SECRETKEY")

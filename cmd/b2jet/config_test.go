@@ -334,6 +334,24 @@ accounts:
 	require.EqualError(t, err, "--config (B2JET_CONFIG): accounts.globex.keyEnv: environment variable GLOBEX_B2_KEY is not set")
 }
 
+func TestAccountsFileWeights(t *testing.T) {
+	clearEnv(t)
+	path := filepath.Join(t.TempDir(), "accounts.yaml")
+	write := func(yaml string) B2Flags {
+		require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
+		return B2Flags{RealmURL: b2.DefaultRealmURL, Config: path}
+	}
+	f := write("accounts:\n  acme:\n    keyId: a\n    key: k\n    weight: 3\n  globex:\n    keyId: g\n    key: k\n")
+	ws, err := f.weights()
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int{"acme": 3}, ws, "an account without weight has the default")
+	_, err = f.accounts()
+	require.NoError(t, err)
+
+	_, err = write("accounts:\n  acme:\n    keyId: a\n    key: k\n    weight: 0\n").weights()
+	require.ErrorContains(t, err, "--config (B2JET_CONFIG): accounts.acme.weight: 0 is below 1")
+}
+
 func TestAccountsFileReplySubjects(t *testing.T) {
 	clearEnv(t)
 	dir := t.TempDir()

@@ -490,11 +490,11 @@ func TestKubernetesDeployment(t *testing.T) {
 		drain, err := time.ParseDuration(flagDefault(t, command(t, model(t), "worker"), "drain-timeout"))
 		require.NoError(t, err)
 		assert.Greater(t, grace, drain, "longer than the default --drain-timeout")
-		// After SIGTERM (sent when preStop ends) the last pull runs out, in-flight requests get
+		// After SIGTERM (sent when preStop ends) the pulls drain at once, in-flight requests get
 		// the drain timeout, and the HTTP endpoint gets its own shutdown time.
-		need := preStop + w.FetchMaxWait + w.DrainTimeout + httpShutdownTimeout
-		assert.Greater(t, grace, need, "terminationGracePeriodSeconds covers preStop %v + --fetch-max-wait %v + --drain-timeout %v + HTTP shutdown %v",
-			preStop, w.FetchMaxWait, w.DrainTimeout, httpShutdownTimeout)
+		need := preStop + w.DrainTimeout + httpShutdownTimeout
+		assert.Greater(t, grace, need, "terminationGracePeriodSeconds covers preStop %v + --drain-timeout %v + HTTP shutdown %v",
+			preStop, w.DrainTimeout, httpShutdownTimeout)
 	})
 
 	t.Run("non-root, read-only, with resources", func(t *testing.T) {

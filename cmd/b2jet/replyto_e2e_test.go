@@ -82,7 +82,7 @@ func TestEndToEndForeignReplyToRefused(t *testing.T) {
 	// Both requests are finished (acked or terminated) before acme's inbox is looked at.
 	for _, op := range []string{schema.OpAuthorize, schema.OpListFileNames} {
 		require.Eventually(t, func() bool {
-			c, err := opsJS.Consumer(ctx, schema.StreamRequests, schema.Subjects{}.ConsumerName(op))
+			c, err := opsJS.Consumer(ctx, schema.StreamRequests, schema.Subjects{}.AccountConsumerName(op, "globex"))
 			if err != nil {
 				return false
 			}

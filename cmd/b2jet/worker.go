@@ -61,7 +61,7 @@ type WorkerCmd struct {
 	AckWait                time.Duration `name:"ack-wait" env:"B2JET_ACK_WAIT" default:"30s" help:"How long JetStream waits for an ack (or progress) before redelivering; minimum 500ms. Like --max-deliveries, an existing consumer's value wins." group:"Processing"`
 	MaxAckPending          int           `name:"max-ack-pending" env:"B2JET_MAX_ACK_PENDING" default:"1000" help:"Unacknowledged requests per operation across all workers; -1 for no limit." group:"Processing"`
 	UpdateConsumerSettings bool          `name:"update-consumer-settings" env:"B2JET_UPDATE_CONSUMER_SETTINGS" help:"Write --max-deliveries, --ack-wait and --max-ack-pending onto consumers that exist with other values (every other worker adopts them within seconds); without it a worker adopts the consumers' values." group:"Processing"`
-	FetchMaxWait           time.Duration `name:"fetch-max-wait" env:"B2JET_FETCH_MAX_WAIT" default:"2s" help:"How long one pull waits for requests; minimum 100ms." group:"Processing"`
+	FetchMaxWait           time.Duration `name:"fetch-max-wait" env:"B2JET_FETCH_MAX_WAIT" default:"30s" help:"How long each pull request lives on the server before the continuous pull renews it; minimum 1s. Stopping does not wait for it." group:"Processing"`
 	StoredReplies          bool          `name:"stored-replies" env:"B2JET_STORED_REPLIES" help:"Publish replies with JetStream and wait until they are stored before acknowledging the request; every reply subject must then be captured by a stream." group:"Processing"`
 	DrainTimeout           time.Duration `name:"drain-timeout" env:"B2JET_DRAIN_TIMEOUT" default:"20s" help:"On SIGINT/SIGTERM, how long in-flight requests may finish before they are cancelled and put back." group:"Processing"`
 
@@ -89,7 +89,9 @@ type plan struct {
 	names    []string // account names, sorted
 	// replySubjects are the accounts file's allow-lists of Reply-To patterns, per account.
 	replySubjects map[string][]string
-	tracing       tracingPlan
+	// weights are the accounts file's weights, per account that gives one.
+	weights map[string]int
+	tracing tracingPlan
 }
 
 // validate checks every setting that can be checked without starting anything, and decides
@@ -119,11 +121,15 @@ func (c *WorkerCmd) validate() (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	weights, err := c.B2.weights()
+	if err != nil {
+		return nil, err
+	}
 	tracing, err := tracingFromEnv(tracingEnv)
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{replySubjects: replySubjects, tracing: tracing}
+	p := &plan{replySubjects: replySubjects, weights: weights, tracing: tracing}
 	switch {
 	case c.Sandbox != nil:
 		p.sandbox = *c.Sandbox
@@ -385,6 +391,7 @@ func (c *WorkerCmd) newWorker(p *plan, accounts map[string]b2.Config, o *observe
 	ccfg.OnEvent = o.metrics.ConsumerEvent
 	w, err := worker.New(worker.Config{
 		Accounts:       cfgs,
+		Weights:        p.weights,
 		Consumer:       ccfg,
 		Breakers:       handlers.BreakerSettings{Failures: c.BreakerFailures, OpenFor: c.BreakerOpenFor, OnStateChange: o.metrics.BreakerChange},
 		TracerProvider: tp,

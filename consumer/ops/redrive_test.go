@@ -318,7 +318,8 @@ func TestRedriveRate(t *testing.T) {
 // refuses.
 func TestRedriveLoopGuardEndToEnd(t *testing.T) {
 	e := newEnv(t)
-	w, err := consumer.New(e.nc, consumer.Config{AckWait: time.Second, FetchMaxWait: 200 * time.Millisecond, DrainTimeout: 2 * time.Second})
+	w, err := consumer.New(e.nc, consumer.Config{AckWait: time.Second, FetchMaxWait: time.Second, DrainTimeout: 2 * time.Second,
+		Accounts: []consumer.Account{{Name: "acme"}}})
 	require.NoError(t, err)
 	w.Handle(schema.OpAuthorize, nopHandler{fail: true}, nil)
 	ctx, cancel := context.WithCancel(e.ctx)

@@ -17,7 +17,7 @@ import (
 func TestStatus(t *testing.T) {
 	e := newEnv(t)
 	e.publishRequest("b2.req.authorize", nil, []byte(`{}`))
-	e.publishRequest("b2.req.list_file_names.acme", nil, []byte(`{"bucketName":"b"}`))
+	e.publishRequest("b2.req.list_file_names.default", nil, []byte(`{"bucketName":"b"}`))
 	e.publishRequest("b2.req.list_file_names", nil, []byte(`{"bucketName":"b"}`))
 	e.publishDeadLetter(dl{op: schema.OpAuthorize})
 	e.publishDeadLetter(dl{op: schema.OpAuthorize, account: "default"})
@@ -66,7 +66,7 @@ func TestStatus(t *testing.T) {
 	assert.Equal(t, "b2-authorize", auth.Name)
 	assert.True(t, auth.Durable)
 	assert.Equal(t, schema.StreamRequests, auth.Stream)
-	assert.Equal(t, []string{"b2.req.authorize", "b2.req.authorize.*"}, auth.FilterSubjects)
+	assert.Equal(t, []string{"b2.req.authorize", "b2.req.authorize.default"}, auth.FilterSubjects)
 	assert.EqualValues(t, 1, auth.NumPending)
 	assert.Equal(t, 7, auth.MaxDeliver, "the consumer's shared settings")
 	assert.Equal(t, 30*time.Second, auth.AckWait)
