@@ -26,10 +26,11 @@ const baselineReplySize = 300
 // rawReadyLine is what cmd/b2jet-bench/rawloop logs once it consumes.
 const rawReadyLine = "raw loop ready"
 
-// running is a contender's process, pulling, with its CPU time when it became ready.
+// running is a contender's process, pulling, with its CPU time when it became ready (and, after
+// a drain, the CPU it used since).
 type running struct {
-	p     *workerproc.Proc
-	ready time.Duration
+	p          *workerproc.Proc
+	ready, cpu time.Duration
 }
 
 // startContender starts b2jet (`b2jet worker`, default flags; conc > 0 sets --concurrency) or

@@ -27,6 +27,8 @@ type overheadResult struct {
 	B2Calls []int
 	// ReplyBytes is the average size of b2jet's reply bodies.
 	ReplyBytes float64
+	// Concurrency is what the b2jet worker logged it runs with (0: not logged).
+	Concurrency int
 }
 
 // overhead runs scenario 1: b2jet and the raw loop alternately drain OverheadRequests cached
@@ -38,21 +40,25 @@ func (b *bench) overhead(ctx context.Context) (overheadResult, error) {
 	for rep := range b.sz.Reps {
 		for _, who := range []contender{b2jetRun, baselineRun} {
 			fake.ResetCalls()
-			col, cpu, err := b.drain(ctx, who, drainRun{fake: fake, op: schema.OpAuthorize, body: schema.AuthorizeRequest{},
+			col, c, err := b.drain(ctx, who, drainRun{fake: fake, op: schema.OpAuthorize, body: schema.AuthorizeRequest{},
 				n: b.sz.OverheadRequests, conc: b.sz.Concurrency})
 			if err != nil {
 				return r, fmt.Errorf("%s run %d: %w", who, rep+1, err)
 			}
-			rate, perReq := col.rate(), float64(cpu.Microseconds())/float64(b.sz.OverheadRequests)
+			rate, perReq := col.rate(), float64(c.cpu.Microseconds())/float64(b.sz.OverheadRequests)
+			conc := b.sz.BaselineConcurrency
 			r.Answered = append(r.Answered, int(col.answered.Load()))
 			if who == b2jetRun {
 				r.B2jet, r.B2jetCPU = append(r.B2jet, rate), append(r.B2jetCPU, perReq)
 				r.B2Calls = append(r.B2Calls, fake.Calls(b2test.EndpointAuthorize))
 				r.ReplyBytes = float64(col.bytes.Load()) / float64(col.parts.Load())
+				r.Concurrency = loggedConcurrency(c.p)
+				conc = r.Concurrency
 			} else {
 				r.Baseline, r.BaselineCPU = append(r.Baseline, rate), append(r.BaselineCPU, perReq)
 			}
-			b.logf("  %-18s run %d: %s msgs/s, worker CPU %.1f µs per request", who, rep+1, thousands(rate), perReq)
+			b.logf("  %-18s run %d: %s msgs/s, worker CPU %.1f µs per request (concurrency %d)", who, rep+1, thousands(rate),
+				perReq, conc)
 		}
 	}
 	return r, nil
@@ -68,54 +74,58 @@ type drainRun struct {
 }
 
 // drain runs one backlog measurement on a fresh server: store n requests, start the contender,
-// wait for every reply, stop it. The load holds the timings; the duration is the CPU the
-// contender's process used from the moment it pulled to the last reply.
-func (b *bench) drain(ctx context.Context, who contender, e drainRun) (*load, time.Duration, error) {
+// wait for every reply, stop it. The load holds the timings; the contender (stopped) its
+// process and the CPU it used from the moment it pulled to the last reply.
+func (b *bench) drain(ctx context.Context, who contender, e drainRun) (*load, *running, error) {
 	env, err := startNATS()
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	defer env.close()
 	nc, err := env.connect("b2jet-bench-setup")
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	defer nc.Close()
 	if err := setupStreams(ctx, nc); err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	ld, err := newLoad(ctx, env.url, loadSpec{op: e.op, encoding: b.sz.Encoding, body: e.body, n: e.n})
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	defer ld.close()
 	if err := ld.backlog(ctx, 0, e.n); err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	c, err := b.startContender(ctx, who, env.url, e.fake, e.op, e.conc)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	werr := ld.wait(ctx, idleLimit)
 	cpu, cerr := c.cpuSinceReady()
+	c.cpu = cpu
 	if err := c.stop(); err != nil && werr == nil {
 		werr = err
 	}
 	if werr == nil {
 		werr = cerr
 	}
-	return ld, cpu, werr
+	return ld, c, werr
 }
 
 func (r overheadResult) section(sz sizes) section {
 	ratios := ratio(r.B2jet, r.Baseline)
-	conc := "its default concurrency"
-	if sz.Concurrency > 0 {
-		conc = fmt.Sprintf("concurrency %d", sz.Concurrency)
+	conc := "default flags: its default concurrency"
+	switch {
+	case sz.Concurrency > 0:
+		conc = fmt.Sprintf("default flags but `--concurrency %d`", sz.Concurrency)
+	case r.Concurrency > 0:
+		conc = fmt.Sprintf("default flags: concurrency %d", r.Concurrency)
 	}
 	s := section{
 		Title: "1. Overhead: cached authorize requests drained from a backlog",
-		Intro: fmt.Sprintf("%s `authorize` requests are stored first; then a `b2jet worker` process (default flags: %s, "+
+		Intro: fmt.Sprintf("%s `authorize` requests are stored first; then a `b2jet worker` process (%s, "+
 			"MaxAckPending 1000) or the raw loop drains them. The raw loop (`cmd/b2jet-bench/rawloop`, a process too) "+
 			"is what the nats.go documentation shows: jetstream `Consume()` on a durable consumer with b2jet's ack "+
 			"settings, feeding %d handler goroutines that publish a fixed %d-byte reply to the request's Reply-To "+

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/b2jet/b2jet/b2/b2test"
@@ -125,4 +127,18 @@ func peakRSS(p *workerproc.Proc) (int64, error) {
 		return 0, fmt.Errorf("peak RSS: %w", err)
 	}
 	return kib << 10, nil
+}
+
+// concurrencyRE finds the concurrency in the worker's "worker running" log line (text format).
+var concurrencyRE = regexp.MustCompile(`msg="worker running".* concurrency=(\d+)`)
+
+// loggedConcurrency is the concurrency a worker says it runs with, 0 if it did not say.
+func loggedConcurrency(p *workerproc.Proc) int {
+	for _, line := range p.Lines() {
+		if m := concurrencyRE.FindStringSubmatch(line); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			return n
+		}
+	}
+	return 0
 }
