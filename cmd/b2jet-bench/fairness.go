@@ -172,8 +172,8 @@ func (r fairResult) section(sz sizes) section {
 	}
 	p50, p99 := ratio(r.FloodP50, r.AloneP50), ratio(r.FloodP99, r.AloneP99)
 	s.Rows = [][]string{
-		{"alone, idle worker", fmtMs(r.AloneP50), fmtMs(r.AloneP99)},
-		{"under A's flood", fmtMs(r.FloodP50), fmtMs(r.FloodP99)},
+		{"alone, idle worker", fmt2(r.AloneP50), fmt2(r.AloneP99)},
+		{"under A's flood", fmt2(r.FloodP50), fmt2(r.FloodP99)},
 		{"ratio flood ÷ alone", fmtRatio(p50), fmtRatio(p99)},
 	}
 	s.Targets = []target{{Name: fmt.Sprintf("8. fairness: B's p99 under A's flood ÷ alone ≤ %.0f", fairTarget),

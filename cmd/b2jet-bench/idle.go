@@ -18,7 +18,8 @@ const idleTarget = 2.0
 
 // idleResult is scenario 9: what workers cost the server when there is nothing to do.
 type idleResult struct {
-	ServerCPU, WorkerCPU sample // percent of one core over the window; workers summed
+	ServerCPU, WorkerCPU sample // CPU seconds over the window; workers summed
+	Window               sample // seconds
 	// Waiting is the pull requests waiting on the server (NumWaiting summed over every
 	// consumer), the most of a few samples after the window; Consumers counts the consumers.
 	Waiting, Consumers []int
@@ -51,15 +52,17 @@ func (b *bench) idle(ctx context.Context) (idleResult, error) {
 			return r, fmt.Errorf("run %d: %w", rep+1, err)
 		}
 		r.ServerCPU, r.WorkerCPU = append(r.ServerCPU, run.server), append(r.WorkerCPU, run.workers)
+		r.Window = append(r.Window, run.window)
 		r.Waiting, r.Consumers = append(r.Waiting, run.waiting), append(r.Consumers, run.consumers)
-		b.logf("  run %d: server %.2f%% of a core, workers %.2f%%, %d pull requests waiting on %d consumers",
-			rep+1, run.server, run.workers, run.waiting, run.consumers)
+		b.logf("  run %d: over %.1f s, server %.2f CPU s, workers %.2f CPU s, %d pull requests waiting on %d consumers",
+			rep+1, run.window, run.server, run.workers, run.waiting, run.consumers)
 	}
 	return r, nil
 }
 
 type idleRun struct {
-	server, workers    float64
+	server, workers    float64 // CPU seconds
+	window             float64 // seconds
 	waiting, consumers int
 }
 
@@ -105,8 +108,8 @@ func (b *bench) idleOnce(ctx context.Context, bin, natsBin string, fake *b2test.
 	if err != nil {
 		return run, err
 	}
-	window := time.Since(start).Seconds()
-	run.server, run.workers = 100*(s1-s0).Seconds()/window, 100*(w1-w0).Seconds()/window
+	run.window = time.Since(start).Seconds()
+	run.server, run.workers = (s1 - s0).Seconds(), (w1 - w0).Seconds()
 	if run.waiting, run.consumers, err = pendingPulls(ctx, srv.URL); err != nil {
 		return run, err
 	}
@@ -172,11 +175,11 @@ func (r idleResult) section(sz sizes) section {
 		Title: fmt.Sprintf("9. Idle cost: %d accounts, %d worker processes, no traffic", sz.IdleAccounts, sz.IdleWorkers),
 		Intro: fmt.Sprintf("A nats-server process (built from go.mod's version, JetStream on file storage) and %d "+
 			"`b2jet worker` processes (default flags) with %d accounts in their accounts file; nothing is published. "+
-			"%v after every worker pulls, the processes' CPU (user+system, /proc/<pid>/stat) is measured over %v, "+
-			"as percent of one core (workers summed). Pull requests waiting is NumWaiting summed over every "+
+			"%v after every worker pulls, the processes' CPU (user+system, /proc/<pid>/stat, in steps of 10 ms) "+
+			"is measured over %v, in seconds and as percent of one core (workers summed). Pull requests waiting is NumWaiting summed over every "+
 			"consumer on the server, the most of five samples after the window.",
 			sz.IdleWorkers, sz.IdleAccounts, sz.IdleSettle, sz.IdleFor),
-		Header: []string{"nats-server CPU % of a core", "workers' CPU % of a core", "pull requests waiting", "consumers"},
+		Header: []string{"nats-server CPU s", "% of a core", "workers' CPU s", "% of a core", "pull requests waiting", "consumers"},
 	}
 	if len(r.ServerCPU) == 0 {
 		return s
@@ -185,9 +188,19 @@ func (r idleResult) section(sz sizes) section {
 	for i := range r.Waiting {
 		waiting[i], consumers[i] = float64(r.Waiting[i]), float64(r.Consumers[i])
 	}
-	s.Rows = [][]string{{fmtMs(r.ServerCPU), fmtMs(r.WorkerCPU), fmtRate(waiting), fmtRate(consumers)}}
+	serverPct, workerPct := percentOf(r.ServerCPU, r.Window), percentOf(r.WorkerCPU, r.Window)
+	s.Rows = [][]string{{fmt2(r.ServerCPU), fmt2(serverPct), fmt2(r.WorkerCPU), fmt2(workerPct), fmtRate(waiting), fmtRate(consumers)}}
 	s.Targets = []target{{Name: fmt.Sprintf("9. idle %d accounts × %d workers: server CPU ≤ %.0f %% of one core",
-		sz.IdleAccounts, sz.IdleWorkers, idleTarget), Value: fmt.Sprintf("%.2f %%", r.ServerCPU.median()),
-		Met: r.ServerCPU.median() <= idleTarget}}
+		sz.IdleAccounts, sz.IdleWorkers, idleTarget), Value: fmt.Sprintf("%.2f %%", serverPct.median()),
+		Met: serverPct.median() <= idleTarget}}
 	return s
+}
+
+// percentOf is, per run, cpu seconds in percent of window seconds.
+func percentOf(cpu, window sample) sample {
+	out := make(sample, len(cpu))
+	for i := range cpu {
+		out[i] = 100 * cpu[i] / window[i]
+	}
+	return out
 }

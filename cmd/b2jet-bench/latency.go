@@ -150,7 +150,7 @@ func (r latencyResult) section(sz sizes) section {
 					n++
 				}
 			}
-			s.Rows = append(s.Rows, []string{thousands(float64(rate)), string(who), fmtMs(p50s(rs)), fmtMs(p99s(rs)),
+			s.Rows = append(s.Rows, []string{thousands(float64(rate)), string(who), fmt2(p50s(rs)), fmt2(p99s(rs)),
 				fmt.Sprintf("%d/%d", n, len(rs))})
 		}
 		if len(runs[b2jetRun]) > 0 && sustained(runs[b2jetRun]) && sustained(runs[baselineRun]) {

@@ -137,8 +137,8 @@ func (r overheadResult) section(sz sizes) section {
 			thousands(float64(sz.OverheadRequests)), conc, sz.BaselineConcurrency, baselineReplySize, r.ReplyBytes, baselineReplySize),
 		Header: []string{"contender", "msgs/s", "ratio to raw loop", "worker CPU µs per request", "reply bytes"},
 		Rows: [][]string{
-			{"raw Consume() loop", fmtRate(r.Baseline), "1.00", fmtMs(r.BaselineCPU), fmt.Sprint(baselineReplySize)},
-			{"b2jet (defaults)", fmtRate(r.B2jet), fmtRatio(ratios), fmtMs(r.B2jetCPU), fmt.Sprintf("%.0f", r.ReplyBytes)},
+			{"raw Consume() loop", fmtRate(r.Baseline), "1.00", fmt2(r.BaselineCPU), fmt.Sprint(baselineReplySize)},
+			{"b2jet (defaults)", fmtRate(r.B2jet), fmtRatio(ratios), fmt2(r.B2jetCPU), fmt.Sprintf("%.0f", r.ReplyBytes)},
 		},
 	}
 	if len(ratios) > 0 {
