@@ -86,6 +86,44 @@ func (s *Server) latencyFor(ep Endpoint) time.Duration {
 	return s.latency[ep]
 }
 
+// SetKeyLatency delays every call made with the key keyID by d, on top of
+// SetLatency's delay: b2_authorize_account with that key, and every call
+// with a token issued for it. Two keys then stand for two tenants, one of
+// them slow. 0 removes the delay.
+func (s *Server) SetKeyLatency(keyID string, d time.Duration) {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	if d <= 0 {
+		delete(s.keyLatency, keyID)
+		return
+	}
+	s.keyLatency[keyID] = d
+}
+
+// keyLatencyFor is the SetKeyLatency delay of the key behind r; a call with
+// no known key has none.
+func (s *Server) keyLatencyFor(r *http.Request, ep Endpoint) time.Duration {
+	s.faultMu.Lock()
+	none := len(s.keyLatency) == 0
+	s.faultMu.Unlock()
+	if none {
+		return 0
+	}
+	var id string
+	if ep == EndpointAuthorize {
+		id, _, _ = r.BasicAuth()
+	} else {
+		s.mu.RLock()
+		if rec := s.tokens[r.Header.Get("Authorization")]; rec != nil {
+			id = rec.key.key.ID
+		}
+		s.mu.RUnlock()
+	}
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	return s.keyLatency[id]
+}
+
 // takeFault returns the first fault matching the call and uses it up once.
 // lr holds the list_file_names parameters (nil for other endpoints).
 func (s *Server) takeFault(ep Endpoint, lr *listRequest) (Fault, bool) {

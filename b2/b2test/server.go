@@ -54,9 +54,10 @@ type Server struct {
 
 	fileSeq atomic.Uint64 // source of file ids
 
-	faultMu sync.Mutex
-	faults  []*faultRec
-	latency map[Endpoint]time.Duration
+	faultMu    sync.Mutex
+	faults     []*faultRec
+	latency    map[Endpoint]time.Duration
+	keyLatency map[string]time.Duration // by key id, see SetKeyLatency
 
 	callMu sync.Mutex
 	calls  map[Endpoint]int
@@ -89,15 +90,16 @@ func NewServer() *Server {
 func newFake() *Server {
 	n := accountSeq.Add(1)
 	s := &Server{
-		accountID: fmt.Sprintf("acct%012x", 0x0123456789a0+n),
-		done:      make(chan struct{}),
-		keys:      make(map[string]*keyRec),
-		tokens:    make(map[string]*tokenRec),
-		buckets:   make(map[string]*bucket),
-		byID:      make(map[string]*bucket),
-		reserved:  make(map[string]string),
-		latency:   make(map[Endpoint]time.Duration),
-		calls:     make(map[Endpoint]int),
+		accountID:  fmt.Sprintf("acct%012x", 0x0123456789a0+n),
+		done:       make(chan struct{}),
+		keys:       make(map[string]*keyRec),
+		tokens:     make(map[string]*tokenRec),
+		buckets:    make(map[string]*bucket),
+		byID:       make(map[string]*bucket),
+		reserved:   make(map[string]string),
+		latency:    make(map[Endpoint]time.Duration),
+		keyLatency: make(map[string]time.Duration),
+		calls:      make(map[Endpoint]int),
 	}
 	s.fullPageContinuation.Store(true)
 	s.handler = http.HandlerFunc(s.serveHTTP)
@@ -201,7 +203,7 @@ func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request, version i
 	if ep == EndpointListFileNames {
 		lr, lerr = parseListRequest(r)
 	}
-	if !s.sleep(w, r, s.latencyFor(ep)) {
+	if !s.sleep(w, r, s.latencyFor(ep)+s.keyLatencyFor(r, ep)) {
 		return
 	}
 	if f, ok := s.takeFault(ep, lr); ok {

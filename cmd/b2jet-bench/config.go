@@ -11,30 +11,31 @@ type sizes struct {
 	// Encoding of the requests, and so of the replies: "json" or "msgpack".
 	Encoding string
 
-	// Scenario 1 (overhead) and 2 (live latency): worker concurrency and max ack pending, shared
-	// by b2jet and the baseline loop.
-	Concurrency   int
-	MaxAckPending int
+	// Scenarios 1 (overhead) and 2 (live latency): b2jet's --concurrency (0: the worker's
+	// default) and the raw loop's handler goroutines.
+	Concurrency         int
+	BaselineConcurrency int
 	// OverheadRequests is the backlog of cached authorize requests drained in scenario 1.
 	OverheadRequests int
 	// Rates (requests/s) and RateDuration (publishing time per rate) of scenario 2.
 	Rates        []int
 	RateDuration time.Duration
 
-	// B2Latency is added by the fake to every list call in scenarios 3, 5 and 6.
+	// B2Latency is added by the fake to every list call in scenarios 6 and 7.
 	B2Latency time.Duration
-	// HidingRequests single-page list requests at each of HidingConcurrency (scenario 3).
-	HidingRequests    int
-	HidingConcurrency []int
+	// Hiding are the runs of scenario 3; the first one has the target.
+	Hiding []hidingRun
 
 	// ListNames in one bucket, listed with allPages in pages of ListPage names (scenario 4).
 	ListNames int
 	ListPage  int
 
-	// ScaleProcs worker processes of ScaleConcurrency each share ScaleRequests (scenario 5).
+	// ScaleProcs worker processes of ScaleConcurrency each share ScaleRequests list requests
+	// whose B2 calls take ScaleLatency (scenario 5).
 	ScaleProcs       []int
 	ScaleConcurrency int
 	ScaleRequests    int
+	ScaleLatency     time.Duration
 
 	// ExpiryRequests list requests at ExpiryConcurrency while every token expires each
 	// ExpiryEvery list calls (scenario 6).
@@ -47,32 +48,65 @@ type sizes struct {
 	ResumePages  int
 	ResumePage   int
 	ResumeKillAt int
+
+	// Scenario 8: account A publishes FloodRequests list requests whose B2 calls take
+	// FloodLatency; QuietAfter later account B publishes QuietRequests (B2 adds nothing).
+	FloodRequests int
+	FloodLatency  time.Duration
+	QuietAfter    time.Duration
+	QuietRequests int
+
+	// Scenario 9: IdleWorkers processes serve IdleAccounts accounts with no traffic; CPU is
+	// measured over IdleFor, IdleSettle after every worker pulls.
+	IdleAccounts int
+	IdleWorkers  int
+	IdleFor      time.Duration
+	IdleSettle   time.Duration
+}
+
+// hidingRun is one row of scenario 3: Requests single-page list requests with B2 calls of
+// Latency, served by one worker of Concurrency.
+type hidingRun struct {
+	Latency     time.Duration
+	Concurrency int
+	Requests    int
 }
 
 // fullSizes are the sizes of issue #6.
 func fullSizes() sizes {
 	return sizes{
-		Reps:              3,
-		Encoding:          "json",
-		Concurrency:       64,
-		MaxAckPending:     1000,
-		OverheadRequests:  200_000,
-		Rates:             []int{10_000, 20_000, 40_000},
-		RateDuration:      4 * time.Second,
-		B2Latency:         20 * time.Millisecond,
-		HidingRequests:    20_000,
-		HidingConcurrency: []int{64, 256, 1024},
+		Reps:                3,
+		Encoding:            "json",
+		BaselineConcurrency: 64,
+		OverheadRequests:    200_000,
+		Rates:               []int{5_000, 10_000, 20_000},
+		RateDuration:        4 * time.Second,
+		B2Latency:           20 * time.Millisecond,
+		Hiding: []hidingRun{
+			{Latency: 200 * time.Millisecond, Concurrency: 64, Requests: 3_200},
+			{Latency: 20 * time.Millisecond, Concurrency: 64, Requests: 10_000},
+			{Latency: 20 * time.Millisecond, Concurrency: 256, Requests: 20_000},
+		},
 		ListNames:         1_000_000,
 		ListPage:          10_000,
 		ScaleProcs:        []int{1, 2, 4},
 		ScaleConcurrency:  32,
-		ScaleRequests:     16_000,
+		ScaleRequests:     2_560,
+		ScaleLatency:      200 * time.Millisecond,
 		ExpiryRequests:    100_000,
 		ExpiryEvery:       10_000,
 		ExpiryConcurrency: 256,
 		ResumePages:       100,
 		ResumePage:        1000,
 		ResumeKillAt:      50,
+		FloodRequests:     2_000,
+		FloodLatency:      100 * time.Millisecond,
+		QuietAfter:        time.Second,
+		QuietRequests:     20,
+		IdleAccounts:      100,
+		IdleWorkers:       4,
+		IdleFor:           30 * time.Second,
+		IdleSettle:        5 * time.Second,
 	}
 }
 
@@ -81,37 +115,54 @@ func quickSizes() sizes {
 	s := fullSizes()
 	s.OverheadRequests = 50_000
 	s.RateDuration = 2 * time.Second
-	s.HidingRequests = 5_000
+	s.Hiding = []hidingRun{
+		{Latency: 200 * time.Millisecond, Concurrency: 64, Requests: 1_280},
+		{Latency: 20 * time.Millisecond, Concurrency: 64, Requests: 5_000},
+		{Latency: 20 * time.Millisecond, Concurrency: 256, Requests: 5_000},
+	}
 	s.ListNames = 250_000
-	s.ScaleRequests = 4_000
+	s.ScaleRequests = 1_280
 	s.ExpiryRequests = 25_000
 	s.ExpiryEvery = 2_500
+	s.IdleFor = 10 * time.Second
 	return s
 }
 
 // smokeSizes make every scenario run in a moment; TestSmoke uses them.
 func smokeSizes() sizes {
 	return sizes{
-		Reps:              2,
-		Encoding:          "json",
-		Concurrency:       8,
-		MaxAckPending:     100,
-		OverheadRequests:  300,
-		Rates:             []int{200, 400},
-		RateDuration:      300 * time.Millisecond,
-		B2Latency:         2 * time.Millisecond,
-		HidingRequests:    200,
-		HidingConcurrency: []int{4, 16},
+		Reps:                2,
+		Encoding:            "json",
+		BaselineConcurrency: 8,
+		OverheadRequests:    300,
+		Rates:               []int{200, 400},
+		RateDuration:        300 * time.Millisecond,
+		// Scenario 7 kills its first worker within the ten pages after page 10: at 5 ms a page,
+		// a stall of the loaded test process shorter than 50 ms cannot make it miss them.
+		B2Latency: 5 * time.Millisecond,
+		Hiding: []hidingRun{
+			{Latency: 20 * time.Millisecond, Concurrency: 4, Requests: 40},
+			{Latency: 2 * time.Millisecond, Concurrency: 16, Requests: 200},
+		},
 		ListNames:         10_000,
 		ListPage:          1_000,
 		ScaleProcs:        []int{1, 2},
 		ScaleConcurrency:  4,
-		ScaleRequests:     100,
+		ScaleRequests:     40,
+		ScaleLatency:      10 * time.Millisecond,
 		ExpiryRequests:    300,
 		ExpiryEvery:       100,
 		ExpiryConcurrency: 8,
 		ResumePages:       20,
 		ResumePage:        100,
 		ResumeKillAt:      10,
+		FloodRequests:     100,
+		FloodLatency:      20 * time.Millisecond,
+		QuietAfter:        100 * time.Millisecond,
+		QuietRequests:     5,
+		IdleAccounts:      5,
+		IdleWorkers:       2,
+		IdleFor:           time.Second,
+		IdleSettle:        500 * time.Millisecond,
 	}
 }

@@ -3,65 +3,98 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"runtime/pprof"
+	"strings"
+	"time"
 
 	"github.com/b2jet/b2jet/b2/b2test"
+	"github.com/b2jet/b2jet/cmd/internal/workerproc"
+	"github.com/b2jet/b2jet/consumer"
+	"github.com/b2jet/b2jet/schema"
 )
 
-// contender is what consumes the requests of a run: b2jet or the baseline loop.
+// contender is what consumes the requests of scenarios 1 and 2: b2jet or the raw loop.
 type contender string
 
 const (
 	b2jetRun    contender = "b2jet"
-	baselineRun contender = "baseline"
+	baselineRun contender = "raw Consume() loop"
 )
 
-// startContender starts b2jet (in process) or the baseline on op's consumer; stop ends it and
-// reports how it ended.
-func startContender(ctx context.Context, who contender, env *natsEnv, fake *b2test.Server, op string, s workerSettings) (stop func() error, err error) {
+// baselineReplySize is the size of the raw loop's reply (issue #6: "a ~300-byte reply").
+const baselineReplySize = 300
+
+// rawReadyLine is what cmd/b2jet-bench/rawloop logs once it consumes.
+const rawReadyLine = "raw loop ready"
+
+// running is a contender's process, pulling, with its CPU time when it became ready (and, after
+// a drain, the CPU it used since).
+type running struct {
+	p          *workerproc.Proc
+	ready, cpu time.Duration
+}
+
+// startContender starts b2jet (`b2jet worker`, default flags; conc > 0 sets --concurrency) or
+// the raw loop (BaselineConcurrency handlers, a consumer of op with b2jet's default ack
+// settings) on the server at url, and waits until it pulls.
+func (b *bench) startContender(ctx context.Context, who contender, url string, fake *b2test.Server, op string, conc int) (*running, error) {
+	var p *workerproc.Proc
+	var err error
 	if who == b2jetRun {
-		p, err := startInproc(ctx, env, fake, s)
+		ws, err := b.startB2jet(ctx, url, fake, conc)
 		if err != nil {
 			return nil, err
 		}
-		return p.close, nil
+		p = ws[0]
+	} else {
+		if p, err = b.startRawLoop(ctx, url, op); err != nil {
+			return nil, err
+		}
 	}
-	bl, err := newBaseline(ctx, env, op, s)
+	cpu, err := p.CPUTime()
+	if err != nil {
+		p.Kill()
+		return nil, err
+	}
+	return &running{p: p, ready: cpu}, nil
+}
+
+func (b *bench) startB2jet(ctx context.Context, url string, fake *b2test.Server, conc int) ([]*workerproc.Proc, error) {
+	bin, err := b.binary(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan error, 1)
-	go func() { done <- bl.run(rctx) }()
-	return func() error {
-		cancel()
-		return <-done
-	}, nil
+	var extra []string
+	if conc > 0 {
+		extra = []string{"--concurrency", fmt.Sprint(conc)}
+	}
+	return startWorkers(ctx, 1, bin, url, fake, "", extra...)
 }
 
-// startProfile starts a CPU profile of the whole process into <profile dir>/<name>.pprof when a
-// profile directory is set; stop ends it (a no-op without one).
-func (b *bench) startProfile(name string) (stop func(), err error) {
-	if b.profileDir == "" {
-		return func() {}, nil
-	}
-	path := filepath.Join(b.profileDir, name+".pprof")
-	if err := os.MkdirAll(b.profileDir, 0o755); err != nil {
-		return nil, fmt.Errorf("profile dir: %w", err)
-	}
-	f, err := os.Create(path)
+func (b *bench) startRawLoop(ctx context.Context, url, op string) (*workerproc.Proc, error) {
+	bin, err := b.build(ctx, rawLoopPkg)
 	if err != nil {
-		return nil, fmt.Errorf("profile: %w", err)
+		return nil, err
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("profile: %w", err)
+	p, err := workerproc.Start("raw loop", bin, nil, nil, "-server", url,
+		"-consumer", "bench_raw_"+op, "-filters", strings.Join(schema.Subjects{}.RequestFilters(op), ","),
+		"-concurrency", fmt.Sprint(b.sz.BaselineConcurrency), "-reply-size", fmt.Sprint(baselineReplySize),
+		"-ack-wait", consumer.DefaultAckWait.String(), "-max-deliver", fmt.Sprint(consumer.DefaultMaxAttempts+2),
+		"-max-ack-pending", fmt.Sprint(consumer.DefaultMaxAckPending))
+	if err != nil {
+		return nil, err
 	}
-	b.logf("CPU profile → %s", path)
-	return func() {
-		pprof.StopCPUProfile()
-		_ = f.Close()
-	}, nil
+	if _, err := p.WaitLine(ctx, rawReadyLine, time.Minute); err != nil {
+		p.Kill()
+		return nil, err
+	}
+	return p, nil
 }
+
+// cpuSinceReady is the CPU time the process used since it became ready.
+func (r *running) cpuSinceReady() (time.Duration, error) {
+	cpu, err := r.p.CPUTime()
+	return cpu - r.ready, err
+}
+
+// stop ends the contender and reports how it ended.
+func (r *running) stop() error { return r.p.Stop(stopTimeout) }

@@ -5,15 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/b2jet/b2jet/b2/b2test"
 	"github.com/b2jet/b2jet/consumer"
-	"github.com/b2jet/b2jet/schema"
 )
 
 // benchBucket is the bucket of the list scenarios; bigBucket holds the million names.
@@ -64,59 +63,30 @@ func (e *natsEnv) close() {
 }
 
 // connect opens a client connection named name.
-func (e *natsEnv) connect(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(e.url, nats.Name(name), nats.MaxReconnects(-1))
+func (e *natsEnv) connect(name string) (*nats.Conn, error) { return connect(e.url, name) }
+
+// connect opens a client connection named name to the server at url.
+func connect(url, name string) (*nats.Conn, error) {
+	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1))
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", name, err)
 	}
 	return nc, nil
 }
 
-// workerSettings are the JetStream settings shared by b2jet and the baseline in one run.
-type workerSettings struct {
-	Concurrency   int
-	MaxAckPending int
-}
-
-// consumerConfig is b2jet's consumer configuration for s, the worker's defaults otherwise.
-func (s workerSettings) consumerConfig() consumer.Config {
-	return consumer.Config{Concurrency: s.Concurrency, MaxAckPending: s.MaxAckPending}
-}
-
-// setupStreams creates the request and dead-letter streams and both durable consumers with
-// b2jet's own Setup, so that the baseline consumes exactly the consumer b2jet would.
-func setupStreams(ctx context.Context, nc *nats.Conn, s workerSettings) error {
-	w, err := consumer.New(nc, s.consumerConfig())
+// setupStreams creates the request and dead-letter streams (and the key-value buckets) with
+// b2jet's own Setup and defaults, so that a backlog can be stored before the worker that drains
+// it starts. It creates no consumer: each contender creates its own when it starts (b2jet
+// every consumer it uses, the raw loop one with b2jet's ack settings).
+func setupStreams(ctx context.Context, nc *nats.Conn) error {
+	w, err := consumer.New(nc, consumer.Config{})
 	if err != nil {
 		return fmt.Errorf("setup: %w", err)
 	}
-	none := noHandler{}
-	w.Handle(schema.OpAuthorize, none, nil)
-	w.Handle(schema.OpListFileNames, none, nil)
 	if err := w.Setup(ctx); err != nil {
 		return fmt.Errorf("setup: %w", err)
 	}
 	return nil
-}
-
-// noHandler is registered only so that Setup creates the consumers; it never runs.
-type noHandler struct{}
-
-func (noHandler) Handle(context.Context, *consumer.Message, consumer.ReplyWriter) error {
-	return errors.New("b2jet-bench: the setup worker does not handle messages")
-}
-
-func (noHandler) Reject(context.Context, *consumer.Message, consumer.Failure, consumer.ReplyWriter) (consumer.Rejection, error) {
-	return consumer.Rejection{}, errors.New("b2jet-bench: the setup worker does not handle messages")
-}
-
-// newJetStream returns a JetStream context on nc.
-func newJetStream(nc *nats.Conn) (jetstream.JetStream, error) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
-	}
-	return js, nil
 }
 
 // newFake starts a fake B2 with benchBucket holding files small names, enough for one page.
@@ -128,4 +98,28 @@ func newFake(files int) *b2test.Server {
 	}
 	f.AddFiles(benchBucket, names...)
 	return f
+}
+
+// writeAccounts writes a worker's accounts file (docs/configuration.md) at path: account
+// names[i] uses keys[i] on the fake, whose URL is the worker's --b2-realm-url.
+func writeAccounts(path string, names []string, keys []b2test.Key) error {
+	var b strings.Builder
+	b.WriteString("accounts:\n")
+	for i, name := range names {
+		fmt.Fprintf(&b, "  %s:\n    keyId: %s\n    key: %s\n", name, keys[i].ID, keys[i].Secret)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("accounts file: %w", err)
+	}
+	return nil
+}
+
+// addKeys adds one key per account name to the fake and returns them.
+func addKeys(fake *b2test.Server, names []string) []b2test.Key {
+	keys := make([]b2test.Key, len(names))
+	for i, name := range names {
+		keys[i] = b2test.Key{ID: "key-" + name, Secret: "secret-" + name}
+		fake.AddKey(keys[i])
+	}
+	return keys
 }

@@ -18,51 +18,89 @@ var pageRequest = schema.ListFileNamesRequest{BucketName: benchBucket, MaxFileCo
 // benchFiles is how many names benchBucket holds.
 const benchFiles = 1000
 
-// hidingResult is scenario 3: msgs/s by concurrency, and the Little's-law bound.
+// hidingResult is scenario 3: msgs/s of each run, and the Little's-law bound.
 type hidingResult struct {
-	Concurrency []int
-	Rates       map[int]sample
-	// Client is the msgs/s of the same calls made by Concurrency goroutines with a bare
+	Runs  []hidingRun
+	Rates []sample // by run
+	// Client is the calls/s of the same calls made by Concurrency goroutines with a bare
 	// b2.Client in this process: what the machine allows with the fake, without NATS or b2jet.
-	Client  map[int]sample
-	Latency time.Duration
-	// ListCalls is the fake's b2_list_file_names calls of each run (one per request).
-	ListCalls []int
+	Client []sample
+	// ListCalls is the fake's b2_list_file_names calls of each b2jet run (one per request).
+	ListCalls [][]int
 }
 
-func (r hidingResult) bound(c int) float64 { return float64(c) / r.Latency.Seconds() }
+func (h hidingRun) bound() float64 { return float64(h.Concurrency) / h.Latency.Seconds() }
 
-// hidingAll runs scenario 3 at every concurrency.
+// hidingKey names a scenario 3 run for scenario 6's comparison.
+type hidingKey struct {
+	latency     time.Duration
+	concurrency int
+}
+
+// hidingAll runs scenario 3: each run alternates with the others and with its bare client loop.
 func (b *bench) hidingAll(ctx context.Context) (hidingResult, error) {
-	r := hidingResult{Concurrency: b.sz.HidingConcurrency, Rates: map[int]sample{}, Client: map[int]sample{}, Latency: b.sz.B2Latency}
+	runs := b.sz.Hiding
+	r := hidingResult{Runs: runs, Rates: make([]sample, len(runs)), Client: make([]sample, len(runs)), ListCalls: make([][]int, len(runs))}
+	bin, err := b.binary(ctx)
+	if err != nil {
+		return r, err
+	}
 	fake := newFake(benchFiles)
 	defer fake.Close()
-	fake.SetLatency(b2test.EndpointListFileNames, b.sz.B2Latency)
+	defer fake.SetLatency(b2test.EndpointListFileNames, 0)
 	for rep := range b.sz.Reps {
-		for _, c := range b.sz.HidingConcurrency {
+		for i, h := range runs {
+			fake.SetLatency(b2test.EndpointListFileNames, h.Latency)
 			fake.ResetCalls()
-			var profile string
-			if rep == 0 {
-				profile = fmt.Sprintf("hiding-%d", c)
-			}
-			col, err := b.drain(ctx, b2jetRun, drainRun{fake: fake, op: schema.OpListFileNames, body: pageRequest,
-				n: b.sz.HidingRequests, settings: workerSettings{Concurrency: c, MaxAckPending: c}, profile: profile})
+			rate, err := b.hidingOnce(ctx, bin, fake, h)
 			if err != nil {
-				return r, fmt.Errorf("concurrency %d, run %d: %w", c, rep+1, err)
+				return r, fmt.Errorf("%v at concurrency %d, run %d: %w", h.Latency, h.Concurrency, rep+1, err)
 			}
-			r.Rates[c] = append(r.Rates[c], col.rate())
-			r.ListCalls = append(r.ListCalls, fake.Calls(b2test.EndpointListFileNames))
-			b.logf("  concurrency %4d run %d: %s msgs/s (bound %s)", c, rep+1, thousands(col.rate()), thousands(r.bound(c)))
-			rate, err := clientCalls(ctx, fake, c, b.sz.HidingRequests)
+			r.Rates[i] = append(r.Rates[i], rate)
+			r.ListCalls[i] = append(r.ListCalls[i], fake.Calls(b2test.EndpointListFileNames))
+			b.logf("  %v, concurrency %4d, run %d: %s msgs/s (bound %s)", h.Latency, h.Concurrency, rep+1, thousands(rate), thousands(h.bound()))
+			rate, err = clientCalls(ctx, fake, h.Concurrency, h.Requests)
 			if err != nil {
-				return r, fmt.Errorf("client loop at concurrency %d, run %d: %w", c, rep+1, err)
+				return r, fmt.Errorf("client loop at %v, concurrency %d, run %d: %w", h.Latency, h.Concurrency, rep+1, err)
 			}
-			r.Client[c] = append(r.Client[c], rate)
-			b.logf("  client loop %4d run %d: %s calls/s", c, rep+1, thousands(rate))
+			r.Client[i] = append(r.Client[i], rate)
+			b.logf("  %v, client loop %4d, run %d: %s calls/s", h.Latency, h.Concurrency, rep+1, thousands(rate))
 		}
 	}
-	b.hiding = r.Rates
+	for i, h := range runs {
+		b.hiding[hidingKey{h.Latency, h.Concurrency}] = r.Rates[i]
+	}
 	return r, nil
+}
+
+// hidingOnce starts one worker of h.Concurrency, waits until it pulls, publishes the requests
+// and returns msgs/s from the first publish to the last reply.
+func (b *bench) hidingOnce(ctx context.Context, bin string, fake *b2test.Server, h hidingRun) (float64, error) {
+	env, err := startNATS()
+	if err != nil {
+		return 0, err
+	}
+	defer env.close()
+	ws, err := startWorkers(ctx, 1, bin, env.url, fake, "", "--concurrency", fmt.Sprint(h.Concurrency))
+	if err != nil {
+		return 0, err
+	}
+	defer killAll(ws)
+	ld, err := newLoad(ctx, env.url, loadSpec{op: schema.OpListFileNames, encoding: b.sz.Encoding, body: pageRequest, n: h.Requests})
+	if err != nil {
+		return 0, err
+	}
+	defer ld.close()
+	if err := ld.backlog(ctx, 0, h.Requests); err != nil {
+		return 0, err
+	}
+	if err := ld.wait(ctx, idleLimit); err != nil {
+		return 0, err
+	}
+	if err := stopAll(ws); err != nil {
+		return 0, err
+	}
+	return ld.rateFromStart(), nil
 }
 
 // clientCalls makes n single-page list calls from conc goroutines with one b2.Client, and returns
@@ -101,30 +139,37 @@ func clientCalls(ctx context.Context, fake *b2test.Server, conc, n int) (float64
 	return float64(n) / time.Since(start).Seconds(), nil
 }
 
+// hidingTarget is the target of the first run (the one with B2 latency high enough that CPU is
+// not the bound).
+const hidingTarget = 0.97
+
 func (r hidingResult) section(sz sizes) section {
 	s := section{
-		Title: "3. Latency hiding: 20 ms B2 calls",
-		Intro: fmt.Sprintf("The fake B2 adds %v to every `b2_list_file_names` call; %s single-page list requests "+
-			"(10 names) are drained by b2jet in process with MaxAckPending equal to its concurrency. "+
-			"The bound is Little's law: concurrency ÷ B2 latency.", sz.B2Latency, thousands(float64(sz.HidingRequests))),
-		Header: []string{"concurrency", "msgs/s", "bound msgs/s", "ratio to bound", "bare b2.Client calls/s", "b2jet ÷ bare client"},
+		Title: "3. Latency hiding: slow B2 calls",
+		Intro: "The fake B2 delays every `b2_list_file_names` call; one `b2jet worker` process (default flags but " +
+			"`--concurrency`) pulls before the single-page list requests (10 names) are published, and msgs/s runs from " +
+			"the first publish to the last reply. The bound is Little's law: concurrency ÷ B2 latency. At 200 ms the " +
+			"bound is low enough that CPU is not the limit, so the ratio measures how well the worker keeps its slots " +
+			"busy; the 20 ms runs are CPU-bound extras. The bare client column makes the same calls from as many " +
+			"goroutines with a `b2.Client`, without NATS or b2jet, alternating with the b2jet runs: what this machine " +
+			"allows with the fake (its HTTP and JSON share the same cores).",
+		Header: []string{"B2 latency", "concurrency", "requests", "msgs/s", "bound msgs/s", "ratio to bound", "bare b2.Client calls/s", "b2jet ÷ bare client"},
 	}
-	s.Intro += " The bare client column makes the same calls from as many goroutines with a `b2.Client`, " +
-		"without NATS or b2jet, alternating with the b2jet runs: what this machine allows with the fake " +
-		"(its HTTP and JSON share the same cores)."
-	for _, c := range r.Concurrency {
-		rates := r.Rates[c]
+	for i, h := range r.Runs {
+		rates := r.Rates[i]
 		if len(rates) == 0 {
 			continue
 		}
 		ratios := make(sample, len(rates))
-		for i, v := range rates {
-			ratios[i] = v / r.bound(c)
+		for j, v := range rates {
+			ratios[j] = v / h.bound()
 		}
-		s.Rows = append(s.Rows, []string{fmt.Sprint(c), fmtRate(rates), thousands(r.bound(c)), fmtRatio(ratios),
-			fmtRate(r.Client[c]), fmtRatio(ratio(rates, r.Client[c]))})
-		s.Targets = append(s.Targets, target{Name: fmt.Sprintf("3. msgs/s ÷ bound ≥ 0.9 at concurrency %d", c),
-			Value: fmt.Sprintf("%.2f", ratios.median()), Met: ratios.median() >= 0.9})
+		s.Rows = append(s.Rows, []string{h.Latency.String(), fmt.Sprint(h.Concurrency), thousands(float64(h.Requests)), fmtRate(rates),
+			thousands(h.bound()), fmtRatio(ratios), fmtRate(r.Client[i]), fmtRatio(ratio(rates, r.Client[i]))})
+		if i == 0 {
+			s.Targets = append(s.Targets, target{Name: fmt.Sprintf("3. %v latency, one worker at concurrency %d ÷ Little's law ≥ %.2f",
+				h.Latency, h.Concurrency, hidingTarget), Value: fmt.Sprintf("%.2f", ratios.median()), Met: ratios.median() >= hidingTarget})
+		}
 	}
 	return s
 }

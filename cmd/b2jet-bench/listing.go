@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -53,7 +52,7 @@ func (b *bench) listing(ctx context.Context) (listingResult, error) {
 		return r, err
 	}
 	for rep := range b.sz.Reps {
-		rate, rss, count, parts, err := b.listOnce(ctx, bin, fake, rep)
+		rate, rss, count, parts, err := b.listOnce(ctx, bin, fake)
 		if err != nil {
 			return r, fmt.Errorf("b2jet run %d: %w", rep+1, err)
 		}
@@ -85,30 +84,23 @@ func (b *bench) listing(ctx context.Context) (listingResult, error) {
 
 // listOnce runs one listing through a fresh worker process and returns files/s, the worker's
 // peak RSS, the final part's count and the number of parts.
-func (b *bench) listOnce(ctx context.Context, bin string, fake *b2test.Server, rep int) (float64, int64, int, int, error) {
+func (b *bench) listOnce(ctx context.Context, bin string, fake *b2test.Server) (float64, int64, int, int, error) {
 	env, err := startNATS()
 	if err != nil {
 		return 0, 0, 0, 0, err
 	}
 	defer env.close()
-	w, err := startWorker(bin, env, fake, filepath.Join(b.tmp, fmt.Sprintf("listing-%d.log", rep)))
+	ws, err := startWorkers(ctx, 1, bin, env.url, fake, "")
 	if err != nil {
 		return 0, 0, 0, 0, err
 	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			_ = w.stop(time.Minute) // an earlier error is reported
-		}
-	}()
-	if err := w.WaitReady(ctx, time.Minute); err != nil {
-		return 0, 0, 0, 0, err
-	}
+	w := ws[0]
+	defer w.Kill() // after an error; it was stopped otherwise
 	var count atomic.Int64
 	count.Store(-1)
 	var decodeErr atomic.Value
-	ld, err := newLoad(ctx, env, schema.OpListFileNames, b.sz.Encoding,
-		schema.ListFileNamesRequest{BucketName: bigBucket, AllPages: true, MaxFileCount: b.sz.ListPage}, 1, func(m *nats.Msg) {
+	ld, err := newLoad(ctx, env.url, loadSpec{op: schema.OpListFileNames, encoding: b.sz.Encoding,
+		body: schema.ListFileNamesRequest{BucketName: bigBucket, AllPages: true, MaxFileCount: b.sz.ListPage}, n: 1, onFinal: func(m *nats.Msg) {
 			var reply schema.Reply[schema.ListResult]
 			err := client.Decode(m, &reply)
 			if err != nil || reply.Result == nil || reply.Result.Count == nil {
@@ -116,7 +108,7 @@ func (b *bench) listOnce(ctx context.Context, bin string, fake *b2test.Server, r
 				return
 			}
 			count.Store(int64(*reply.Result.Count))
-		})
+		}})
 	if err != nil {
 		return 0, 0, 0, 0, err
 	}
@@ -132,12 +124,11 @@ func (b *bench) listOnce(ctx context.Context, bin string, fake *b2test.Server, r
 		return 0, 0, 0, 0, fmt.Errorf("%s", msg)
 	}
 	elapsed := time.Duration(ld.last - start.UnixNano())
-	rss, err := w.peakRSS()
+	rss, err := peakRSS(w)
 	if err != nil {
 		return 0, 0, 0, 0, err
 	}
-	stopped = true
-	if err := w.stop(time.Minute); err != nil {
+	if err := w.Stop(stopTimeout); err != nil {
 		return 0, 0, 0, 0, err
 	}
 	return float64(b.sz.ListNames) / elapsed.Seconds(), rss, int(count.Load()), int(ld.parts.Load()), nil

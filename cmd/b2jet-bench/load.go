@@ -23,14 +23,15 @@ func codecOf(encoding string) schema.Codec {
 
 // load is the requests of one run and their replies, published through package client as one
 // client.Batch: request i replies to the batch's inbox <inbox>.<i>, so a reply is matched to its
-// request by its subject, without decoding it (the baseline encodes nothing). A request is
+// request by its subject, without decoding it (the raw loop encodes nothing). A request is
 // answered by its final reply (every reply but a list part with B2-Final: false). The request
 // body is encoded once, and the same bytes are published n times.
 type load struct {
-	nc  *nats.Conn
-	b   *client.Batch
-	req client.Request
-	n   int
+	nc   *nats.Conn
+	b    *client.Batch
+	req  client.Request
+	n    int
+	sent []int64 // unix nanos of each publish call, written by the publishing goroutine
 	// Written only on the batch's subscription goroutine; read after done is closed.
 	arrived     []int64 // unix nanos of the final reply, 0 until then
 	first, last int64
@@ -44,23 +45,34 @@ type load struct {
 	done     chan struct{}
 }
 
-// newLoad connects a publisher of n requests of body to the subject of op (default account),
-// subscribed for their replies.
-func newLoad(ctx context.Context, env *natsEnv, op, encoding string, body any, n int, onFinal func(*nats.Msg)) (*load, error) {
-	data, err := codecOf(encoding).Marshal(body)
+// loadSpec is what a load publishes: n requests of body to op's subject of account ("":
+// default).
+type loadSpec struct {
+	op, account, encoding string
+	body                  any
+	n                     int
+	onFinal               func(*nats.Msg)
+}
+
+// newLoad connects a publisher of the spec's requests to the server at url, subscribed for their
+// replies.
+func newLoad(ctx context.Context, url string, spec loadSpec) (*load, error) {
+	data, err := codecOf(spec.encoding).Marshal(spec.body)
 	if err != nil {
 		return nil, fmt.Errorf("encoding request: %w", err)
 	}
-	nc, err := env.connect("b2jet-bench-publisher")
+	nc, err := connect(url, "b2jet-bench-publisher")
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(nc, client.Options{Encoding: encoding, Timeout: 30 * time.Second, MaxPendingBytes: -1})
+	c, err := client.New(nc, client.Options{Encoding: spec.encoding, Timeout: 30 * time.Second, MaxPendingBytes: -1})
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
-	l := &load{nc: nc, req: client.Request{Op: op, Data: data}, n: n, arrived: make([]int64, n), onFinal: onFinal, done: make(chan struct{})}
+	n := spec.n
+	l := &load{nc: nc, req: client.Request{Op: spec.op, Account: spec.account, Data: data}, n: n, sent: make([]int64, n),
+		arrived: make([]int64, n), onFinal: spec.onFinal, done: make(chan struct{})}
 	if l.b, err = c.NewBatch(ctx, client.BatchOptions{OnReply: l.receive}); err != nil {
 		nc.Close()
 		return nil, err
@@ -74,6 +86,7 @@ func (l *load) close() {
 }
 
 func (l *load) publish(ctx context.Context, i int) error {
+	l.sent[i] = time.Now().UnixNano()
 	if _, err := l.b.Publish(ctx, l.req); err != nil {
 		return fmt.Errorf("publish request %d: %w", i, err)
 	}
@@ -93,16 +106,14 @@ func (l *load) backlog(ctx context.Context, from, n int) error {
 	return l.b.Wait(ctx)
 }
 
-// paced publishes n requests at rate per second, recording each one's publish time (unix nanos)
-// in sent, and returns how long publishing took.
-func (l *load) paced(ctx context.Context, n, rate int, sent []int64) (time.Duration, error) {
+// paced publishes n requests at rate per second and returns how long publishing took.
+func (l *load) paced(ctx context.Context, n, rate int) (time.Duration, error) {
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	start := time.Now()
 	for i := 0; i < n; {
 		due := min(n, int(time.Since(start).Seconds()*float64(rate))+1)
 		for ; i < due; i++ {
-			sent[i] = time.Now().UnixNano()
 			if err := l.publish(ctx, i); err != nil {
 				return 0, err
 			}
@@ -188,3 +199,15 @@ func (l *load) rate() float64 {
 	}
 	return float64(l.n-1) / l.span().Seconds()
 }
+
+// rateFromStart is answered requests per second from the first publish to the last reply: for
+// runs whose workers pull before the requests come, so that the first B2 call's latency counts.
+func (l *load) rateFromStart() float64 {
+	if l.n < 1 || l.last <= l.sent[0] {
+		return 0
+	}
+	return float64(l.n) / time.Duration(l.last-l.sent[0]).Seconds()
+}
+
+// latency is request i's time from its publish to its final reply.
+func (l *load) latency(i int) time.Duration { return time.Duration(l.arrived[i] - l.sent[i]) }

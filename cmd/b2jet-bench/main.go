@@ -24,13 +24,16 @@ func main() {
 
 // bench is one run of the program.
 type bench struct {
-	sz         sizes
-	log        io.Writer // progress lines
-	profileDir string    // CPU profiles of in-process runs, when set
-	bin        string    // the b2jet binary; built into tmp when empty
-	tmp        string
-	// hiding holds scenario 3's msgs/s by concurrency, for scenario 6's ratio.
-	hiding map[int]sample
+	sz   sizes
+	log  io.Writer         // progress lines
+	bins map[string]string // binaries by main package (see build); built into tmp when missing
+	tmp  string
+	// hiding holds scenario 3's msgs/s by run, for scenario 6's ratio.
+	hiding map[hidingKey]sample
+}
+
+func newBench(sz sizes, log io.Writer, tmp string) *bench {
+	return &bench{sz: sz, log: log, bins: map[string]string{}, tmp: tmp, hiding: map[hidingKey]sample{}}
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -73,6 +76,14 @@ var scenarios = []scenario{
 		r, err := b.resume(ctx)
 		return r.section(b.sz), err
 	}},
+	{8, "fairness", func(ctx context.Context, b *bench) (section, error) {
+		r, err := b.fairness(ctx)
+		return r.section(b.sz), err
+	}},
+	{9, "idle cost", func(ctx context.Context, b *bench) (section, error) {
+		r, err := b.idle(ctx)
+		return r.section(b.sz), err
+	}},
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -81,11 +92,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "", "write the report into this file (between its b2jet-bench markers); empty: stdout only")
 	quick := fs.Bool("quick", false, "smaller workloads (a few minutes instead of ~15)")
 	reps := fs.Int("reps", 0, "repetitions of each measurement (default 3)")
-	only := fs.String("scenarios", "1,2,3,4,5,6,7", "comma-separated scenario numbers to run")
-	profile := fs.String("cpuprofile", "", "directory for CPU profiles of the in-process runs (scenarios 1 and 3, first repetition)")
-	bin := fs.String("b2jet", "", "b2jet binary for scenarios 4, 5 and 7 (default: built from this module)")
+	only := fs.String("scenarios", "1,2,3,4,5,6,7,8,9", "comma-separated scenario numbers to run")
+	bin := fs.String("b2jet", "", "b2jet binary (default: built from this module)")
 	encoding := fs.String("encoding", "", "request encoding: json (default) or msgpack")
-	conc := fs.Int("concurrency", 0, "worker concurrency of scenarios 1 and 2 (default 64)")
+	conc := fs.Int("concurrency", 0, "b2jet's --concurrency in scenarios 1 and 2 (default: the worker's own default)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -117,7 +127,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
-	b := &bench{sz: sz, log: stdout, profileDir: *profile, bin: *bin, tmp: tmp, hiding: map[int]sample{}}
+	b := newBench(sz, stdout, tmp)
+	if *bin != "" {
+		b.bins[b2jetPkg] = *bin
+	}
 	rep := &report{Started: time.Now(), Command: command(args), Sizes: sz}
 	b.logf("b2jet-bench on %s", machine())
 	failed := false

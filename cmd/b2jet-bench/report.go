@@ -102,9 +102,11 @@ func (r *report) markdown() []byte {
 	fmt.Fprintf(&b, "Run of %s on %s; took %s.\n\n", r.Started.UTC().Format("2006-01-02 15:04 MST"), machine(),
 		r.Elapsed.Round(time.Second))
 	fmt.Fprintf(&b, "Command: `%s`. Every figure is the median of %d runs with the range (min–max) in "+
-		"brackets; runs of b2jet and its baseline alternate, each on a fresh embedded JetStream server "+
-		"(file storage) and a fresh stream and consumers. Ratios are per pair of runs, then the median. "+
-		"Requests are %s.\n\n", r.Command, r.Sizes.Reps, r.Sizes.Encoding)
+		"brackets; runs of b2jet and its baseline alternate, each on a fresh JetStream server (file storage) "+
+		"and a fresh stream and consumers: embedded in the bench process, except in scenario 9, where it is a "+
+		"nats-server process of its own. b2jet is always the built `b2jet worker` binary in a process of its own, "+
+		"with its default flags but the server, the fake B2 and what a scenario names. Ratios are per pair of "+
+		"runs, then the median. Requests are %s.\n\n", r.Command, r.Sizes.Reps, r.Sizes.Encoding)
 	var all []target
 	for _, s := range r.Sections {
 		all = append(all, s.Targets...)

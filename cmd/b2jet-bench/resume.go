@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/b2jet/b2jet/b2/b2test"
 	"github.com/b2jet/b2jet/client"
+	"github.com/b2jet/b2jet/cmd/internal/workerproc"
 	"github.com/b2jet/b2jet/schema"
 )
 
@@ -47,7 +47,7 @@ func (b *bench) resume(ctx context.Context) (resumeResult, error) {
 	// machine.
 	fake.SetLatency(b2test.EndpointListFileNames, b.sz.B2Latency)
 	for rep := range b.sz.Reps {
-		run, err := b.resumeOnce(ctx, bin, fake, rep, n)
+		run, err := b.resumeOnce(ctx, bin, fake, n)
 		if err != nil {
 			return r, fmt.Errorf("run %d: %w", rep+1, err)
 		}
@@ -65,7 +65,7 @@ type resumeRun struct {
 
 // resumeOnce lists the bucket once: a first worker process until it was asked for page
 // ResumeKillAt, then SIGKILL, then a second worker process.
-func (b *bench) resumeOnce(ctx context.Context, bin string, fake *b2test.Server, rep, names int) (resumeRun, error) {
+func (b *bench) resumeOnce(ctx context.Context, bin string, fake *b2test.Server, names int) (resumeRun, error) {
 	var run resumeRun
 	env, err := startNATS()
 	if err != nil {
@@ -73,18 +73,14 @@ func (b *bench) resumeOnce(ctx context.Context, bin string, fake *b2test.Server,
 	}
 	defer env.close()
 	flags := []string{"--ack-wait", resumeAckWait.String(), "--b2-call-timeout", "2s"}
-	start := func(i int) (*workerProc, error) {
-		w, err := startWorker(bin, env, fake, filepath.Join(b.tmp, fmt.Sprintf("resume-%d-%d.log", rep, i)), flags...)
+	start := func() (*workerproc.Proc, error) {
+		ws, err := startWorkers(ctx, 1, bin, env.url, fake, "", flags...)
 		if err != nil {
 			return nil, err
 		}
-		if err := w.WaitReady(ctx, time.Minute); err != nil {
-			w.Kill()
-			return nil, err
-		}
-		return w, nil
+		return ws[0], nil
 	}
-	w1, err := start(1)
+	w1, err := start()
 	if err != nil {
 		return run, err
 	}
@@ -121,11 +117,11 @@ func (b *bench) resumeOnce(ctx context.Context, bin string, fake *b2test.Server,
 	w1.Kill()
 	run.killedAt = calls()
 
-	w2, err := start(2)
+	w2, err := start()
 	if err != nil {
 		return run, err
 	}
-	defer func() { _ = w2.stop(time.Minute) }()
+	defer func() { _ = w2.Stop(stopTimeout) }()
 	for {
 		p, err := l.NextPart(ctx)
 		if errors.Is(err, io.EOF) {

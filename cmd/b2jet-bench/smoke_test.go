@@ -15,7 +15,7 @@ import (
 func TestSmoke(t *testing.T) {
 	ctx := t.Context()
 	sz := smokeSizes()
-	b := &bench{sz: sz, log: testWriter{t}, tmp: t.TempDir(), hiding: map[int]sample{}}
+	b := newBench(sz, testWriter{t}, t.TempDir())
 
 	t.Run("1 overhead", func(t *testing.T) {
 		r, err := b.overhead(ctx)
@@ -28,7 +28,9 @@ func TestSmoke(t *testing.T) {
 		for _, calls := range r.B2Calls {
 			assert.Equal(t, 1, calls, "every request but the first is served from the session cache")
 		}
-		assert.Len(t, r.section(sz).Targets, 1)
+		require.Len(t, r.B2jetCPU, sz.Reps, "the workers' CPU is read")
+		require.Len(t, r.BaselineCPU, sz.Reps)
+		assert.Len(t, r.section(sz).Targets, 2)
 	})
 
 	t.Run("2 latency", func(t *testing.T) {
@@ -51,14 +53,14 @@ func TestSmoke(t *testing.T) {
 	t.Run("3 hiding", func(t *testing.T) {
 		r, err := b.hidingAll(ctx)
 		require.NoError(t, err)
-		for _, c := range sz.HidingConcurrency {
-			assert.Len(t, r.Rates[c], sz.Reps)
-			assert.Len(t, r.Client[c], sz.Reps)
+		for i, h := range sz.Hiding {
+			assert.Len(t, r.Rates[i], sz.Reps)
+			assert.Len(t, r.Client[i], sz.Reps)
+			for _, calls := range r.ListCalls[i] {
+				assert.Equal(t, h.Requests, calls, "one B2 list call per request")
+			}
 		}
-		for _, calls := range r.ListCalls {
-			assert.Equal(t, sz.HidingRequests, calls, "one B2 list call per request")
-		}
-		assert.Len(t, r.section(sz).Targets, len(sz.HidingConcurrency))
+		assert.Len(t, r.section(sz).Targets, 1)
 	})
 
 	t.Run("4 listing", func(t *testing.T) {
@@ -110,6 +112,30 @@ func TestSmoke(t *testing.T) {
 			assert.GreaterOrEqual(t, r.Pages[i], sz.ResumePages)
 			assert.Greater(t, r.FirstPart[i], 1, "the second worker resumed the listing")
 			assert.LessOrEqual(t, r.Calls[i], r.Pages[i]+2, "B2 list calls")
+		}
+		assert.Len(t, r.section(sz).Targets, 1)
+	})
+
+	t.Run("8 fairness", func(t *testing.T) {
+		r, err := b.fairness(ctx)
+		require.NoError(t, err)
+		require.Len(t, r.AloneP99, sz.Reps)
+		require.Len(t, r.FloodP99, sz.Reps)
+		for i := range sz.Reps {
+			assert.Positive(t, r.AloneP50[i])
+			assert.GreaterOrEqual(t, r.FloodP99[i], r.FloodP50[i])
+			assert.LessOrEqual(t, r.FloodAnswered[i], sz.FloodRequests)
+		}
+		assert.Len(t, r.section(sz).Targets, 1)
+	})
+
+	t.Run("9 idle", func(t *testing.T) {
+		r, err := b.idle(ctx)
+		require.NoError(t, err)
+		require.Len(t, r.ServerCPU, sz.Reps)
+		for i := range sz.Reps {
+			assert.Positive(t, r.Consumers[i], "the workers' consumers exist")
+			assert.GreaterOrEqual(t, r.Waiting[i], 0)
 		}
 		assert.Len(t, r.section(sz).Targets, 1)
 	})

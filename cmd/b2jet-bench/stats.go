@@ -70,7 +70,8 @@ func fmtRatio(s sample) string {
 	return fmt.Sprintf("%.2f (%.2f–%.2f)", s.median(), s.min(), s.max())
 }
 
-func fmtMs(s sample) string {
+// fmt2 formats with two decimals: milliseconds, µs, seconds, percent.
+func fmt2(s sample) string {
 	return fmt.Sprintf("%.2f (%.2f–%.2f)", s.median(), s.min(), s.max())
 }
 

@@ -2,7 +2,9 @@
 // behaviour (control-line limits, permissions, closed connections) differs between an embedded
 // server and a process, and only a process can be killed or fill its store like in production.
 // The binary is built from the nats-server version in go.mod, so a machine with only Go runs it;
-// the process is run by package workerproc, like the b2jet workers next to it.
+// the process is run by package workerproc, like the b2jet workers next to it. Start is for
+// tests; Build and Launch are for a program (the benchmark measures the server's CPU apart from
+// its own).
 package natsproc
 
 import (
@@ -32,7 +34,7 @@ func Binary(t testing.TB) string {
 	buildOnce.Do(func() {
 		var dir string
 		if dir, buildErr = os.MkdirTemp("", "natsproc-"); buildErr == nil {
-			buildPath, buildErr = workerproc.Build(context.Background(), dir, "github.com/nats-io/nats-server/v2")
+			buildPath, buildErr = Build(context.Background(), dir)
 		}
 	})
 	if buildErr != nil {
@@ -56,40 +58,73 @@ type Server struct {
 // extraJetStream is placed inside the jetstream { } block (e.g. "max_file_store: 64MB").
 func Start(t testing.TB, conf, extraJetStream string) *Server {
 	t.Helper()
-	bin := Binary(t)
-	dir := t.TempDir()
-	port, mon := FreePort(t), FreePort(t)
+	s, err := Launch(Binary(t), t.TempDir(), conf, extraJetStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			t.Logf("nats-server output (last lines):\n%s", s.p.Tail(40))
+		}
+	})
+	return s
+}
+
+// Build builds nats-server into dir, for a program (a test uses Binary).
+func Build(ctx context.Context, dir string) (string, error) {
+	return workerproc.Build(ctx, dir, "github.com/nats-io/nats-server/v2")
+}
+
+// Launch is Start for a program: it runs bin with its store and configuration under dir and
+// returns once the server is healthy; the caller stops it.
+func Launch(bin, dir, conf, extraJetStream string) (*Server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	mon, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	full := fmt.Sprintf("listen: \"127.0.0.1:%d\"\nhttp: \"127.0.0.1:%d\"\njetstream { store_dir: %q\n%s\n}\n%s\n",
 		port, mon, filepath.Join(dir, "js"), extraJetStream, conf)
 	path := filepath.Join(dir, "nats.conf")
 	if err := os.WriteFile(path, []byte(full), 0o600); err != nil {
-		t.Fatal(err)
+		return nil, err
+	}
+	p, err := workerproc.Start("nats-server", bin, nil, nil, "-c", path)
+	if err != nil {
+		return nil, err
 	}
 	s := &Server{
 		URL:     fmt.Sprintf("nats://127.0.0.1:%d", port),
 		Monitor: fmt.Sprintf("http://127.0.0.1:%d", mon),
 		Dir:     dir,
-		p:       workerproc.StartTest(t, "nats-server", bin, nil, "-c", path),
+		p:       p,
 	}
-	t.Cleanup(s.Stop)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(s.Monitor + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return s
+				return s, nil
 			}
 		}
 		if !s.Running() {
-			t.Fatalf("nats-server exited at start:\n%s", s.Log())
+			return nil, fmt.Errorf("nats-server exited at start:\n%s", s.Log())
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("nats-server not healthy within 60s (last: %v):\n%s", err, s.Log())
+			p.Kill()
+			return nil, fmt.Errorf("nats-server not healthy within 60s (last: %v):\n%s", err, s.Log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// CPUTime is the CPU time the server process has used so far.
+func (s *Server) CPUTime() (time.Duration, error) { return s.p.CPUTime() }
 
 // Log returns what the server has written so far.
 func (s *Server) Log() string { return s.p.Output() }
@@ -107,12 +142,20 @@ func (s *Server) Stop() {
 // FreePort returns a loopback port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return port
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Contains reports whether the server's log contains s (case-insensitive).

@@ -2,8 +2,8 @@
 // end-to-end tests of cmd/b2jet, the benchmark, the chaos suite), and the programs that run next
 // to them there (nats-server, b2fake): it builds the binaries, starts a process with the
 // environment it is given (see package procenv), keeps every line it writes, waits for a line or
-// a JSON log record, and stops it with SIGTERM (killing it when it does not drain in time) or
-// kills it outright.
+// a JSON log record, reads its memory and CPU time, and stops it with SIGTERM (killing it when
+// it does not drain in time) or kills it outright.
 //
 // Errors are returned, never fatal, so that the benchmark (a program) uses it as the tests do;
 // StartTest adds what a test wants on top: a failed start fails the test, and at its end the
@@ -327,4 +327,40 @@ func (p *Proc) MemoryKiB(field string) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("%s: no %s in /proc/%d/status", p.name, field, p.Pid())
+}
+
+// clockTicks is USER_HZ, the unit of the CPU times in /proc/<pid>/stat: 100 on every Linux
+// platform Go runs on.
+const clockTicks = 100
+
+// CPUTime is the CPU time (user and system) the running process has used so far, from
+// /proc/<pid>/stat (Linux), in steps of 10 ms.
+func (p *Proc) CPUTime() (time.Duration, error) {
+	return CPUTimeOf(p.Pid())
+}
+
+// CPUTimeOf is CPUTime of any process by id (the benchmark reads its own process too).
+func CPUTimeOf(pid int) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("cpu time: %w", err)
+	}
+	// The command name, in parentheses, may hold spaces: the fields are counted after it.
+	i := bytes.LastIndex(data, []byte(") "))
+	if i < 0 {
+		return 0, fmt.Errorf("cpu time: /proc/%d/stat has no command name", pid)
+	}
+	f := strings.Fields(string(data[i+2:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("cpu time: /proc/%d/stat has %d fields after the name", pid, len(f))
+	}
+	var ticks int64
+	for _, s := range f[11:13] { // utime, stime: fields 14 and 15
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("cpu time: /proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
 }

@@ -145,3 +145,18 @@ func TestBuild(t *testing.T) {
 	_, err = Build(context.Background(), t.TempDir(), "github.com/b2jet/b2jet/cmd/no-such-program")
 	assert.Error(t, err)
 }
+
+func TestCPUTime(t *testing.T) {
+	p := script(t, `i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo burnt; while true; do sleep 0.05; done`, nil)
+	_, err := p.WaitLine(context.Background(), "burnt", time.Minute)
+	require.NoError(t, err)
+	cpu, err := p.CPUTime()
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, cpu, 10*time.Millisecond, "the loop took at least one clock tick")
+	self, err := CPUTimeOf(os.Getpid())
+	require.NoError(t, err)
+	assert.Positive(t, self)
+	p.Kill()
+	_, err = p.CPUTime()
+	assert.Error(t, err, "a process that is gone has no CPU time")
+}
