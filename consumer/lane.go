@@ -205,7 +205,7 @@ func (r *opRunner) waitToPull(ctx context.Context) bool {
 	for ctx.Err() == nil {
 		switch {
 		case r.paused.Load() || r.retired.Load():
-			sleepCtx(ctx, watchEvery/5)
+			sleepCtx(ctx, watchEvery)
 		case r.gate() != nil && !r.gate().Open(r.account):
 			r.open.Store(false)
 			if err := r.gate().Wait(ctx, r.account); err != nil && ctx.Err() == nil {

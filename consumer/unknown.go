@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -67,17 +68,27 @@ func (p *opPool) scanUnknownOnce(rs *runState, wg *sync.WaitGroup, failed func(e
 	if err != nil {
 		return err
 	}
-	consumers := map[string]*jetstream.ConsumerInfo{}
-	list := st.ListConsumers(ctx)
-	for ci := range list.Info() {
-		consumers[ci.Name] = ci
-	}
-	if err := list.Err(); err != nil {
-		return err
-	}
 	lanes := map[string]*opRunner{}
 	for _, r := range p.snapshot() {
 		lanes[r.consumerName()] = r
+	}
+	// Only the consumers of unknown accounts are read: a worker whose accounts cover every
+	// subject costs the server one stream info per scan.
+	consumers := map[string]*jetstream.ConsumerInfo{}
+	lookup := func(name string) (*jetstream.ConsumerInfo, error) {
+		if ci, ok := consumers[name]; ok {
+			return ci, nil
+		}
+		c, err := st.Consumer(ctx, name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			consumers[name] = nil
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		consumers[name] = c.CachedInfo()
+		return consumers[name], nil
 	}
 	prefix := w.cfg.Subjects.Request(p.op, "")
 	added := 0
@@ -87,7 +98,10 @@ func (p *opPool) scanUnknownOnce(rs *runState, wg *sync.WaitGroup, failed func(e
 		if tok == schema.DefaultAccount || lanes[name] != nil {
 			continue
 		}
-		ci := consumers[name]
+		ci, err := lookup(name)
+		if err != nil {
+			return err
+		}
 		if ci != nil && ci.Config.Metadata[unknownMark] == "" {
 			continue // some worker serves the account
 		}
@@ -116,7 +130,10 @@ func (p *opPool) scanUnknownOnce(rs *runState, wg *sync.WaitGroup, failed func(e
 		if !r.unknown {
 			continue
 		}
-		ci := consumers[name]
+		ci, err := lookup(name)
+		if err != nil {
+			return err
+		}
 		served := ci == nil || ci.Config.Metadata[unknownMark] == ""
 		if served {
 			r.retired.Store(true)
