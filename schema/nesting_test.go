@@ -160,8 +160,11 @@ func refMsgpackDepth(data []byte) (int, error) {
 
 // refJSONDepth is the depth of a valid JSON text, read by encoding/json.
 func refJSONDepth(data []byte) int {
+	// json.Number: a valid number such as 1E1000 has no float64.
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
 	var v any
-	if err := json.Unmarshal(data, &v); err != nil {
+	if err := dec.Decode(&v); err != nil {
 		panic(err)
 	}
 	var depth func(v any) int
