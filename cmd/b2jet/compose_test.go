@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -11,14 +12,16 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 )
 
-// There is no Docker engine where the tests run, so this test checks docker-compose.yml and the
+// There is no Docker engine where the tests run, so these tests check docker-compose.yml and the
 // Dockerfile against the code instead: the services, ports and cluster routes agree with each
-// other, and every variable the workers are given is one that `b2jet worker` reads.
+// other, and every variable the workers are given is one that `b2jet worker` reads. The nodes'
+// configuration file is run for real, by a nats-server process (compose_e2e_test.go).
 
 type composeFile struct {
 	Services map[string]composeService `yaml:"services"`
@@ -32,7 +35,10 @@ type composeService struct {
 	Volumes     []string          `yaml:"volumes"`
 	Environment map[string]string `yaml:"environment"`
 	DependsOn   map[string]any    `yaml:"depends_on"`
-	Build       struct {
+	Healthcheck struct {
+		Test []string `yaml:"test"`
+	} `yaml:"healthcheck"`
+	Build struct {
 		Context    string `yaml:"context"`
 		Dockerfile string `yaml:"dockerfile"`
 	} `yaml:"build"`
@@ -47,7 +53,17 @@ var natsServices = []string{"nats-1", "nats-2", "nats-3"}
 const (
 	natsClientPort  = "4222"
 	natsClusterPort = "6222"
+	natsMonitorPort = "8222"
+
+	// composeNATSConf is the nodes' configuration file, from the repository root, and where they
+	// mount it.
+	composeNATSConf  = "deploy/nats.conf"
+	composeNATSMount = "/etc/nats/nats.conf"
 )
+
+// composePasswords are the variables of the NATS users' passwords: the compose file requires
+// each (${VAR:?...}) and hands it to the nodes, whose configuration refers to it as $VAR.
+var composePasswords = map[string]string{"b2jet": "WORKER_PASS", "ops": "OPS_PASS", "acme": "ACME_PASS"}
 
 func loadCompose(t *testing.T) composeFile {
 	t.Helper()
@@ -95,9 +111,15 @@ func TestComposeNATSCluster(t *testing.T) {
 		assert.True(t, strings.HasPrefix(svc.Image, "nats:2."), "%s image %q", name, svc.Image)
 		args := commandArgs(t, svc.Command)
 
-		assert.Contains(t, args, "-js", "%s: JetStream enabled", name)
+		// JetStream, its fsync policy and the users are in the configuration file.
+		assert.Equal(t, composeNATSMount, args["-c"], "%s: configuration file", name)
+		assert.Contains(t, svc.Volumes, "./"+composeNATSConf+":"+composeNATSMount+":ro", "%s mounts %s", name, composeNATSConf)
 		assert.Equal(t, "/data", args["-sd"], "%s: store dir", name)
 		assert.True(t, slices.ContainsFunc(svc.Volumes, func(v string) bool { return strings.HasSuffix(v, ":/data") }), "%s: /data is a volume", name)
+		assert.Contains(t, svc.Healthcheck.Test, "http://127.0.0.1:"+natsMonitorPort+"/healthz", name)
+		for _, v := range composePasswords {
+			assert.True(t, strings.HasPrefix(svc.Environment[v], "${"+v+":?"), "%s: %s is required, not %q", name, v, svc.Environment[v])
+		}
 		assert.Equal(t, name, args["-n"], "%s: server name", name)
 		assert.Equal(t, "nats://0.0.0.0:"+natsClusterPort, args["--cluster"], "%s: cluster listen", name)
 
@@ -126,6 +148,49 @@ func TestComposeNATSCluster(t *testing.T) {
 	assert.Equal(t, natsClientPort, flagDefault(t, command(t, app, "worker"), "embedded-port"))
 }
 
+// composeNATSOptions parses the nodes' configuration file as nats-server does, with the
+// password variables set to "<user>-pass".
+func composeNATSOptions(t *testing.T) *server.Options {
+	t.Helper()
+	for user, v := range composePasswords {
+		t.Setenv(v, user+"-pass")
+	}
+	opts, err := server.ProcessConfigFile(filepath.Join("..", "..", composeNATSConf))
+	require.NoError(t, err)
+	return opts
+}
+
+// The nodes fsync every write, listen where the compose file expects them to, and have the
+// README's users (with its example tenant acme alone), each password from its variable.
+func TestComposeNATSConfig(t *testing.T) {
+	opts := composeNATSOptions(t)
+	assert.True(t, opts.JetStream)
+	assert.True(t, opts.SyncAlways, "sync_interval: always")
+	assert.Empty(t, opts.StoreDir, "the store dir is on the command line, which cannot override one in the file")
+	assert.Equal(t, natsClientPort, strconv.Itoa(opts.Port))
+	assert.Equal(t, natsMonitorPort, strconv.Itoa(opts.HTTPPort))
+
+	readme := &server.Options{}
+	require.NoError(t, readme.ProcessConfigString(readmePermissions))
+	want := map[string]*server.User{}
+	for _, u := range readme.Users {
+		want[u.Username] = u
+	}
+	got := map[string]string{}
+	for _, u := range opts.Users {
+		got[u.Username] = u.Password
+		w, ok := want[u.Username]
+		if assert.True(t, ok, "user %s is not in the README's block", u.Username) {
+			assert.Equal(t, w.Permissions, u.Permissions, "%s's permissions differ from the README's", u.Username)
+		}
+	}
+	wantPass := map[string]string{}
+	for user := range composePasswords {
+		wantPass[user] = user + "-pass"
+	}
+	assert.Equal(t, wantPass, got, "the users and their passwords, read from the environment")
+}
+
 func TestComposeWorkers(t *testing.T) {
 	c := loadCompose(t)
 	var workers []composeService
@@ -152,6 +217,10 @@ func TestComposeWorkers(t *testing.T) {
 		for name := range w.Environment {
 			assert.Contains(t, readable, name, "the worker is given %s, which it does not read", name)
 		}
+
+		// The workers connect as the configuration file's worker user.
+		assert.Equal(t, "b2jet", w.Environment["NATS_USER"])
+		assert.True(t, strings.HasPrefix(w.Environment["NATS_PASSWORD"], "${"+composePasswords["b2jet"]+":?"), w.Environment["NATS_PASSWORD"])
 
 		urls := strings.Split(w.Environment["NATS_URL"], ",")
 		for _, n := range natsServices {

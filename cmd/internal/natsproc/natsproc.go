@@ -2,9 +2,9 @@
 // behaviour (control-line limits, permissions, closed connections) differs between an embedded
 // server and a process, and only a process can be killed or fill its store like in production.
 // The binary is built from the nats-server version in go.mod, so a machine with only Go runs it;
-// the process is run by package workerproc, like the b2jet workers next to it. Start is for
-// tests; Build and Launch are for a program (the benchmark measures the server's CPU apart from
-// its own).
+// the process is run by package workerproc, like the b2jet workers next to it. Start and
+// StartFile (a deployment's own configuration file) are for tests; Build and Launch are for a
+// program (the benchmark measures the server's CPU apart from its own).
 package natsproc
 
 import (
@@ -71,6 +71,26 @@ func Start(t testing.TB, conf, extraJetStream string) *Server {
 	return s
 }
 
+// StartFile starts a nats-server with the configuration file conf, as a deployment runs it,
+// with the process environment env (the variables conf refers to as $VAR). Only where it listens
+// and stores is overridden, by flags: the client and monitoring ports on loopback, the store
+// under a temp dir (so conf gives no store_dir: nats-server refuses one in both). It is stopped
+// when the test ends.
+func StartFile(t testing.TB, conf string, env []string) *Server {
+	t.Helper()
+	s, err := LaunchFile(Binary(t), t.TempDir(), conf, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			t.Logf("nats-server output (last lines):\n%s", s.p.Tail(40))
+		}
+	})
+	return s
+}
+
 // Build builds nats-server into dir, for a program (a test uses Binary).
 func Build(ctx context.Context, dir string) (string, error) {
 	return workerproc.Build(ctx, dir, "github.com/nats-io/nats-server/v2")
@@ -79,11 +99,7 @@ func Build(ctx context.Context, dir string) (string, error) {
 // Launch is Start for a program: it runs bin with its store and configuration under dir and
 // returns once the server is healthy; the caller stops it.
 func Launch(bin, dir, conf, extraJetStream string) (*Server, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	mon, err := freePort()
+	port, mon, err := freePorts()
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +109,23 @@ func Launch(bin, dir, conf, extraJetStream string) (*Server, error) {
 	if err := os.WriteFile(path, []byte(full), 0o600); err != nil {
 		return nil, err
 	}
-	p, err := workerproc.Start("nats-server", bin, nil, nil, "-c", path)
+	return launch(bin, dir, nil, port, mon, "-c", path)
+}
+
+// LaunchFile is StartFile for a program; dir holds the store, and the caller stops the server.
+func LaunchFile(bin, dir, conf string, env []string) (*Server, error) {
+	port, mon, err := freePorts()
+	if err != nil {
+		return nil, err
+	}
+	return launch(bin, dir, env, port, mon, "-c", conf, "-a", "127.0.0.1",
+		"-p", fmt.Sprint(port), "-m", fmt.Sprint(mon), "-sd", filepath.Join(dir, "js"))
+}
+
+// launch runs bin with args and env and waits until the server listening on port (monitoring
+// on mon) is healthy.
+func launch(bin, dir string, env []string, port, mon int, args ...string) (*Server, error) {
+	p, err := workerproc.Start("nats-server", bin, env, nil, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -147,6 +179,15 @@ func FreePort(t testing.TB) int {
 		t.Fatal(err)
 	}
 	return port
+}
+
+// freePorts returns two loopback ports that were free a moment ago: the client's and the
+// monitoring one.
+func freePorts() (client, monitor int, err error) {
+	if client, err = freePort(); err == nil {
+		monitor, err = freePort()
+	}
+	return client, monitor, err
 }
 
 func freePort() (int, error) {
