@@ -1,6 +1,8 @@
 package consumer
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -47,4 +49,40 @@ func TestUnknownAccountAnsweredOnceAndTakenOver(t *testing.T) {
 	calls = h2.handledCalls()
 	require.Len(t, calls, 1, "the answered request is not delivered again")
 	assert.Equal(t, seq2, calls[0].Msg.Sequence)
+}
+
+// A publisher spraying account tokens costs at most maxUnknownLanes consumers per operation: the
+// rest wait in the stream, and the served accounts go on being answered.
+func TestUnknownAccountsBounded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	h := &fakeHandler{}
+	startWorker(t, e.nc, testConfig(t), func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })
+	const sprayed = maxUnknownLanes + 6
+	for i := range sprayed {
+		e.publish(fmt.Sprintf("b2.req.authorize.spray%d", i), []byte(`{}`), nil)
+	}
+	waitCalls(t, h, maxUnknownLanes)
+	time.Sleep(time.Second) // several scans
+	marked := 0
+	st, err := e.js.Stream(context.Background(), schema.StreamRequests)
+	require.NoError(t, err)
+	list := st.ListConsumers(context.Background())
+	for ci := range list.Info() {
+		if ci.Config.Metadata[unknownMark] != "" {
+			marked++
+		}
+	}
+	require.NoError(t, list.Err())
+	assert.Equal(t, maxUnknownLanes, marked)
+	assert.Len(t, h.handledCalls(), maxUnknownLanes, "the others wait in the stream")
+	seq := e.publish("b2.req.authorize", []byte(`{}`), nil)
+	require.Eventually(t, func() bool {
+		for _, c := range h.handledCalls() {
+			if c.Msg.Sequence == seq {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 10*time.Millisecond, "the default account is still served")
 }

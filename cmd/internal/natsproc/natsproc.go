@@ -59,16 +59,7 @@ type Server struct {
 func Start(t testing.TB, conf, extraJetStream string) *Server {
 	t.Helper()
 	s, err := Launch(Binary(t), t.TempDir(), conf, extraJetStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.Stop()
-		if t.Failed() {
-			t.Logf("nats-server output (last lines):\n%s", s.p.Tail(40))
-		}
-	})
-	return s
+	return stopWithTest(t, s, err)
 }
 
 // StartFile starts a nats-server with the configuration file conf, as a deployment runs it,
@@ -79,6 +70,13 @@ func Start(t testing.TB, conf, extraJetStream string) *Server {
 func StartFile(t testing.TB, conf string, env []string) *Server {
 	t.Helper()
 	s, err := LaunchFile(Binary(t), t.TempDir(), conf, env)
+	return stopWithTest(t, s, err)
+}
+
+// stopWithTest fails t on a launch error, else stops s when t ends, showing its last output
+// lines if t failed.
+func stopWithTest(t testing.TB, s *Server, err error) *Server {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
