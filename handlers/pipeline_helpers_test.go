@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -72,6 +73,8 @@ type pipe struct {
 	bs   handlers.BreakerSettings
 	// progress is the workers' handlers.Config.ProgressInterval (0: the default).
 	progress time.Duration
+	// callTimeout is the workers' B2 CallTimeout (0: 2 s, short so fault tests run quickly).
+	callTimeout time.Duration
 	// tp traces the workers' B2 clients (nil: no spans); cfg.TracerProvider their deliveries.
 	tp trace.TracerProvider
 	// wrapList, if set, wraps the list_file_names handler of workers started after it is set.
@@ -136,8 +139,9 @@ func (p *pipe) startWorker(t *testing.T) *pipeWorker {
 	t.Helper()
 	pw := &pipeWorker{accounts: map[string]*countingAccount{}}
 	accounts := map[string]b2.Config{}
+	callTimeout := cmp.Or(p.callTimeout, 2*time.Second)
 	for name, k := range p.keys {
-		accounts[name] = b2.Config{KeyID: k.ID, Key: b2.Secret(k.Secret), RealmURL: p.fake.URL, CallTimeout: 2 * time.Second,
+		accounts[name] = b2.Config{KeyID: k.ID, Key: b2.Secret(k.Secret), RealmURL: p.fake.URL, CallTimeout: callTimeout,
 			TracerProvider: p.tp}
 	}
 	w, err := worker.New(worker.Config{

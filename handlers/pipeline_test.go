@@ -68,7 +68,9 @@ func TestPipelineListAllPagesOf100k(t *testing.T) {
 	t.Parallel()
 	const maxPayload = 128 << 10
 	p := newPipe(t, func(o *server.Options) { o.MaxPayload = maxPayload })
-	p.cfg.AckWait = 30 * time.Second // 10,000-name pages under -race on a shared 2-core machine
+	// 10,000-name pages under -race on a shared 2-core machine: a page once took over 2 s in CI.
+	p.cfg.AckWait = 30 * time.Second
+	p.callTimeout = 20 * time.Second
 	p.startWorker(t)
 	var want []string
 	for i := range 100_000 {
