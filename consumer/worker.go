@@ -54,6 +54,10 @@ type Worker struct {
 	trim         trimState
 	trimEvery    time.Duration
 	trimFloorAge time.Duration
+	// activity counts each operation's handled requests for the activity line (activity.go),
+	// logged every activityTick (activityEvery but in tests). Written by Handle only.
+	activity     map[string]*activity
+	activityTick time.Duration
 }
 
 // New returns a Worker on nc. It applies the defaults of Config's zero fields and validates the
@@ -83,6 +87,8 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		pending:      newDeadLetterSet(),
 		trimEvery:    trimEvery,
 		trimFloorAge: trimFloorAge,
+		activity:     make(map[string]*activity),
+		activityTick: activityEvery,
 	}, nil
 }
 
@@ -107,6 +113,7 @@ func (w *Worker) Handle(op string, h Handler, g Gate) {
 			panic("consumer: operation " + op + " registered twice")
 		}
 	}
+	w.activity[op] = &activity{}
 	w.ops = append(w.ops, &opRunner{
 		w:     w,
 		op:    op,
@@ -192,6 +199,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.cfg.trimming() && w.trimEvery > 0 {
 		trimLoop.Go(func() { w.trimLoop(pull) })
 	}
+	// The activity line outlives the drain too: its last one counts the drained requests.
+	actCtx, stopAct := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAct()
+	var actLoop sync.WaitGroup
+	actLoop.Go(func() { w.activityLoop(actCtx, runners) })
 
 	var (
 		dispatchers sync.WaitGroup
@@ -230,6 +242,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.drain(rs, hardStop)
 	handlers.Wait()
 	w.stopReconciling(advisories, stopRec, &recLoop)
+	stopAct()
+	actLoop.Wait()
 	w.log.Info("worker stopped")
 	return fatal
 }

@@ -20,8 +20,8 @@ const b2CallTimeout = 20 * time.Second
 
 // inproc is b2jet in this process as `b2jet worker` runs it: package worker with the default
 // account, the worker's breaker defaults, its own NATS connection, and the status service. Its
-// logger is the worker's default (text at info, a line per handled message), formatted but
-// discarded. What it leaves out is the Prometheus hook, which costs nothing per message.
+// logger is the worker's default (text at info, where a handled message logs no line), formatted
+// but discarded. What it leaves out is the Prometheus hook, which costs nothing per message.
 type inproc struct {
 	nc   *nats.Conn
 	stop func() error
