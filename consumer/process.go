@@ -21,12 +21,9 @@ type delivery struct {
 	msg          jetstream.Msg
 	m            *Message
 	accountToken string // the subject's account token, "" when it has none
-	// storedID is "<stream>-<seq>", the request id of last resort: every other one is the
-	// publisher's and may be unusable.
-	storedID string
-	received time.Time
-	tracker  *tracker
-	rw       *replyWriter
+	received     time.Time
+	tracker      *tracker
+	rw           *replyWriter
 	// cp is the request's checkpoint (nil without a checkpoint bucket).
 	cp *checkpoint
 	// lim are the consumer's shared settings when the delivery arrived (see opRunner.settings).
@@ -42,6 +39,10 @@ type delivery struct {
 	logOnce sync.Once
 	logger  *slog.Logger
 }
+
+// storedID is "<stream>-<seq>", the request id of last resort: every other one is the
+// publisher's and may be unusable. Built when needed, as most requests have an id of their own.
+func storedID(m *Message) string { return schema.DeadLetterMsgID(m.Stream, m.Sequence) }
 
 // attrs are the attributes of every log line about this delivery.
 func (d *delivery) attrs() []slog.Attr {
@@ -94,7 +95,7 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 		Op:          r.op,
 		Account:     schema.DefaultAccount,
 		Data:        msg.Data(),
-		Header:      Header(msg.Headers()).Clone(),
+		Header:      Header(msg.Headers()), // the delivery's own: no copy (see Message.Header)
 		Attempt:     int(md.NumDelivered),
 		MaxAttempts: lim.MaxAttempts,
 		Stream:      md.Stream,
@@ -102,8 +103,9 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 		Published:   md.Timestamp,
 		Received:    received,
 	}
-	storedID := schema.DeadLetterMsgID(m.Stream, m.Sequence)
-	m.RequestID = headerRequestID(m.Header, storedID)
+	if m.RequestID = headerRequestID(m.Header, ""); m.RequestID == "" {
+		m.RequestID = storedID(m)
+	}
 	parsed, perr := w.cfg.Subjects.Parse(m.Subject)
 	if perr == nil && (parsed.Kind != "req" || parsed.Op != r.op) {
 		perr = fmt.Errorf("consumer: subject %q is not a %s request", cutForLog(m.Subject, maxLogStringBytes), r.op)
@@ -117,14 +119,13 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 		msg:          msg,
 		m:            m,
 		accountToken: parsed.Account,
-		storedID:     storedID,
 		received:     received,
 		lim:          lim,
 	}
 	if d.cp = w.newCheckpoint(m); d.cp != nil {
 		m.Checkpoint = d.cp // never a typed nil in the interface
 	}
-	d.tracker = newTracker(msg, lim.AckWait, received, func(err error) {
+	d.tracker = newTracker(msg, lim.AckWait, received, w.watchdog, func(err error) {
 		d.log().Warn("in-progress signal failed", logErr(err))
 		w.emit(d.event(EventAckFailed, func(e *Event) { e.Target = "in_progress"; e.Err = err }))
 	})

@@ -182,6 +182,6 @@ func TestWatchdogMargin(t *testing.T) {
 
 	// A phase's watchdog fires the margin before the server's ack deadline.
 	received := time.Now()
-	tr := newTracker(nil, time.Second, received, nil)
+	tr := newTracker(nil, time.Second, received, nil, nil)
 	assert.Equal(t, 800*time.Millisecond, tr.untilDeadlineLocked(received))
 }

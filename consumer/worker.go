@@ -58,6 +58,8 @@ type Worker struct {
 	// logged every activityTick (activityEvery but in tests). Written by Handle only.
 	activity     map[string]*activity
 	activityTick time.Duration
+	// watchdog cancels the handler phases that outlive their deadline (watchdog.go).
+	watchdog *watchdogClock
 }
 
 // New returns a Worker on nc. It applies the defaults of Config's zero fields and validates the
@@ -89,6 +91,7 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		trimFloorAge: trimFloorAge,
 		activity:     make(map[string]*activity),
 		activityTick: activityEvery,
+		watchdog:     newWatchdogClock(),
 	}, nil
 }
 
@@ -199,11 +202,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.cfg.trimming() && w.trimEvery > 0 {
 		trimLoop.Go(func() { w.trimLoop(pull) })
 	}
-	// The activity line outlives the drain too: its last one counts the drained requests.
-	actCtx, stopAct := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopAct()
-	var actLoop sync.WaitGroup
-	actLoop.Go(func() { w.activityLoop(actCtx, runners) })
+	// The watchdogs and the activity line outlive the drain too: the activity line's last one
+	// counts the drained requests.
+	lateCtx, stopLate := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLate()
+	var lateLoops sync.WaitGroup
+	lateLoops.Go(func() { w.watchdog.run(lateCtx) })
+	lateLoops.Go(func() { w.activityLoop(lateCtx, runners) })
 
 	var (
 		dispatchers sync.WaitGroup
@@ -242,8 +247,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.drain(rs, hardStop)
 	handlers.Wait()
 	w.stopReconciling(advisories, stopRec, &recLoop)
-	stopAct()
-	actLoop.Wait()
+	stopLate()
+	lateLoops.Wait()
 	w.log.Info("worker stopped")
 	return fatal
 }
