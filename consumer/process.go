@@ -137,7 +137,7 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 	}
 	d.startSpan()
 	defer d.endSpan()
-	w.emit(d.event(EventDelivered, nil))
+	w.emit(d.plainEvent(EventDelivered))
 
 	if m.Attempt > 1 {
 		// An earlier delivery rejected it and could not store its dead letter: store it now,
@@ -249,7 +249,7 @@ func (d *delivery) ack() {
 	// line (activity.go) counts them.
 	d.logAttrs(slog.LevelDebug, "message handled", logString("request_id", d.m.RequestID),
 		slog.String("outcome", "acked"), slog.Duration("duration", time.Since(d.received)))
-	d.r.w.emit(d.event(EventAcked, nil))
+	d.r.w.emit(d.plainEvent(EventAcked))
 }
 
 // Outcomes of a nak, as logged.
@@ -280,7 +280,17 @@ func (d *delivery) nak(delay time.Duration, outcome string, cause error) {
 
 // event returns an Event about this delivery; set, if not nil, fills in the kind's own fields.
 func (d *delivery) event(kind EventKind, set func(*Event)) Event {
-	e := Event{
+	e := d.plainEvent(kind)
+	if set != nil {
+		set(&e)
+	}
+	return e
+}
+
+// plainEvent is event without fields of its kind. Every delivery emits some: unlike event's,
+// its Event stays on the stack (set might keep &e).
+func (d *delivery) plainEvent(kind EventKind) Event {
+	return Event{
 		Kind:     kind,
 		Op:       d.m.Op,
 		Account:  d.m.Account,
@@ -288,8 +298,4 @@ func (d *delivery) event(kind EventKind, set func(*Event)) Event {
 		Sequence: d.m.Sequence,
 		Duration: time.Since(d.received),
 	}
-	if set != nil {
-		set(&e)
-	}
-	return e
 }

@@ -178,16 +178,32 @@ func send[T any](ctx context.Context, w consumer.ReplyWriter, codec schema.Codec
 // sendEncoded sends one reply encoded with codec, ok telling a result from an error.
 func sendEncoded(ctx context.Context, w consumer.ReplyWriter, codec schema.Codec, data []byte, ok bool, h consumer.Header) error {
 	if h == nil {
-		h = consumer.Header{}
+		h = make(consumer.Header, 2)
 	}
-	h.Set(schema.HeaderContentType, codec.ContentType())
+	switch codec {
+	case schema.JSON:
+		h[schema.HeaderContentType] = contentTypeJSON
+	case schema.Msgpack:
+		h[schema.HeaderContentType] = contentTypeMsgpack
+	default:
+		h.Set(schema.HeaderContentType, codec.ContentType())
+	}
 	if ok {
-		h.Set(schema.HeaderStatus, schema.StatusOK)
+		h[schema.HeaderStatus] = statusOK
 	} else {
-		h.Set(schema.HeaderStatus, schema.StatusError)
+		h[schema.HeaderStatus] = statusError
 	}
 	return w.Send(ctx, consumer.Reply{Header: h, Data: data})
 }
+
+// Header values every reply shares (nothing modifies a value in place): a slice per header per
+// reply was a visible part of a cached reply's allocations.
+var (
+	contentTypeJSON    = []string{schema.ContentTypeJSON}
+	contentTypeMsgpack = []string{schema.ContentTypeMsgpack}
+	statusOK           = []string{schema.StatusOK}
+	statusError        = []string{schema.StatusError}
+)
 
 // reject writes the error reply of a message the consumer gave up on and describes the dead
 // letter. A payload that cannot be decoded still gets a reply (in JSON when its Content-Type is
