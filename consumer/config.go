@@ -23,7 +23,7 @@ const (
 	DefaultMaxAttempts     = 5
 	DefaultAckWait         = 30 * time.Second
 	DefaultMaxAckPending   = 1000
-	DefaultConcurrency     = 16
+	DefaultConcurrency     = 64
 	DefaultBackoffBase     = time.Second
 	DefaultBackoffMax      = 2 * time.Minute
 	DefaultFetchMaxWait    = 2 * time.Second
@@ -122,7 +122,7 @@ type Config struct {
 	// consumers that exist with other values (logged at warn); every other worker adopts them
 	// within a few seconds. Without it, existing consumers keep their values.
 	UpdateConsumerSettings bool
-	// Concurrency is the number of handler goroutines per operation; default 16.
+	// Concurrency is the number of handler goroutines per operation; default 64.
 	Concurrency int
 	// BackoffBase and BackoffMax shape the retry delay: full jitter over
 	// min(BackoffMax, BackoffBase·2^(attempt−1)); defaults 1s and 2 minutes.
