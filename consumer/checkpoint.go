@@ -114,9 +114,12 @@ func checkpointKey(stream string, seq uint64) string {
 // timestamp: a stream deleted and created again numbers its messages from 1 again, and the
 // checkpoint an old request left under the same sequence is then not taken for the new one's.
 type checkpoint struct {
-	b     *checkpointBucket
-	key   string
-	stamp string
+	b *checkpointBucket
+	// The request's stream, sequence and stored time, from which key and stamp are built when
+	// used: most requests never use their checkpoint.
+	stream    string
+	seq       uint64
+	published time.Time
 	// conn is the delivery's reply continuity: a checkpoint is written only over replies known
 	// to have reached the server.
 	conn *continuity
@@ -134,8 +137,12 @@ func (w *Worker) newCheckpoint(m *Message) *checkpoint {
 	if w.checkpoints == nil {
 		return nil
 	}
-	return &checkpoint{b: w.checkpoints, key: checkpointKey(m.Stream, m.Sequence), stamp: strconv.FormatInt(m.Published.UnixNano(), 10)}
+	return &checkpoint{b: w.checkpoints, stream: m.Stream, seq: m.Sequence, published: m.Published}
 }
+
+func (c *checkpoint) key() string { return checkpointKey(c.stream, c.seq) }
+
+func (c *checkpoint) stamp() string { return strconv.FormatInt(c.published.UnixNano(), 10) }
 
 // Load implements Checkpoint.
 func (c *checkpoint) Load(ctx context.Context) ([]byte, error) {
@@ -146,18 +153,18 @@ func (c *checkpoint) Load(ctx context.Context) ([]byte, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, checkpointTimeout)
 	defer cancel()
-	e, err := c.b.kv.Get(ctx, c.key)
+	e, err := c.b.kv.Get(ctx, c.key())
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		c.known = true
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("consumer: read checkpoint %s: %w", c.key, err)
+		return nil, fmt.Errorf("consumer: read checkpoint %s: %w", c.key(), err)
 	}
 	c.touched = true
 	stamp, value, ok := strings.Cut(string(e.Value()), string(checkpointStampSep))
 	c.known = true
-	if !ok || stamp != c.stamp {
+	if !ok || stamp != c.stamp() {
 		return nil, nil // another request's, under a reused sequence
 	}
 	c.value = []byte(value)
@@ -175,31 +182,32 @@ func (c *checkpoint) Save(ctx context.Context, value []byte) error {
 	c.value, c.known, c.touched = append([]byte(nil), value...), true, true
 	ctx, cancel := context.WithTimeout(ctx, checkpointTimeout)
 	defer cancel()
-	stored := make([]byte, 0, len(c.stamp)+1+len(value))
-	stored = append(append(append(stored, c.stamp...), checkpointStampSep), value...)
+	key, stamp := c.key(), c.stamp()
+	stored := make([]byte, 0, len(stamp)+1+len(value))
+	stored = append(append(append(stored, stamp...), checkpointStampSep), value...)
 	// A checkpoint says that the replies sent before it reached the publisher's subject: only
 	// true if they went out on the connection that carries the write (see continuity.go).
 	if err := c.conn.check(); err != nil {
-		return fmt.Errorf("consumer: write checkpoint %s: %w", c.key, err)
+		return fmt.Errorf("consumer: write checkpoint %s: %w", key, err)
 	}
-	if _, err := c.b.kv.Put(ctx, c.key, stored); err != nil {
-		return fmt.Errorf("consumer: write checkpoint %s: %w", c.key, err)
+	if _, err := c.b.kv.Put(ctx, key, stored); err != nil {
+		return fmt.Errorf("consumer: write checkpoint %s: %w", key, err)
 	}
 	if err := c.conn.check(); err != nil {
 		// The write may have gone out on the new connection, after replies lost with the old
 		// one: put the previous checkpoint back (or none), so that a redelivery sends them again.
 		var perr error
 		if hadPrev {
-			restored := append(append([]byte(c.stamp), checkpointStampSep), prev...)
-			_, perr = c.b.kv.Put(ctx, c.key, restored)
+			restored := append(append([]byte(stamp), checkpointStampSep), prev...)
+			_, perr = c.b.kv.Put(ctx, key, restored)
 		} else {
-			perr = c.b.remove(c.key)
+			perr = c.b.remove(key)
 		}
 		if perr != nil {
 			err = fmt.Errorf("%w (and taking the checkpoint back: %v)", err, perr)
 		}
 		c.value, c.known = prev, hadPrev
-		return fmt.Errorf("consumer: write checkpoint %s: %w", c.key, err)
+		return fmt.Errorf("consumer: write checkpoint %s: %w", key, err)
 	}
 	c.conn.confirm()
 	return nil
@@ -231,7 +239,7 @@ func (d *delivery) clearCheckpoint(always bool) {
 	if !touched && !always && d.m.Attempt <= 1 {
 		return
 	}
-	if err := c.b.remove(c.key); err != nil {
+	if err := c.b.remove(c.key()); err != nil {
 		d.log().Warn("checkpoint not removed: the bucket's TTL will", logErr(err))
 	}
 }

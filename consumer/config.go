@@ -23,7 +23,7 @@ const (
 	DefaultMaxAttempts     = 5
 	DefaultAckWait         = 30 * time.Second
 	DefaultMaxAckPending   = 1000
-	DefaultConcurrency     = 16
+	DefaultConcurrency     = 64
 	DefaultBackoffBase     = time.Second
 	DefaultBackoffMax      = 2 * time.Minute
 	DefaultFetchMaxWait    = 30 * time.Second
@@ -124,7 +124,7 @@ type Config struct {
 	// consumers that exist with other values (logged at warn); every other worker adopts them
 	// within a few seconds. Without it, existing consumers keep their values.
 	UpdateConsumerSettings bool
-	// Concurrency is the number of handler goroutines per operation; default 16. They are the
+	// Concurrency is the number of handler goroutines per operation; default 64. They are the
 	// operation's handler slots, shared among the accounts with requests waiting (see Accounts).
 	Concurrency int
 	// Accounts are the accounts the worker serves besides "default", which it always serves

@@ -73,6 +73,7 @@ type Event struct {
 }
 
 func (w *Worker) emit(e Event) {
+	w.count(e)
 	if w.cfg.OnEvent != nil {
 		w.cfg.OnEvent(e)
 	}

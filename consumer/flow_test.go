@@ -474,7 +474,7 @@ func TestPerMessageLogLines(t *testing.T) {
 	}}
 	var logs syncBuffer
 	cfg := testConfig(t)
-	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	startWorker(t, e.nc, cfg, func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })
 	e.publish("b2.req.authorize.acme", []byte(`{}`), nil)
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), `"outcome":"acked"`) }, 10*time.Second, 10*time.Millisecond)

@@ -42,7 +42,8 @@ type Message struct {
 	Account string
 	// Data is the payload exactly as published.
 	Data []byte
-	// Header is a copy of the request's headers.
+	// Header holds the request's headers. Handlers must not modify them: they are the
+	// delivery's own (not a copy), which its dead letter carries.
 	Header Header
 	// Attempt is this delivery's number, from 1 (JetStream's NumDelivered).
 	Attempt int

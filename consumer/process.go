@@ -21,12 +21,9 @@ type delivery struct {
 	msg          jetstream.Msg
 	m            *Message
 	accountToken string // the subject's account token, "" when it has none
-	// storedID is "<stream>-<seq>", the request id of last resort: every other one is the
-	// publisher's and may be unusable.
-	storedID string
-	received time.Time
-	tracker  *tracker
-	rw       *replyWriter
+	received     time.Time
+	tracker      *tracker
+	rw           *replyWriter
 	// cp is the request's checkpoint (nil without a checkpoint bucket).
 	cp *checkpoint
 	// lim are the consumer's shared settings when the delivery arrived (see opRunner.settings).
@@ -42,6 +39,10 @@ type delivery struct {
 	logOnce sync.Once
 	logger  *slog.Logger
 }
+
+// storedID is "<stream>-<seq>", the request id of last resort: every other one is the
+// publisher's and may be unusable. Built when needed, as most requests have an id of their own.
+func storedID(m *Message) string { return schema.DeadLetterMsgID(m.Stream, m.Sequence) }
 
 // attrs are the attributes of every log line about this delivery.
 func (d *delivery) attrs() []slog.Attr {
@@ -94,7 +95,7 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 		Op:          r.op,
 		Account:     schema.DefaultAccount,
 		Data:        msg.Data(),
-		Header:      Header(msg.Headers()).Clone(),
+		Header:      Header(msg.Headers()), // the delivery's own: no copy (see Message.Header)
 		Attempt:     int(md.NumDelivered),
 		MaxAttempts: lim.MaxAttempts,
 		Stream:      md.Stream,
@@ -102,8 +103,9 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 		Published:   md.Timestamp,
 		Received:    received,
 	}
-	storedID := schema.DeadLetterMsgID(m.Stream, m.Sequence)
-	m.RequestID = headerRequestID(m.Header, storedID)
+	if m.RequestID = headerRequestID(m.Header, ""); m.RequestID == "" {
+		m.RequestID = storedID(m)
+	}
 	parsed, perr := w.cfg.Subjects.Parse(m.Subject)
 	if perr == nil && (parsed.Kind != "req" || parsed.Op != r.op) {
 		perr = fmt.Errorf("consumer: subject %q is not a %s request", cutForLog(m.Subject, maxLogStringBytes), r.op)
@@ -117,14 +119,13 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 		msg:          msg,
 		m:            m,
 		accountToken: parsed.Account,
-		storedID:     storedID,
 		received:     received,
 		lim:          lim,
 	}
 	if d.cp = w.newCheckpoint(m); d.cp != nil {
 		m.Checkpoint = d.cp // never a typed nil in the interface
 	}
-	d.tracker = newTracker(msg, lim.AckWait, received, func(err error) {
+	d.tracker = newTracker(msg, lim.AckWait, received, w.watchdog, func(err error) {
 		d.log().Warn("in-progress signal failed", logErr(err))
 		w.emit(d.event(EventAckFailed, func(e *Event) { e.Target = "in_progress"; e.Err = err }))
 	})
@@ -136,7 +137,7 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 	}
 	d.startSpan()
 	defer d.endSpan()
-	w.emit(d.event(EventDelivered, nil))
+	w.emit(d.plainEvent(EventDelivered))
 
 	if m.Attempt > 1 {
 		// An earlier delivery rejected it and could not store its dead letter: store it now,
@@ -244,9 +245,11 @@ func (d *delivery) ack() {
 	d.spanEnding("acked", nil)
 	// After the ack: a checkpoint removed first would make a redelivery start over.
 	d.clearCheckpoint(false)
-	d.logAttrs(slog.LevelInfo, "message handled", logString("request_id", d.m.RequestID),
+	// At debug: a line per request was a tenth of a cached request's CPU; at info, the activity
+	// line (activity.go) counts them.
+	d.logAttrs(slog.LevelDebug, "message handled", logString("request_id", d.m.RequestID),
 		slog.String("outcome", "acked"), slog.Duration("duration", time.Since(d.received)))
-	d.r.w.emit(d.event(EventAcked, nil))
+	d.r.w.emit(d.plainEvent(EventAcked))
 }
 
 // Outcomes of a nak, as logged.
@@ -277,7 +280,17 @@ func (d *delivery) nak(delay time.Duration, outcome string, cause error) {
 
 // event returns an Event about this delivery; set, if not nil, fills in the kind's own fields.
 func (d *delivery) event(kind EventKind, set func(*Event)) Event {
-	e := Event{
+	e := d.plainEvent(kind)
+	if set != nil {
+		set(&e)
+	}
+	return e
+}
+
+// plainEvent is event without fields of its kind. Every delivery emits some: unlike event's,
+// its Event stays on the stack (set might keep &e).
+func (d *delivery) plainEvent(kind EventKind) Event {
+	return Event{
 		Kind:     kind,
 		Op:       d.m.Op,
 		Account:  d.m.Account,
@@ -285,8 +298,4 @@ func (d *delivery) event(kind EventKind, set func(*Event)) Event {
 		Sequence: d.m.Sequence,
 		Duration: time.Since(d.received),
 	}
-	if set != nil {
-		set(&e)
-	}
-	return e
 }

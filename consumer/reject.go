@@ -42,7 +42,7 @@ func (d *delivery) reject(rs *runState, f Failure) {
 			return
 		}
 	}
-	rej = completeRejection(rej, f, d.m.Header, d.storedID)
+	rej = completeRejection(rej, f, d.m.Header, storedID(d.m))
 	final := attemptRecord(d.m.Attempt, time.Now(), f.Err, 0)
 	if f.Err == nil {
 		final = fmt.Sprintf("%d %s unavailable came back after its last attempt: that delivery did not finish",

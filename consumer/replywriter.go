@@ -113,19 +113,16 @@ func (rw *replyWriter) Send(ctx context.Context, r Reply) error {
 	if rw.subjectErr != nil {
 		return rw.subjectErr
 	}
-	msg := &nats.Msg{Subject: rw.subject, Data: r.Data, Header: nats.Header(r.Header.Clone())}
+	// r.Header is copied only to add the trace context: the handler's map stays as it made it.
+	msg := &nats.Msg{Subject: rw.subject, Data: r.Data, Header: nats.Header(r.Header)}
 	switch {
 	case rw.trace != nil:
-		if msg.Header == nil {
-			msg.Header = nats.Header{}
-		}
+		msg.Header = withTrace(r.Header)
 		for k, v := range rw.trace {
 			msg.Header[k] = append([]string(nil), v...)
 		}
 	case rw.traceparent != nil:
-		if msg.Header == nil {
-			msg.Header = nats.Header{}
-		}
+		msg.Header = withTrace(r.Header)
 		msg.Header[schema.HeaderTraceParent] = append([]string(nil), rw.traceparent...)
 	}
 	if size, limit := msg.Size()-len(msg.Subject), rw.MaxPayload(); size > limit {
@@ -149,6 +146,14 @@ func (rw *replyWriter) Send(ctx context.Context, r Reply) error {
 	rw.sent++
 	rw.tracker.progress()
 	return nil
+}
+
+// withTrace returns a copy of h to add trace headers to.
+func withTrace(h Header) nats.Header {
+	if h == nil {
+		return nats.Header{}
+	}
+	return nats.Header(h.Clone())
 }
 
 // Sent is how many replies this writer has sent.

@@ -55,7 +55,7 @@ func (d *delivery) startSpan() {
 		semconv.MessagingOperationTypeProcess,
 		semconv.MessagingDestinationName(m.Subject),
 		semconv.MessagingConsumerGroupName(d.r.consumerName()),
-		semconv.MessagingMessageID(d.storedID),
+		semconv.MessagingMessageID(storedID(m)),
 		semconv.MessagingMessageBodySize(len(m.Data)),
 		attrDeliveryCount.Int(m.Attempt),
 		attrMaxAttempts.Int(m.MaxAttempts),

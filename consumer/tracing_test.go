@@ -102,7 +102,7 @@ func TestTracingOffAllocatesNothing(t *testing.T) {
 	r := &opRunner{w: w, op: schema.OpListFileNames}
 	m := &Message{Subject: "b2.req.list_file_names.acme", Op: schema.OpListFileNames, Account: "acme",
 		Header: Header{schema.HeaderTraceParent: {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}}
-	d := &delivery{r: r, m: m, accountToken: "acme", storedID: "B2_REQUESTS-1", rw: &replyWriter{}}
+	d := &delivery{r: r, m: m, accountToken: "acme", rw: &replyWriter{}}
 	ctx := context.Background()
 	cause := errors.New("b2 failed")
 	allocs := testing.AllocsPerRun(100, func() {

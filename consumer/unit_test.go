@@ -24,7 +24,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, 7, c.maxDeliver())
 	assert.Equal(t, 30*time.Second, c.AckWait)
 	assert.Equal(t, 1000, c.MaxAckPending)
-	assert.Equal(t, 16, c.Concurrency)
+	assert.Equal(t, 64, c.Concurrency)
 	assert.Equal(t, time.Second, c.BackoffBase)
 	assert.Equal(t, 2*time.Minute, c.BackoffMax)
 	assert.Equal(t, 30*time.Second, c.FetchMaxWait)
@@ -182,6 +182,6 @@ func TestWatchdogMargin(t *testing.T) {
 
 	// A phase's watchdog fires the margin before the server's ack deadline.
 	received := time.Now()
-	tr := newTracker(nil, time.Second, received, nil)
+	tr := newTracker(nil, time.Second, received, nil, nil)
 	assert.Equal(t, 800*time.Millisecond, tr.untilDeadlineLocked(received))
 }

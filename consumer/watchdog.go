@@ -28,7 +28,8 @@ func watchdogMargin(ackWait time.Duration) time.Duration {
 // tracker follows the server's ack timer of one delivery. It knows when the timer was last
 // (re)started (delivery, or the last InProgress actually sent), sends rate-limited InProgress
 // signals, and runs the watchdog of the current phase (Handle, then possibly Reject): the phase's
-// context is cancelled with cause ErrNoProgress at last + AckWait − margin.
+// context is cancelled with cause ErrNoProgress at last + AckWait − margin, by the worker's
+// watchdogClock.
 //
 // Because the deadline is computed from the last InProgress actually sent, a Progress call dropped
 // by the rate limit never extends the watchdog beyond what the server granted.
@@ -38,20 +39,24 @@ type tracker struct {
 	margin   time.Duration
 	interval time.Duration
 	onFail   func(error) // reports a failed InProgress
+	clock    *watchdogClock
 
-	mu     sync.Mutex
-	last   time.Time
-	timer  *time.Timer // watchdog of the current phase; nil between phases
+	mu   sync.Mutex
+	last time.Time
+	// cancel cancels the current phase; nil between phases and once its watchdog fired.
 	cancel context.CancelCauseFunc
+	// slot is the tracker's index in clock.active while in a phase; guarded by clock.mu.
+	slot int
 }
 
-func newTracker(msg jetstream.Msg, ackWait time.Duration, received time.Time, onFail func(error)) *tracker {
+func newTracker(msg jetstream.Msg, ackWait time.Duration, received time.Time, clock *watchdogClock, onFail func(error)) *tracker {
 	return &tracker{
 		msg:      msg,
 		ackWait:  ackWait,
 		margin:   watchdogMargin(ackWait),
 		interval: ackWait / progressIntervalDivisor,
 		onFail:   onFail,
+		clock:    clock,
 		last:     received,
 	}
 }
@@ -68,19 +73,20 @@ func (t *tracker) phase(parent context.Context) (ctx context.Context, end func()
 		t.signalLocked(now)
 	}
 	t.cancel = cancel
-	t.timer = time.AfterFunc(t.untilDeadlineLocked(time.Now()), func() { cancel(ErrNoProgress) })
+	deadline := t.deadlineLocked()
 	t.mu.Unlock()
+	t.clock.watch(t, deadline)
 	return ctx, func() {
+		t.clock.unwatch(t)
 		t.mu.Lock()
-		t.timer.Stop()
-		t.timer, t.cancel = nil, nil
+		t.cancel = nil
 		t.mu.Unlock()
 		cancel(nil)
 	}
 }
 
-// progress sends InProgress unless one was sent less than AckWait/10 ago, and moves the watchdog
-// deadline of the current phase accordingly. A phase whose watchdog already fired stays cancelled.
+// progress sends InProgress unless one was sent less than AckWait/10 ago, which moves the
+// watchdog deadline of the current phase. A phase whose watchdog already fired stays cancelled.
 func (t *tracker) progress() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -88,12 +94,7 @@ func (t *tracker) progress() {
 	if now.Sub(t.last) < t.interval {
 		return
 	}
-	if !t.signalLocked(now) {
-		return
-	}
-	if t.timer != nil && t.timer.Stop() {
-		t.timer.Reset(t.untilDeadlineLocked(now))
-	}
+	t.signalLocked(now)
 }
 
 // signalLocked sends InProgress and records the time on success.
@@ -109,5 +110,106 @@ func (t *tracker) signalLocked(now time.Time) bool {
 }
 
 func (t *tracker) untilDeadlineLocked(now time.Time) time.Duration {
-	return t.last.Add(t.ackWait - t.margin).Sub(now)
+	return t.deadlineLocked().Sub(now)
+}
+
+func (t *tracker) deadlineLocked() time.Time { return t.last.Add(t.ackWait - t.margin) }
+
+// expire takes the cancel function of the current phase if its deadline has passed at now;
+// otherwise it returns the deadline the phase still has (zero, with no cancel, in no phase).
+func (t *tracker) expire(now time.Time) (context.CancelCauseFunc, time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.cancel == nil {
+		return nil, time.Time{}
+	}
+	if deadline := t.deadlineLocked(); deadline.After(now) {
+		return nil, deadline
+	}
+	cancel := t.cancel
+	t.cancel = nil // fired: a later progress signal cannot revive the phase
+	return cancel, time.Time{}
+}
+
+// watchdogClock is the one timer behind the watchdogs of a worker's phases: a timer per phase,
+// started and stopped for each request, was a visible part of a cached request's CPU. It keeps
+// the trackers in a phase and sleeps until the earliest of their deadlines, so each phase is
+// still cancelled at its own deadline, never before it. Deadlines only move later (progress),
+// except that of a new phase, which wakes the clock when it comes first.
+type watchdogClock struct {
+	mu     sync.Mutex
+	active []*tracker
+	wake   time.Time // when run looks next; zero while it has nothing to wait for
+	poke   chan struct{}
+}
+
+func newWatchdogClock() *watchdogClock { return &watchdogClock{poke: make(chan struct{}, 1)} }
+
+// watch adds t, in a phase with deadline, to the trackers the clock watches.
+func (c *watchdogClock) watch(t *tracker, deadline time.Time) {
+	c.mu.Lock()
+	t.slot = len(c.active)
+	c.active = append(c.active, t)
+	sooner := c.wake.IsZero() || deadline.Before(c.wake)
+	if sooner {
+		c.wake = deadline
+	}
+	c.mu.Unlock()
+	if sooner {
+		select {
+		case c.poke <- struct{}{}:
+		default: // run is already due to look
+		}
+	}
+}
+
+// unwatch removes t, whose phase ended.
+func (c *watchdogClock) unwatch(t *tracker) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	last := len(c.active) - 1
+	moved := c.active[last]
+	c.active[t.slot], moved.slot = moved, t.slot
+	c.active[last] = nil
+	c.active = c.active[:last]
+}
+
+// run cancels the phases whose deadline passed until ctx is done. Run stops it once every
+// delivery has finished.
+func (c *watchdogClock) run(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var expired []context.CancelCauseFunc
+	for {
+		now := time.Now()
+		var next time.Time
+		c.mu.Lock()
+		for _, t := range c.active {
+			cancel, deadline := t.expire(now)
+			switch {
+			case cancel != nil:
+				expired = append(expired, cancel)
+			case !deadline.IsZero() && (next.IsZero() || deadline.Before(next)):
+				next = deadline
+			}
+		}
+		c.wake = next // a phase watched from now on pokes when its deadline comes sooner
+		c.mu.Unlock()
+		for i, cancel := range expired {
+			cancel(ErrNoProgress)
+			expired[i] = nil
+		}
+		expired = expired[:0]
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(time.Until(next), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-c.poke:
+		}
+	}
 }

@@ -62,6 +62,12 @@ type Worker struct {
 	trim         trimState
 	trimEvery    time.Duration
 	trimFloorAge time.Duration
+	// activity counts each operation's handled requests for the activity line (activity.go),
+	// logged every activityTick (activityEvery but in tests). Written by Handle only.
+	activity     map[string]*activity
+	activityTick time.Duration
+	// watchdog cancels the handler phases that outlive their deadline (watchdog.go).
+	watchdog *watchdogClock
 }
 
 // New returns a Worker on nc. It applies the defaults of Config's zero fields and validates the
@@ -93,6 +99,9 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		migrateEvery: migrateEvery,
 		unknownScan:  cfg.UnknownAccountScan,
 		trimFloorAge: trimFloorAge,
+		activity:     make(map[string]*activity),
+		activityTick: activityEvery,
+		watchdog:     newWatchdogClock(),
 	}, nil
 }
 
@@ -122,6 +131,7 @@ func (w *Worker) Handle(op string, h Handler, g Gate) {
 	for _, a := range w.cfg.Accounts {
 		p.lanes = append(p.lanes, newLane(p, a.Name, a.Weight))
 	}
+	w.activity[op] = &activity{}
 	w.pools = append(w.pools, p)
 }
 
@@ -210,6 +220,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.cfg.trimming() && w.trimEvery > 0 {
 		trimLoop.Go(func() { w.trimLoop(pull) })
 	}
+	// The watchdogs and the activity line outlive the drain too: the activity line's last one
+	// counts the drained requests.
+	lateCtx, stopLate := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLate()
+	var lateLoops sync.WaitGroup
+	lateLoops.Go(func() { w.watchdog.run(lateCtx) })
+	lateLoops.Go(func() { w.activityLoop(lateCtx, pools) })
 
 	var (
 		lanes, schedulers, handlers sync.WaitGroup
@@ -267,6 +284,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	close(watchDone)
 	watchers.Wait()
 	w.stopReconciling(w.takeAdvisories(), stopRec, &recLoop)
+	stopLate()
+	lateLoops.Wait()
 	w.log.Info("worker stopped")
 	return fatal
 }

@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -98,6 +99,88 @@ func TestAuthorizeFailures(t *testing.T) {
 			assert.Equal(t, tt.permanent, consumer.IsPermanent(err))
 			assert.Equal(t, tt.code, handlers.ContractErrorOf(err).Code)
 			assert.Empty(t, w.all(), "Handle sends no error reply: Reject does")
+		})
+	}
+}
+
+// A cached session's reply is built around its result encoded once: it must be, byte for byte,
+// the codec's encoding of the whole reply, as every reply was before, whatever the request's
+// id, attempt and encoding; and a new session gets its own result.
+func TestAuthorizeCachedReplyIsTheWholeReplyEncoded(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, handlers.BreakerSettings{})
+	ctx := context.Background()
+	check := func(t *testing.T, codec schema.Codec, rep consumer.Reply) schema.Reply[schema.AuthorizeResult] {
+		t.Helper()
+		var env schema.Reply[schema.AuthorizeResult]
+		require.NoError(t, codec.Unmarshal(rep.Data, &env))
+		whole, err := codec.Marshal(env)
+		require.NoError(t, err)
+		require.Equal(t, whole, rep.Data, "%s: the reply is the codec's encoding of its values", codec.ContentType())
+		s := f.clients["default"].Cached()
+		require.NotNil(t, s)
+		assert.True(t, env.OK)
+		assert.Equal(t, schema.OpAuthorize, env.Op)
+		assert.Equal(t, s.AuthorizationToken.Reveal(), env.Result.AuthorizationToken)
+		assert.Equal(t, s.Allowed.Capabilities, env.Result.Allowed.Capabilities)
+		assert.Equal(t, schema.FormatTime(s.RefreshAt), env.Result.ExpiresAt)
+		return env
+	}
+	var byCodec []schema.Reply[schema.AuthorizeResult]
+	for _, codec := range []schema.Codec{schema.JSON, schema.Msgpack} {
+		for i, id := range []string{"", "mine", `quo"te`, "日本", strings.Repeat("x", 40)} {
+			m := message(t, schema.OpAuthorize, "", codec, map[string]any{"id": id})
+			m.Attempt = 1 + i*60 // 1 to 241: msgpack's int sizes
+			w := newRecorder()
+			require.NoError(t, f.set.Authorize.Handle(ctx, m, w))
+			env := check(t, codec, w.all()[0])
+			assert.Equal(t, m.Attempt, env.Attempt)
+			if id == "" {
+				assert.Equal(t, m.RequestID, env.ID, "the id from the headers")
+			} else {
+				assert.Equal(t, id, env.ID)
+			}
+			if i > 0 || codec == schema.Msgpack {
+				assert.True(t, env.Result.Cached)
+			}
+			if i == 1 {
+				byCodec = append(byCodec, env)
+			}
+		}
+	}
+	// Decoded, both encodings say the same.
+	require.Len(t, byCodec, 2)
+	byCodec[0].DurationMs, byCodec[1].DurationMs = 0, 0
+	assert.Equal(t, byCodec[0], byCodec[1])
+
+	// A forced authorization replaces the session: the next cached replies carry the new token.
+	before := f.clients["default"].Cached().AuthorizationToken.Reveal()
+	w := newRecorder()
+	require.NoError(t, f.set.Authorize.Handle(ctx, message(t, schema.OpAuthorize, "", schema.JSON, map[string]any{"force": true}), w))
+	require.NotEqual(t, before, f.clients["default"].Cached().AuthorizationToken.Reveal(), "the fake issues a new token")
+	for _, codec := range []schema.Codec{schema.JSON, schema.Msgpack} {
+		w := newRecorder()
+		require.NoError(t, f.set.Authorize.Handle(ctx, message(t, schema.OpAuthorize, "", codec, map[string]any{}), w))
+		assert.True(t, check(t, codec, w.all()[0]).Result.Cached)
+	}
+}
+
+// BenchmarkAuthorizeCached is the handler's work for a request the cached session answers.
+func BenchmarkAuthorizeCached(b *testing.B) {
+	for _, codec := range []schema.Codec{schema.JSON, schema.Msgpack} {
+		b.Run(codec.ContentType(), func(b *testing.B) {
+			f := newFixture(b, handlers.BreakerSettings{})
+			ctx := context.Background()
+			m := message(b, schema.OpAuthorize, "", codec, map[string]any{})
+			w := newRecorder()
+			require.NoError(b, f.set.Authorize.Handle(ctx, m, w))
+			b.ReportAllocs()
+			for b.Loop() {
+				w.replies = w.replies[:0]
+				if err := f.set.Authorize.Handle(ctx, m, w); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }

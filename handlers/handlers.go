@@ -14,7 +14,9 @@ import (
 	"github.com/b2jet/b2jet/schema"
 )
 
-// Account is what the handlers need of one B2 account; *b2.Client implements it.
+// Account is what the handlers need of one B2 account; *b2.Client implements it. A session it
+// returns is never modified afterwards (a new session is a new *b2.Session): the authorize
+// handler keeps the encoded result of each one.
 type Account interface {
 	// Cached returns the fresh cached session, or nil, without calling B2.
 	Cached() *b2.Session
@@ -75,7 +77,7 @@ func New(cfg Config) (*Set, error) {
 	}
 	b := base{accounts: cfg.Accounts, breakers: bs, log: cfg.Logger, now: cfg.Now, progressEvery: cfg.ProgressInterval}
 	return &Set{
-		Authorize:     &Authorize{base: b},
+		Authorize:     &Authorize{base: b, results: newSessionResults(names)},
 		ListFileNames: &ListFileNames{base: b},
 		Breakers:      bs,
 	}, nil
@@ -170,17 +172,38 @@ func send[T any](ctx context.Context, w consumer.ReplyWriter, codec schema.Codec
 	if err != nil {
 		return fmt.Errorf("encoding reply: %w", err)
 	}
+	return sendEncoded(ctx, w, codec, data, env.OK, h)
+}
+
+// sendEncoded sends one reply encoded with codec, ok telling a result from an error.
+func sendEncoded(ctx context.Context, w consumer.ReplyWriter, codec schema.Codec, data []byte, ok bool, h consumer.Header) error {
 	if h == nil {
-		h = consumer.Header{}
+		h = make(consumer.Header, 2)
 	}
-	h.Set(schema.HeaderContentType, codec.ContentType())
-	if env.OK {
-		h.Set(schema.HeaderStatus, schema.StatusOK)
+	switch codec {
+	case schema.JSON:
+		h[schema.HeaderContentType] = contentTypeJSON
+	case schema.Msgpack:
+		h[schema.HeaderContentType] = contentTypeMsgpack
+	default:
+		h.Set(schema.HeaderContentType, codec.ContentType())
+	}
+	if ok {
+		h[schema.HeaderStatus] = statusOK
 	} else {
-		h.Set(schema.HeaderStatus, schema.StatusError)
+		h[schema.HeaderStatus] = statusError
 	}
 	return w.Send(ctx, consumer.Reply{Header: h, Data: data})
 }
+
+// Header values every reply shares (nothing modifies a value in place): a slice per header per
+// reply was a visible part of a cached reply's allocations.
+var (
+	contentTypeJSON    = []string{schema.ContentTypeJSON}
+	contentTypeMsgpack = []string{schema.ContentTypeMsgpack}
+	statusOK           = []string{schema.StatusOK}
+	statusError        = []string{schema.StatusError}
+)
 
 // reject writes the error reply of a message the consumer gave up on and describes the dead
 // letter. A payload that cannot be decoded still gets a reply (in JSON when its Content-Type is

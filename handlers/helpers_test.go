@@ -90,7 +90,7 @@ type fixture struct {
 	progress time.Duration
 }
 
-func newFixture(t *testing.T, bs handlers.BreakerSettings) *fixture {
+func newFixture(t testing.TB, bs handlers.BreakerSettings) *fixture {
 	t.Helper()
 	fake := b2test.NewServer()
 	t.Cleanup(fake.Close)
@@ -112,7 +112,7 @@ func (f *fixture) addAccount(t *testing.T, name string, k b2test.Key, bs handler
 	f.rebuild(t, bs)
 }
 
-func (f *fixture) rebuild(t *testing.T, bs handlers.BreakerSettings) {
+func (f *fixture) rebuild(t testing.TB, bs handlers.BreakerSettings) {
 	accounts := map[string]handlers.Account{}
 	for name, c := range f.clients {
 		accounts[name] = c
@@ -126,7 +126,7 @@ var seq uint64
 var seqMu sync.Mutex
 
 // message builds a consumer message for op with a JSON or msgpack body.
-func message(t *testing.T, op, account string, codec schema.Codec, body any) *consumer.Message {
+func message(t testing.TB, op, account string, codec schema.Codec, body any) *consumer.Message {
 	t.Helper()
 	data, err := codec.Marshal(body)
 	require.NoError(t, err)

@@ -93,14 +93,24 @@ func (p Parsed) AccountOrDefault() string {
 
 // Parse takes a subject under the prefix apart. It accepts any op token; callers check the op.
 func (s Subjects) Parse(subject string) (Parsed, error) {
-	rest, ok := strings.CutPrefix(subject, s.prefix()+".")
-	if !ok {
+	rest, ok := strings.CutPrefix(subject, s.prefix())
+	if rest, ok = strings.CutPrefix(rest, "."); !ok {
 		return Parsed{}, fmt.Errorf("schema: subject %q is not under prefix %q", subject, s.prefix())
 	}
-	tokens := strings.Split(rest, ".")
-	if len(tokens) < 2 || len(tokens) > 3 {
+	// Split into at most 3 tokens without allocating: every delivery is parsed.
+	var buf [3]string
+	n := 0
+	for more := true; more && n <= len(buf); n++ {
+		var tok string
+		tok, rest, more = strings.Cut(rest, ".")
+		if n < len(buf) {
+			buf[n] = tok
+		}
+	}
+	if n < 2 || n > 3 {
 		return Parsed{}, fmt.Errorf("schema: subject %q is not <prefix>.<kind>.<op>[.<account>]", subject)
 	}
+	tokens := buf[:n]
 	for _, t := range tokens {
 		if t == "" {
 			return Parsed{}, fmt.Errorf("schema: subject %q has an empty token", subject)

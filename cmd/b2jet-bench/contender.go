@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -66,6 +67,10 @@ func (b *bench) startB2jet(ctx context.Context, url string, fake *b2test.Server,
 	var extra []string
 	if conc > 0 {
 		extra = []string{"--concurrency", fmt.Sprint(conc)}
+	}
+	if b.profileDir != "" {
+		b.profiles++
+		extra = append(extra, "--cpu-profile", filepath.Join(b.profileDir, fmt.Sprintf("b2jet-%d.pprof", b.profiles)))
 	}
 	return startWorkers(ctx, 1, bin, url, fake, "", extra...)
 }

@@ -30,6 +30,10 @@ type bench struct {
 	tmp  string
 	// hiding holds scenario 3's msgs/s by run, for scenario 6's ratio.
 	hiding map[hidingKey]sample
+	// profileDir, if set, receives a CPU profile of each b2jet worker of scenarios 1 and 2
+	// (b2jet-<n>.pprof, n counting them).
+	profileDir string
+	profiles   int
 }
 
 func newBench(sz sizes, log io.Writer, tmp string) *bench {
@@ -95,6 +99,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	only := fs.String("scenarios", "1,2,3,4,5,6,7,8,9", "comma-separated scenario numbers to run")
 	bin := fs.String("b2jet", "", "b2jet binary (default: built from this module)")
 	encoding := fs.String("encoding", "", "request encoding: json (default) or msgpack")
+	profile := fs.String("cpu-profile", "", "directory for a CPU profile of each b2jet worker of scenarios 1 and 2 (b2jet-<n>.pprof; go tool pprof)")
 	conc := fs.Int("concurrency", 0, "b2jet's --concurrency in scenarios 1 and 2 (default: the worker's own default)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -130,6 +135,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	b := newBench(sz, stdout, tmp)
 	if *bin != "" {
 		b.bins[b2jetPkg] = *bin
+	}
+	if *profile != "" {
+		if err := os.MkdirAll(*profile, 0o755); err != nil {
+			fmt.Fprintln(stderr, "b2jet-bench:", err)
+			return 1
+		}
+		b.profileDir = *profile
 	}
 	rep := &report{Started: time.Now(), Command: command(args), Sizes: sz}
 	b.logf("b2jet-bench on %s", machine())

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,7 +83,9 @@ func (w *workerProc) waitLog(t *testing.T, prefix string, timeout time.Duration)
 
 func TestEndToEnd(t *testing.T) {
 	env := procenv.Clean()
-	w := startWorker(t, env, "--sandbox", "--embedded-port", "0", "--data-dir", t.TempDir(), "--drain-timeout", "5s")
+	profile := filepath.Join(t.TempDir(), "cpu.pprof")
+	w := startWorker(t, env, "--sandbox", "--embedded-port", "0", "--data-dir", t.TempDir(), "--drain-timeout", "5s",
+		"--cpu-profile", profile)
 
 	warning := w.waitLog(t, "SANDBOX MODE", 30*time.Second)
 	assert.Equal(t, "WARN", warning["level"])
@@ -159,6 +163,21 @@ func TestEndToEnd(t *testing.T) {
 	require.NoError(t, err, "the worker exits 0 after draining")
 	assert.NotNil(t, w.Find("b2jet worker stopped"))
 	assert.NotNil(t, w.Find("embedded NATS server stopped"))
+	assertProfile(t, profile)
+}
+
+// assertProfile checks that path holds a complete profile: pprof's gzipped protobuf, whose end
+// StopCPUProfile writes only at exit.
+func assertProfile(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	require.NoError(t, err, "a gzipped profile")
+	n, err := io.Copy(io.Discard, zr)
+	require.NoError(t, err, "the profile is complete")
+	assert.Positive(t, n)
 }
 
 // A bad configuration fails at once with exit code 2 and one line naming the setting.

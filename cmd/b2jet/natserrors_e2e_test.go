@@ -48,7 +48,9 @@ func TestEndToEndRefusedReplyCounted(t *testing.T) {
 			Header: nats.Header{schema.HeaderReplyTo: {"nowhere.acme.x"}}})
 		require.NoError(t, err)
 	}
-	w.waitCount(t, "message handled", refused, 30*time.Second)
+	require.Eventually(t, func() bool {
+		return scrape(t, base)[`b2jet_requests_total{account="acme",op="authorize",outcome="acked"}`] == refused
+	}, 30*time.Second, 50*time.Millisecond, "every request is acked")
 	require.Eventually(t, func() bool { return scrape(t, base)[series] == refused }, 10*time.Second, 50*time.Millisecond,
 		"every refused reply is counted")
 	assert.Equal(t, 1, w.count("NATS error"), "logged once for the subject")
@@ -58,4 +60,13 @@ func TestEndToEndRefusedReplyCounted(t *testing.T) {
 	}
 	assert.True(t, strings.Contains(strings.ToLower(w.Output()), "permissions violation"))
 	require.NoError(t, w.Stop(15*time.Second))
+	// At info, handled requests show only in the worker's activity line.
+	assert.Zero(t, w.count("message handled"))
+	acked := 0.0
+	for _, r := range w.Records() {
+		if g, ok := r["authorize"].(map[string]any); ok && r.Msg() == "requests handled" {
+			acked += g["acked"].(float64)
+		}
+	}
+	assert.Equal(t, float64(refused), acked)
 }

@@ -54,7 +54,7 @@ type WorkerCmd struct {
 	DLQMaxMsgs         int64         `name:"dlq-max-msgs" env:"B2JET_DLQ_MAX_MSGS" default:"100000" help:"Message limit of the dead-letter stream; -1: none." group:"JetStream"`
 	KVMaxBytes         byteSize      `name:"kv-max-bytes" env:"B2JET_KV_MAX_BYTES" default:"64MiB" help:"Storage limit of each key-value bucket the worker creates (attempt history, pending dead letters); -1: none." group:"JetStream"`
 
-	Concurrency            int           `name:"concurrency" env:"B2JET_CONCURRENCY" default:"16" help:"Requests handled at once, per operation, by this worker." group:"Processing"`
+	Concurrency            int           `name:"concurrency" env:"B2JET_CONCURRENCY" default:"64" help:"Requests handled at once, per operation, by this worker." group:"Processing"`
 	MaxDeliveries          int           `name:"max-deliveries" env:"B2JET_MAX_DELIVERIES" default:"5" help:"Attempts per request (the first try plus retries) before it is dead-lettered; the consumers' MaxDeliver is this + 2. Written when the worker creates a consumer (or with --update-consumer-settings); an existing consumer's MaxDeliver wins." group:"Processing"`
 	BackoffBase            time.Duration `name:"backoff-base" env:"B2JET_BACKOFF_BASE" default:"1s" help:"Retry delay base: full jitter over min(backoff-max, base*2^(attempt-1)), never below B2's Retry-After." group:"Processing"`
 	BackoffMax             time.Duration `name:"backoff-max" env:"B2JET_BACKOFF_MAX" default:"2m" help:"Retry delay cap." group:"Processing"`
@@ -70,6 +70,7 @@ type WorkerCmd struct {
 
 	LogFlags     `embed:""`
 	ObserveFlags `embed:""`
+	CPUProfile   string `name:"cpu-profile" env:"B2JET_CPU_PROFILE" help:"Write a CPU profile of the whole run, drain included, to this file (for go tool pprof)." group:"Observability"`
 }
 
 // Help is shown below the worker's usage line.
@@ -288,6 +289,11 @@ func (c *WorkerCmd) Run(e *env) error {
 		stop() // a second signal ends the process at once
 	}()
 	log.Info("b2jet worker starting", "version", version, "pid", os.Getpid())
+	stopProfile, err := startCPUProfile(c.CPUProfile, log)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 
 	// Resources are released in reverse order: the NATS connection is drained first, then the
 	// embedded server stops, then the sandbox, and the last spans are flushed at the very end.

@@ -5,6 +5,7 @@ package obs
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -40,7 +41,16 @@ type Metrics struct {
 	// unknown_account request) are counted under "unknown" so that publishers cannot create
 	// series at will. Nil: every token is used as is.
 	known map[string]bool
+
+	// bound holds the series every request ends in, looked up once: WithLabelValues hashes and
+	// checks its label values each time, a visible cost per cached request.
+	boundMu   sync.RWMutex
+	bound     map[requestLabels]prometheus.Counter
+	durations map[string]prometheus.Observer
 }
+
+// requestLabels are the label values of one b2jet_requests_total series.
+type requestLabels struct{ op, account, outcome string }
 
 // KnownAccounts sets the configured account names. Call it before traffic starts.
 func (m *Metrics) KnownAccounts(names []string) {
@@ -176,12 +186,39 @@ func (m *Metrics) InitNATSErrors(kinds ...string) {
 func (m *Metrics) NATSError(kind string) { m.natsErrors.WithLabelValues(kind).Inc() }
 
 func (m *Metrics) finish(e consumer.Event, outcome string) {
-	m.requests.WithLabelValues(e.Op, m.account(e.Account), outcome).Inc()
-	m.handlerSeconds.WithLabelValues(e.Op).Observe(e.Duration.Seconds())
+	requests, duration := m.series(requestLabels{op: e.Op, account: m.account(e.Account), outcome: outcome})
+	requests.Inc()
+	duration.Observe(e.Duration.Seconds())
+}
+
+// series returns the b2jet_requests_total series of l and the b2jet_handler_duration_seconds
+// series of its operation.
+func (m *Metrics) series(l requestLabels) (prometheus.Counter, prometheus.Observer) {
+	m.boundMu.RLock()
+	c, d := m.bound[l], m.durations[l.op]
+	m.boundMu.RUnlock()
+	if c != nil && d != nil {
+		return c, d
+	}
+	m.boundMu.Lock()
+	defer m.boundMu.Unlock()
+	if m.bound == nil {
+		m.bound, m.durations = map[requestLabels]prometheus.Counter{}, map[string]prometheus.Observer{}
+	}
+	if c = m.bound[l]; c == nil {
+		c = m.requests.WithLabelValues(l.op, l.account, l.outcome)
+		m.bound[l] = c
+	}
+	if d = m.durations[l.op]; d == nil {
+		d = m.handlerSeconds.WithLabelValues(l.op)
+		m.durations[l.op] = d
+	}
+	return c, d
 }
 
 // B2Events returns the observer of one account's B2 client (b2.Config.OnEvent).
 func (m *Metrics) B2Events(account string) func(b2.Event) {
+	hits := m.sessionHits.WithLabelValues(account) // one per cached authorize request: bound once
 	return func(e b2.Event) {
 		switch e.Kind {
 		case b2.EventCall:
@@ -194,7 +231,7 @@ func (m *Metrics) B2Events(account string) func(b2.Event) {
 				m.b2Errors.WithLabelValues(e.Op, strconv.Itoa(e.Status), code).Inc()
 			}
 		case b2.EventSessionHit:
-			m.sessionHits.WithLabelValues(account).Inc()
+			hits.Inc()
 		case b2.EventSessionMiss:
 			m.sessionMisses.WithLabelValues(account).Inc()
 		case b2.EventRefresh:
