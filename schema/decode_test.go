@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -278,4 +279,31 @@ func TestDecodeRequestLongID(t *testing.T) {
 			assert.Empty(t, idOnly.ID)
 		})
 	}
+}
+
+// The empty object skips the decoder: what it leaves in a struct must be what the decoder would
+// have, an over-long id included, and a map still gets made.
+func TestEmptyObjectDecodesAsTheDecoderWould(t *testing.T) {
+	longID := strings.Repeat("x", MaxRequestIDBytes+1)
+	for _, tc := range []struct {
+		c    Codec
+		data []byte
+	}{{JSON, []byte("{}")}, {JSON, []byte(" \n{}\t")}, {Msgpack, mp(t, map[string]any{})}} {
+		require.True(t, emptyObject(tc.c, tc.data), "%q", tc.data)
+		for _, prior := range []ListFileNamesRequest{{}, {BucketName: "b", ID: "kept"}, {ID: longID}} {
+			fast, slow := prior, prior
+			fastErr := DecodeRequest(tc.c, tc.data, &fast)
+			slowErr := decodeRequest(tc.c, tc.data, &slow, reflect.ValueOf(&slow))
+			if idErr := checkRequestID(tc.c, reflect.ValueOf(&slow).Elem()); slowErr == nil {
+				slowErr = idErr
+			}
+			assert.Equal(t, slow, fast, "%s %q", tc.c.ContentType(), tc.data)
+			assert.Equal(t, slowErr, fastErr)
+		}
+		var m map[string]any
+		require.NoError(t, DecodeRequest(tc.c, tc.data, &m))
+		assert.NotNil(t, m, "a map is made, as the decoder makes it")
+	}
+	assert.False(t, emptyObject(JSON, []byte("{ }")), "only the common spelling takes the short way")
+	assert.False(t, emptyObject(Msgpack, []byte{0x80, 0x80}))
 }
