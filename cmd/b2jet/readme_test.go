@@ -126,3 +126,10 @@ func tableRow(text, cell string) string {
 	}
 	return ""
 }
+
+// The README is read in ten minutes: the reference lives in docs/, and a README that grows past
+// 300 lines has taken some of it back.
+func TestREADMEStaysShort(t *testing.T) {
+	lines := strings.Count(readDoc(t, "README.md"), "\n")
+	assert.Less(t, lines, 300, "README.md has %d lines; move reference material to docs/", lines)
+}
