@@ -18,7 +18,7 @@ const (
 )
 
 // opRunner is one lane of an operation: one account's durable consumer, pulled continuously
-// into a small buffer, and the messages it holds for the pool's scheduler.
+// into a small buffer, and the messages it holds for the pool's handler goroutines.
 type opRunner struct {
 	w       *Worker
 	pool    *opPool
@@ -34,7 +34,7 @@ type opRunner struct {
 	retired atomic.Bool
 
 	// busy counts this lane's deliveries being processed, read without a lock (InFlight);
-	// busyCount is the same count under pool.mu, for the scheduler.
+	// busyCount is the same count under pool.mu, for the scheduling rule (opPool.nextLocked).
 	busy      atomic.Int64
 	busyCount int
 	// held are the messages pulled and not yet scheduled, oldest first, and heldSince when the
@@ -66,7 +66,7 @@ type opRunner struct {
 	adopted bool
 }
 
-// heldMsg is a message a lane pulled and holds for the scheduler.
+// heldMsg is a message a lane pulled and holds until a handler goroutine takes it.
 type heldMsg struct {
 	msg jetstream.Msg
 	// received is when the pull handed it over, progressed when the server's ack timer was last
@@ -129,9 +129,9 @@ func (r *opRunner) bufferSize() int {
 }
 
 // pull is the lane's loop: it keeps one continuous pull (nats.go's Messages) open while the lane
-// may pull, and holds each message it brings for the scheduler, taking the next one only once the
-// scheduler took the last. It stops pulling while the gate is closed or the lane is paused,
-// handing what the pull had buffered to the scheduler. It returns when rs.pull is cancelled (after
+// may pull, and holds each message it brings for the handler goroutines, taking the next one only
+// once one took the last. It stops pulling while the gate is closed or the lane is paused,
+// holding what the pull had buffered. It returns when rs.pull is cancelled (after
 // holding what the pull still had), or a fatal error.
 func (r *opRunner) pull(rs *runState) error {
 	stopDrain := context.AfterFunc(rs.pull, r.drainIterator)
@@ -250,7 +250,7 @@ func (r *opRunner) holding() int {
 	return len(r.held)
 }
 
-// hold keeps msg for the scheduler.
+// hold keeps msg until a handler goroutine takes it.
 func (r *opRunner) hold(msg jetstream.Msg) {
 	now := time.Now()
 	p := r.pool
@@ -260,7 +260,7 @@ func (r *opRunner) hold(msg jetstream.Msg) {
 	}
 	r.held = append(r.held, heldMsg{msg: msg, received: now, progressed: now})
 	p.mu.Unlock()
-	p.signal()
+	p.signalOne()
 }
 
 // tend runs every watchEvery (opPool.watch): it follows the gate, signals progress for messages

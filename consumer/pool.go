@@ -8,26 +8,25 @@ import (
 )
 
 // opPool is one registered operation: its handler, its gate, its handler slots, and one lane
-// (an opRunner) per account, each pulling that account's consumer. The pool's scheduler hands
-// the lanes' pulled messages to the handler goroutines, one per free slot, so that the accounts
-// with requests waiting share the slots by weight (see next).
+// (an opRunner) per account, each pulling that account's consumer. Each of the operation's
+// Concurrency handler goroutines is a slot: when free, it takes the next pulled message the
+// scheduling rule picks (see nextLocked), so that the accounts with requests waiting share the
+// slots by weight. There is no scheduler goroutine between them: a hop through one was two
+// goroutine wake-ups per request, a tenth of a cached request's CPU.
 type opPool struct {
 	w    *Worker
 	op   string
 	h    Handler
 	gate Gate
-	// jobs hands scheduled messages to the operation's Concurrency handler goroutines (see
-	// serve); made by Run, closed when the scheduler has returned.
-	jobs chan job
-	// wake tells the scheduler that a lane holds a message, a slot was freed, or a lane ended.
-	wake chan struct{}
-
-	mu    sync.Mutex
+	mu   sync.Mutex
+	// ready wakes the handler goroutines waiting in take (on mu): a lane holds a message, a gate
+	// opened, a lane ended, or pulling stopped.
+	ready *sync.Cond
 	lanes []*opRunner
 	// used counts the slots of deliveries handed to handler goroutines and not finished.
 	used int
 	// running counts the lanes whose pull loop has not returned; stopped is set when Run stops
-	// pulling. The scheduler returns once both say nothing more can come.
+	// pulling. The handler goroutines return once both say nothing more can come.
 	running int
 	stopped bool
 	// last is the index of the lane last scheduled, where ties start looking after.
@@ -39,16 +38,17 @@ type opPool struct {
 }
 
 func newOpPool(w *Worker, op string, h Handler, g Gate) *opPool {
-	return &opPool{w: w, op: op, h: h, gate: g, wake: make(chan struct{}, 1)}
+	p := &opPool{w: w, op: op, h: h, gate: g}
+	p.ready = sync.NewCond(&p.mu)
+	return p
 }
 
-// signal wakes the scheduler without blocking.
-func (p *opPool) signal() {
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
-}
+// signal wakes every waiting handler goroutine: what may run, or whether anything more can
+// come, has changed.
+func (p *opPool) signal() { p.ready.Broadcast() }
+
+// signalOne wakes one waiting handler goroutine, for one more held message.
+func (p *opPool) signalOne() { p.ready.Signal() }
 
 // lane returns the lane of account, or nil.
 func (p *opPool) lane(account string) *opRunner {
@@ -81,24 +81,19 @@ func (p *opPool) totalWeightLocked() int {
 	return max(t, 1)
 }
 
-// schedule is the operation's scheduler loop: whenever a slot is free and a lane holds a pulled
-// message, it hands the message of the chosen lane (see next) to a handler goroutine. It returns
-// once pulling has stopped, every lane's pull loop has returned and nothing is held.
-func (p *opPool) schedule(rs *runState) {
+// take waits for the next message this handler goroutine may run (see nextLocked). It reports
+// false once pulling has stopped, every lane's pull loop has returned and nothing is held.
+func (p *opPool) take() (job, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for {
-		p.mu.Lock()
-		j, ok := p.nextLocked()
-		done := !ok && p.stopped && p.running == 0 && p.heldLocked() == 0
-		p.mu.Unlock()
-		switch {
-		case ok:
-			rs.inflight.Add(1)
-			p.jobs <- j
-		case done:
-			return
-		default:
-			<-p.wake
+		if j, ok := p.nextLocked(); ok {
+			return j, true
 		}
+		if p.stopped && p.running == 0 && p.heldLocked() == 0 {
+			return job{}, false
+		}
+		p.ready.Wait()
 	}
 }
 
@@ -149,32 +144,35 @@ func (p *opPool) heldLocked() int {
 	return n
 }
 
-// done frees the slot of a finished delivery of lane r.
+// done frees the slot of a finished delivery of lane r. It wakes no one: the goroutine that
+// finished is the free slot, and takes the next message itself.
 func (p *opPool) done(r *opRunner) {
 	p.mu.Lock()
 	p.used--
 	r.busyCount--
 	r.busy.Add(-1)
 	p.mu.Unlock()
-	p.signal()
 }
 
-// job is one scheduled message on its way to a handler goroutine.
+// job is one message taken by a handler goroutine.
 type job struct {
 	r        *opRunner
 	msg      jetstream.Msg
 	received time.Time
 }
 
-// serve is one of the operation's Concurrency handler goroutines: it processes the messages the
-// scheduler hands it until jobs is closed. Long-lived goroutines keep the stack they grew; a
+// serve is one of the operation's Concurrency handler goroutines: it processes the messages it
+// takes until take says nothing more can come. Long-lived goroutines keep the stack they grew; a
 // goroutine per message grew a new one each time (runtime.newstack was 6% of the CPU of the
 // overhead benchmark, cmd/b2jet-bench).
 func (p *opPool) serve(rs *runState) {
-	for j := range p.jobs {
+	for {
+		j, ok := p.take()
+		if !ok {
+			return
+		}
 		j.r.process(rs, j.msg, j.received)
 		p.done(j.r)
-		rs.inflight.Done()
 	}
 }
 

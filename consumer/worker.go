@@ -171,8 +171,6 @@ type runState struct {
 	// hard is cancelled with cause ErrShutdown when the drain timeout expires; every handler
 	// context derives from it. It keeps the values of Run's context.
 	hard context.Context
-	// inflight counts deliveries handed to handler goroutines and not finished.
-	inflight sync.WaitGroup
 }
 
 // Run sets up the streams and consumers (see Setup), then pulls and handles messages until ctx is
@@ -229,9 +227,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	lateLoops.Go(func() { w.activityLoop(lateCtx, pools) })
 
 	var (
-		lanes, schedulers, handlers sync.WaitGroup
-		fatalOnce                   sync.Once
-		fatal                       error
+		lanes, handlers sync.WaitGroup
+		fatalOnce       sync.Once
+		fatal           error
 	)
 	failed := func(err error) {
 		fatalOnce.Do(func() { fatal = err })
@@ -240,14 +238,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	watchDone := make(chan struct{})
 	var watchers sync.WaitGroup
 	for _, p := range pools {
-		p.jobs = make(chan job)
 		for range w.cfg.Concurrency {
 			handlers.Go(func() { p.serve(rs) })
 		}
-		schedulers.Go(func() {
-			defer close(p.jobs)
-			p.schedule(rs)
-		})
 		watchers.Go(func() { p.watch(watchDone) })
 		for _, r := range p.snapshot() {
 			p.startLane(rs, &lanes, r, failed)
@@ -279,7 +272,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	} else {
 		w.log.Info("worker draining", "timeout", w.cfg.DrainTimeout)
 	}
-	w.drain(rs, &schedulers, hardStop)
+	w.drain(&handlers, hardStop)
 	handlers.Wait()
 	close(watchDone)
 	watchers.Wait()
@@ -290,13 +283,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	return fatal
 }
 
-// drain waits up to DrainTimeout for the schedulers to hand out what the lanes hold and for every
-// delivery to finish, then cancels the handlers' contexts and waits for them to finish.
-func (w *Worker) drain(rs *runState, schedulers *sync.WaitGroup, hardStop context.CancelCauseFunc) {
+// drain waits up to DrainTimeout for the handler goroutines to run what the lanes hold and to
+// finish, then cancels the handlers' contexts and waits for them to finish.
+func (w *Worker) drain(handlers *sync.WaitGroup, hardStop context.CancelCauseFunc) {
 	done := make(chan struct{})
 	go func() {
-		schedulers.Wait()
-		rs.inflight.Wait()
+		handlers.Wait()
 		close(done)
 	}()
 	t := time.NewTimer(w.cfg.DrainTimeout)

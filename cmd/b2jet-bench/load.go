@@ -171,10 +171,17 @@ func (l *load) wait(ctx context.Context, idle time.Duration) error {
 			if p := l.parts.Load(); p != lastParts {
 				lastParts, lastAt = p, time.Now()
 			} else if time.Since(lastAt) > idle {
-				return fmt.Errorf("%d of %d requests answered, nothing for %v", l.answered.Load(), l.n, idle)
+				return fmt.Errorf("%d of %d requests answered, nothing for %v (publisher connection: %s)", l.answered.Load(), l.n, idle,
+					l.connState())
 			}
 		}
 	}
+}
+
+// connState says whether the publisher's connection was interrupted, which loses the replies sent
+// meanwhile: a server closes a connection that reads more slowly than replies arrive.
+func (l *load) connState() string {
+	return fmt.Sprintf("%d reconnects, last error %v", l.nc.Stats().Reconnects, l.nc.LastError())
 }
 
 func (l *load) check() error {
