@@ -12,6 +12,7 @@ import (
 
 	"github.com/b2jet/b2jet/b2"
 	"github.com/b2jet/b2jet/consumer"
+	"github.com/b2jet/b2jet/fleet"
 	"github.com/b2jet/b2jet/handlers"
 	"github.com/b2jet/b2jet/schema"
 )
@@ -51,6 +52,20 @@ type Config struct {
 	// handlers.BreakerSettings. MaxHeld defaults to half the consumer's concurrency (at least
 	// 1), so that one failing account holds at most half the handler slots.
 	Breakers handlers.BreakerSettings
+	// ProcessLocalSessions makes each account's B2 session this worker's own, as in 1.0: the
+	// worker then neither creates nor uses the sessions bucket. By default (false) the workers
+	// share one session per account through that bucket (fleet.Sessions), so the fleet makes one
+	// b2_authorize_account per refresh; a bucket out of reach makes the sessions process-local
+	// until it answers again (Status, Checks). An account whose b2.Config has Sessions keeps it.
+	ProcessLocalSessions bool
+	// SessionsBucket names the sessions bucket; default fleet.DefaultSessionsBucket
+	// ("B2_SESSIONS"). It is created like the other buckets, with Consumer.Replicas and
+	// Consumer.KVMaxBytes.
+	SessionsBucket string
+	// SessionLeaseTTL is how long a worker refreshing a session holds the fleet's lease at most
+	// (default fleet.DefaultLeaseTTL, 10 s): a worker dying with it delays the others this long.
+	SessionLeaseTTL time.Duration
+
 	// ProgressInterval is how long an allPages listing may stay silent while it waits on B2
 	// before it sends an empty progress part; default handlers.DefaultProgressInterval.
 	ProgressInterval time.Duration
@@ -112,9 +127,21 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// clients builds the B2 client of every account (named after it on its spans), in name order so
-// that the first bad one is always the same.
-func (c Config) clients() (map[string]handlers.Account, error) {
+// sessions is the sessions bucket the accounts share; nil with ProcessLocalSessions.
+func (c Config) sessions() *fleet.Sessions {
+	if c.ProcessLocalSessions {
+		return nil
+	}
+	return fleet.NewSessions(fleet.SessionsConfig{
+		Bucket: c.SessionsBucket, Replicas: c.Consumer.Replicas, MaxBytes: c.Consumer.KVMaxBytes,
+		LeaseTTL: c.SessionLeaseTTL, Logger: c.Logger,
+	})
+}
+
+// clients builds the B2 client of every account (named after it on its spans, sharing its
+// session through sessions unless that is nil), in name order so that the first bad one is
+// always the same.
+func (c Config) clients(sessions *fleet.Sessions) (map[string]handlers.Account, error) {
 	if len(c.Accounts) == 0 {
 		return nil, errNoAccounts
 	}
@@ -129,6 +156,9 @@ func (c Config) clients() (map[string]handlers.Account, error) {
 		}
 		if cfg.TracerProvider == nil {
 			cfg.TracerProvider = c.TracerProvider
+		}
+		if cfg.Sessions == nil && sessions != nil {
+			cfg.Sessions = sessions.Store(name)
 		}
 		cl, err := b2.New(cfg)
 		if err != nil {
