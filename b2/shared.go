@@ -41,7 +41,7 @@ func (c *Client) refreshShared(ctx context.Context, stale *Session, why refreshR
 			}
 		}
 	}
-	deadline := c.cfg.Now().Add(c.cfg.SharedSessionWait)
+	deadline := time.Now().Add(c.cfg.SharedSessionWait) // real waiting, whatever Config.Now says
 	poll := sharedPollFirst
 	for {
 		if why != refreshForced {
@@ -66,7 +66,7 @@ func (c *Client) refreshShared(ctx context.Context, stale *Session, why refreshR
 			// Another process is refreshing; this one's session has not reached B2's limit.
 			return stale, false, nil
 		}
-		if !c.cfg.Now().Before(deadline) {
+		if !time.Now().Before(deadline) {
 			return c.refreshLocal(ctx)
 		}
 		time.Sleep(poll)

@@ -32,6 +32,10 @@ const (
 	// opTimeout bounds one read or write of the bucket, so that a bucket out of reach delays a
 	// refresh by little before the worker falls back to its own session.
 	opTimeout = 2 * time.Second
+	// quietAfterFailure is how long the stores answer at once with the last failure instead of
+	// trying the bucket again: a publish to a bucket that is gone is retried by nats.go for
+	// half a second, which every refresh would otherwise wait.
+	quietAfterFailure = 5 * time.Second
 	// maxSessionValue bounds a stored value: a session with a long list of allowed buckets.
 	maxSessionValue = 64 << 10
 )
@@ -61,7 +65,9 @@ type Sessions struct {
 	kv atomic.Pointer[jetstream.KeyValue]
 
 	mu       sync.Mutex
-	fallback string // why the bucket is not in use; "" while it is
+	fallback string    // why the bucket is not in use; "" while it is
+	failedAt time.Time // when it last failed
+	lastErr  error
 }
 
 // NewSessions returns the sessions bucket of cfg, not attached yet.
@@ -130,6 +136,7 @@ func (s *Sessions) failed(err error) {
 	s.mu.Lock()
 	first := s.fallback == ""
 	s.fallback = "bucket " + s.cfg.Bucket + " unreachable, B2 sessions are process-local: " + err.Error()
+	s.failedAt, s.lastErr = time.Now(), err
 	s.mu.Unlock()
 	if first {
 		s.cfg.Logger.Warn("fleet state bucket unreachable: each worker keeps its own B2 sessions",
@@ -141,11 +148,21 @@ func (s *Sessions) failed(err error) {
 func (s *Sessions) reached() {
 	s.mu.Lock()
 	was := s.fallback != ""
-	s.fallback = ""
+	s.fallback, s.lastErr = "", nil
 	s.mu.Unlock()
 	if was {
 		s.cfg.Logger.Info("fleet state bucket reachable again: B2 sessions are shared", "bucket", s.cfg.Bucket)
 	}
+}
+
+// quiet returns the last failure while it is recent (see quietAfterFailure), else nil.
+func (s *Sessions) quiet() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lastErr != nil && time.Since(s.failedAt) < quietAfterFailure {
+		return s.lastErr
+	}
+	return nil
 }
 
 // errDetached is what a store answers while the bucket is not attached.
@@ -170,6 +187,9 @@ func (st *sessionStore) do(ctx context.Context, op func(ctx context.Context, kv 
 	p := st.s.kv.Load()
 	if p == nil {
 		return errDetached
+	}
+	if err := st.s.quiet(); err != nil {
+		return fmt.Errorf("fleet: sessions bucket %s: %w", st.s.cfg.Bucket, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
