@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,8 +63,10 @@ type Config struct {
 	// ("B2_SESSIONS"). It is created like the other buckets, with Consumer.Replicas and
 	// Consumer.KVMaxBytes.
 	SessionsBucket string
-	// SessionLeaseTTL is how long a worker refreshing a session holds the fleet's lease at most
-	// (default fleet.DefaultLeaseTTL, 10 s): a worker dying with it delays the others this long.
+	// SessionLeaseTTL is how long a worker refreshing a session holds the fleet's lease at most:
+	// a worker dying with it delays the others' refresh this long. Default: fleet.DefaultLeaseTTL
+	// (10 s), or a third of Consumer.AckWait when that is shorter, so that a request waiting on
+	// such a refresh is still answered within its ack wait.
 	SessionLeaseTTL time.Duration
 
 	// ProgressInterval is how long an allPages listing may stay silent while it waits on B2
@@ -116,6 +119,9 @@ func (c Config) withDefaults() Config {
 		for _, name := range slices.Sorted(maps.Keys(c.Accounts)) {
 			c.Consumer.Accounts = append(c.Consumer.Accounts, consumer.Account{Name: name, Weight: c.Weights[name]})
 		}
+	}
+	if c.SessionLeaseTTL <= 0 {
+		c.SessionLeaseTTL = min(fleet.DefaultLeaseTTL, cmp.Or(c.Consumer.AckWait, consumer.DefaultAckWait)/3)
 	}
 	if c.Breakers.MaxHeld <= 0 {
 		concurrency := c.Consumer.Concurrency
