@@ -3,6 +3,7 @@ package b2
 import (
 	"bytes"
 	"context"
+	"crypto/cipher"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,6 +44,7 @@ type Client struct {
 	cfg     Config
 	limiter *limiter
 	tracer  trace.Tracer // nil: no spans (tracing.go)
+	sealer  cipher.AEAD  // seals the sessions of cfg.Sessions; nil without
 
 	mu          sync.Mutex
 	session     *Session
@@ -61,6 +63,11 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{cfg: cfg, tracer: newTracer(cfg.TracerProvider)}
+	if cfg.Sessions != nil {
+		if c.sealer, err = newSealer(cfg.KeyID, cfg.Key, cfg.Name); err != nil {
+			return nil, fmt.Errorf("b2: session sealing key: %w", err)
+		}
+	}
 	c.limiter = newLimiter(cfg.RequestsPerSecond, cfg.Burst, cfg.Now)
 	c.buckets.init()
 	return c, nil

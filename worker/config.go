@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/b2jet/b2jet/b2"
 	"github.com/b2jet/b2jet/consumer"
+	"github.com/b2jet/b2jet/fleet"
 	"github.com/b2jet/b2jet/handlers"
 	"github.com/b2jet/b2jet/schema"
 )
@@ -51,6 +53,22 @@ type Config struct {
 	// handlers.BreakerSettings. MaxHeld defaults to half the consumer's concurrency (at least
 	// 1), so that one failing account holds at most half the handler slots.
 	Breakers handlers.BreakerSettings
+	// ProcessLocalSessions makes each account's B2 session this worker's own, as in 1.0: the
+	// worker then neither creates nor uses the sessions bucket. By default (false) the workers
+	// share one session per account through that bucket (fleet.Sessions), so the fleet makes one
+	// b2_authorize_account per refresh; a bucket out of reach makes the sessions process-local
+	// until it answers again (Status, Checks). An account whose b2.Config has Sessions keeps it.
+	ProcessLocalSessions bool
+	// SessionsBucket names the sessions bucket; default fleet.DefaultSessionsBucket
+	// ("B2_SESSIONS"). It is created like the other buckets, with Consumer.Replicas and
+	// Consumer.KVMaxBytes.
+	SessionsBucket string
+	// SessionLeaseTTL is how long a worker refreshing a session holds the fleet's lease at most:
+	// a worker dying with it delays the others' refresh this long. Default: fleet.DefaultLeaseTTL
+	// (10 s), or a third of Consumer.AckWait when that is shorter, so that a request waiting on
+	// such a refresh is still answered within its ack wait.
+	SessionLeaseTTL time.Duration
+
 	// ProgressInterval is how long an allPages listing may stay silent while it waits on B2
 	// before it sends an empty progress part; default handlers.DefaultProgressInterval.
 	ProgressInterval time.Duration
@@ -102,6 +120,9 @@ func (c Config) withDefaults() Config {
 			c.Consumer.Accounts = append(c.Consumer.Accounts, consumer.Account{Name: name, Weight: c.Weights[name]})
 		}
 	}
+	if c.SessionLeaseTTL <= 0 {
+		c.SessionLeaseTTL = min(fleet.DefaultLeaseTTL, cmp.Or(c.Consumer.AckWait, consumer.DefaultAckWait)/3)
+	}
 	if c.Breakers.MaxHeld <= 0 {
 		concurrency := c.Consumer.Concurrency
 		if concurrency <= 0 {
@@ -112,9 +133,21 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// clients builds the B2 client of every account (named after it on its spans), in name order so
-// that the first bad one is always the same.
-func (c Config) clients() (map[string]handlers.Account, error) {
+// sessions is the sessions bucket the accounts share; nil with ProcessLocalSessions.
+func (c Config) sessions() *fleet.Sessions {
+	if c.ProcessLocalSessions {
+		return nil
+	}
+	return fleet.NewSessions(fleet.SessionsConfig{
+		Bucket: c.SessionsBucket, Replicas: c.Consumer.Replicas, MaxBytes: c.Consumer.KVMaxBytes,
+		LeaseTTL: c.SessionLeaseTTL, Logger: c.Logger,
+	})
+}
+
+// clients builds the B2 client of every account (named after it on its spans, sharing its
+// session through sessions unless that is nil), in name order so that the first bad one is
+// always the same.
+func (c Config) clients(sessions *fleet.Sessions) (map[string]handlers.Account, error) {
 	if len(c.Accounts) == 0 {
 		return nil, errNoAccounts
 	}
@@ -129,6 +162,9 @@ func (c Config) clients() (map[string]handlers.Account, error) {
 		}
 		if cfg.TracerProvider == nil {
 			cfg.TracerProvider = c.TracerProvider
+		}
+		if cfg.Sessions == nil && sessions != nil {
+			cfg.Sessions = sessions.Store(name)
 		}
 		cl, err := b2.New(cfg)
 		if err != nil {

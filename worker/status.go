@@ -24,6 +24,11 @@ func (w *Worker) Status() ops.WorkerStatus {
 		st.PendingDeadLetters = pending[:min(len(pending), ops.MaxPendingListed)]
 		st.Trim = trimStatus(cw.TrimStatus())
 	}
+	if w.sessions != nil {
+		if why := w.sessions.Fallback(); why != "" {
+			st.FleetStateFallback = map[string]string{w.sessions.Bucket(): why}
+		}
+	}
 	for name, acct := range w.accounts {
 		if aged, ok := acct.(interface{ SessionAge() (time.Duration, bool) }); ok {
 			if age, ok := aged.SessionAge(); ok {
@@ -61,16 +66,19 @@ func trimStatus(t consumer.TrimStatus) *ops.WorkerTrim {
 	}
 }
 
-// Check is one readiness condition: Test returns nil when it holds, else why not.
+// Check is one readiness condition: Test returns nil when it holds, else why not. A Degraded
+// check that fails is reported but leaves the worker ready: it answers requests regardless.
 type Check struct {
-	Name string
-	Test func() error
+	Name     string
+	Test     func() error
+	Degraded bool
 }
 
 // Checks are the worker's readiness conditions, in this order: "nats" (Run's connection is
-// connected), "consumers" (bound and pulling), "dead_letters" (none waits to be stored) and
-// "breakers" (at least one account has no open circuit breaker). They hold only while Run
-// serves; before and after, "nats" and "consumers" fail.
+// connected), "consumers" (bound and pulling), "dead_letters" (none waits to be stored),
+// "breakers" (at least one account has no open circuit breaker) and the degraded-only
+// "fleet_state" (the fleet state buckets are in use, not the process-local fall back). They hold
+// only while Run serves; before and after, "nats" and "consumers" fail.
 func (w *Worker) Checks() []Check {
 	return []Check{
 		{Name: "nats", Test: func() error {
@@ -101,13 +109,25 @@ func (w *Worker) Checks() []Check {
 			}
 			return nil
 		}},
+		{Name: "fleet_state", Degraded: true, Test: func() error {
+			if w.sessions != nil {
+				if why := w.sessions.Fallback(); why != "" {
+					return errors.New(why)
+				}
+			}
+			return nil
+		}},
 	}
 }
 
-// Ready returns nil when every check holds, else the failing ones, each as "name: why".
+// Ready returns nil when every check that is not Degraded holds, else the failing ones, each as
+// "name: why".
 func (w *Worker) Ready() error {
 	var errs []error
 	for _, c := range w.Checks() {
+		if c.Degraded {
+			continue
+		}
 		if err := c.Test(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", c.Name, err))
 		}

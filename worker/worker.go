@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/b2jet/b2jet/consumer"
 	"github.com/b2jet/b2jet/consumer/ops"
+	"github.com/b2jet/b2jet/fleet"
 	"github.com/b2jet/b2jet/handlers"
 	"github.com/b2jet/b2jet/schema"
 )
@@ -30,6 +32,7 @@ type Worker struct {
 	names    []string // account names, sorted
 	set      *handlers.Set
 	handlers map[string]consumer.Handler // of each of operations
+	sessions *fleet.Sessions             // shared by the accounts' clients; nil: process-local
 
 	running atomic.Bool
 	cw      atomic.Pointer[consumer.Worker] // of the connection being served, or nil
@@ -41,7 +44,8 @@ type Worker struct {
 // request, NATS by Run.
 func New(cfg Config) (*Worker, error) {
 	cfg = cfg.withDefaults()
-	accounts, err := cfg.clients()
+	sessions := cfg.sessions()
+	accounts, err := cfg.clients(sessions)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +72,7 @@ func New(cfg Config) (*Worker, error) {
 			hs[op] = cfg.WrapHandler(op, h)
 		}
 	}
-	return &Worker{cfg: cfg, accounts: accounts, names: slices.Sorted(maps.Keys(accounts)), set: set, handlers: hs}, nil
+	return &Worker{cfg: cfg, accounts: accounts, names: slices.Sorted(maps.Keys(accounts)), set: set, handlers: hs, sessions: sessions}, nil
 }
 
 // Accounts returns the names of the accounts the worker serves, sorted.
@@ -174,6 +178,10 @@ func (w *Worker) run(ctx context.Context, nc *nats.Conn, ready func()) error {
 		}
 		return closedUnder(fmt.Errorf("worker: setting up JetStream streams and consumers: %w", err))
 	}
+	if w.sessions != nil {
+		w.attachSessions(ctx, nc)
+		defer w.sessions.Detach()
+	}
 	if w.cfg.OnReady != nil {
 		w.cfg.OnReady()
 	}
@@ -193,6 +201,17 @@ func (w *Worker) run(ctx context.Context, nc *nats.Conn, ready func()) error {
 		return fmt.Errorf("worker: stopped: %w", runErr)
 	}
 	return nil
+}
+
+// attachSessions sets up the sessions bucket on nc. A bucket the worker cannot set up is logged
+// (fleet.Sessions) and reported by Status and Checks; the sessions are then process-local.
+func (w *Worker) attachSessions(ctx context.Context, nc *nats.Conn) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		w.cfg.Logger.Warn("fleet state bucket not set up: each worker keeps its own B2 sessions", "error", err)
+		return
+	}
+	_ = w.sessions.Attach(ctx, js) // a failure is logged and reported by the bucket's Fallback
 }
 
 // flushTimeout bounds Run's final flush.

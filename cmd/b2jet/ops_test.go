@@ -127,6 +127,7 @@ func TestPrintStatus(t *testing.T) {
 			PendingDeadLetters: []uint64{12, 14},
 			Trim: &ops.WorkerTrim{At: 80, To: 50, Trimmed: 520, LastAt: now.Add(-3 * time.Minute), LastCount: 20, LastBelowSeq: 521,
 				LastReason: "messages", Blocked: `consumer "audit" needs stream seq 501 on`},
+			FleetStateFallback: map[string]string{"B2_SESSIONS": "bucket B2_SESSIONS unreachable, B2 sessions are process-local: nats: no responders"},
 		}, {
 			ID: "w2", Version: "v1.2.0", Uptime: "1m0s", Trim: &ops.WorkerTrim{Off: true},
 		}},
@@ -147,6 +148,7 @@ func TestPrintStatus(t *testing.T) {
 	assert.Regexp(t, `\n    consumer list_file_names +ack wait 30s, max deliver 7, attempts 5\n`, out)
 	assert.Regexp(t, `\n    dead letters pending +3 \(request stream seqs 12 14 and 1 more\)\n`, out)
 	assert.Regexp(t, `\n    trim +at 80% down to 50%: 520 requests trimmed, last 20 below seq 521 \(messages\) 3m0s ago; held back: consumer "audit" needs stream seq 501 on\n`, out)
+	assert.Regexp(t, `\n    fleet state fallback B2_SESSIONS +bucket B2_SESSIONS unreachable, B2 sessions are process-local: nats: no responders\n`, out)
 	assert.Regexp(t, `\n  w2  version v1.2.0, up 1m0s\n    in flight +-\n    trim +off\n`, out)
 	assert.Contains(t, out, "\nProblems\n  a worker answered with an error: boom\n")
 

@@ -156,6 +156,9 @@ func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) e
 			if ws.Trim != nil {
 				tw.row("    trim\t%s", trimLine(*ws.Trim, now))
 			}
+			for _, bucket := range slices.Sorted(maps.Keys(ws.FleetStateFallback)) {
+				tw.row("    fleet state fallback %s\t%s", printable(bucket), printable(ws.FleetStateFallback[bucket]))
+			}
 			_ = tw.writeTo(bw)
 		}
 	}

@@ -62,6 +62,9 @@ type WorkerStatus struct {
 	PendingDeadLetters []uint64 `json:"pendingDeadLetters,omitempty"`
 	// Trim is what the worker's trim of the request stream did; nil when it does not say.
 	Trim *WorkerTrim `json:"trim,omitempty"`
+	// FleetStateFallback names, per fleet state bucket (B2_SESSIONS), why the worker uses its
+	// process-local state instead (the bucket cannot be reached); absent while it uses them all.
+	FleetStateFallback map[string]string `json:"fleetStateFallback,omitempty"`
 }
 
 // WorkerTrim is a worker's trim of the request stream (consumer.TrimStatus): when the stream
