@@ -12,6 +12,7 @@ import (
 
 	"github.com/b2jet/b2jet/b2"
 	"github.com/b2jet/b2jet/consumer"
+	"github.com/b2jet/b2jet/fleet"
 	"github.com/b2jet/b2jet/handlers"
 	"github.com/b2jet/b2jet/schema"
 )
@@ -30,6 +31,15 @@ type Config struct {
 	// RequestsPerSecond and OnEvent included; Name defaults to the account's name). Required: at
 	// least one.
 	Accounts map[string]b2.Config
+	// TransactionBudgets gives accounts a daily budget of class C B2 transactions, for the
+	// whole fleet and each UTC day (see fleet.AccountConfig): once spent, their requests that
+	// need a B2 call fail with cap_exceeded until 00:00 UTC.
+	TransactionBudgets map[string]int64
+	// FleetBucket is the KV bucket the workers share their B2 state in (Retry-After pauses,
+	// rate budgets, transaction counts); default fleet.DefaultBucket (B2_FLEET). FleetRetry is
+	// how long after losing it the worker tries to create it again (default fleet.DefaultRetry).
+	FleetBucket string
+	FleetRetry  time.Duration
 	// Weights gives accounts a share of the handler slots other than the default 1 (an integer
 	// of at least 1): while several accounts have requests waiting, each may use at least
 	// Concurrency × its weight ÷ their weights' sum of them (see consumer.Config.Accounts).
@@ -112,9 +122,20 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// clients builds the B2 client of every account (named after it on its spans), in name order so
-// that the first bad one is always the same.
-func (c Config) clients() (map[string]handlers.Account, error) {
+// fleetState is the fleet state of every account, process-local until Run reaches its bucket.
+func (c Config) fleetState() *fleet.State {
+	accounts := make(map[string]fleet.AccountConfig, len(c.Accounts))
+	for name := range c.Accounts {
+		accounts[name] = fleet.AccountConfig{DailyTransactionBudget: c.TransactionBudgets[name]}
+	}
+	return fleet.New(fleet.Config{Bucket: c.FleetBucket, Replicas: c.Consumer.Replicas, Accounts: accounts,
+		Logger: c.Logger, Retry: c.FleetRetry})
+}
+
+// clients builds the B2 client of every account (named after it on its spans, sharing its
+// pause, rate budget and transaction counts through fs unless its configuration has hooks of
+// its own), in name order so that the first bad one is always the same.
+func (c Config) clients(fs *fleet.State) (map[string]handlers.Account, error) {
 	if len(c.Accounts) == 0 {
 		return nil, errNoAccounts
 	}
@@ -129,6 +150,16 @@ func (c Config) clients() (map[string]handlers.Account, error) {
 		}
 		if cfg.TracerProvider == nil {
 			cfg.TracerProvider = c.TracerProvider
+		}
+		acctState := fs.Account(name)
+		if cfg.SharedPause == nil {
+			cfg.SharedPause = acctState
+		}
+		if cfg.RateShare == nil {
+			cfg.RateShare = acctState
+		}
+		if cfg.Transactions == nil {
+			cfg.Transactions = acctState
 		}
 		cl, err := b2.New(cfg)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/b2jet/b2jet/consumer"
 	"github.com/b2jet/b2jet/consumer/ops"
+	"github.com/b2jet/b2jet/fleet"
 )
 
 // Status is the worker's live state as the status service reports it (`b2jet status`, `nats
@@ -24,6 +25,7 @@ func (w *Worker) Status() ops.WorkerStatus {
 		st.PendingDeadLetters = pending[:min(len(pending), ops.MaxPendingListed)]
 		st.Trim = trimStatus(cw.TrimStatus())
 	}
+	st.Fleet = fleetStatus(w.fleet.Status())
 	for name, acct := range w.accounts {
 		if aged, ok := acct.(interface{ SessionAge() (time.Duration, bool) }); ok {
 			if age, ok := aged.SessionAge(); ok {
@@ -61,16 +63,25 @@ func trimStatus(t consumer.TrimStatus) *ops.WorkerTrim {
 	}
 }
 
-// Check is one readiness condition: Test returns nil when it holds, else why not.
+// fleetStatus is the status form of the fleet state.
+func fleetStatus(f fleet.Status) *ops.WorkerFleet {
+	return &ops.WorkerFleet{Bucket: f.Bucket, Shared: f.Shared, Problem: f.Problem, Workers: f.Workers,
+		Day: f.Day, Transactions: f.Transactions, Budgets: f.Budgets}
+}
+
+// Check is one readiness condition: Test returns nil when it holds, else why not. An Advisory
+// check that fails is reported without making the worker unready: the worker goes on answering.
 type Check struct {
-	Name string
-	Test func() error
+	Name     string
+	Test     func() error
+	Advisory bool
 }
 
 // Checks are the worker's readiness conditions, in this order: "nats" (Run's connection is
 // connected), "consumers" (bound and pulling), "dead_letters" (none waits to be stored) and
-// "breakers" (at least one account has no open circuit breaker). They hold only while Run
-// serves; before and after, "nats" and "consumers" fail.
+// "breakers" (at least one account has no open circuit breaker), then the advisory
+// "fleet_state" (the fleet bucket is shared; without it the worker runs on its own state).
+// They hold only while Run serves; before and after, "nats" and "consumers" fail.
 func (w *Worker) Checks() []Check {
 	return []Check{
 		{Name: "nats", Test: func() error {
@@ -101,13 +112,22 @@ func (w *Worker) Checks() []Check {
 			}
 			return nil
 		}},
+		{Name: "fleet_state", Advisory: true, Test: func() error {
+			if err := w.fleet.Problem(); err != nil {
+				return fmt.Errorf("pauses, rate budgets and transaction counts are this worker's own: %w", err)
+			}
+			return nil
+		}},
 	}
 }
 
-// Ready returns nil when every check holds, else the failing ones, each as "name: why".
+// Ready returns nil when every check but the advisory ones holds, else the failing ones, each as "name: why".
 func (w *Worker) Ready() error {
 	var errs []error
 	for _, c := range w.Checks() {
+		if c.Advisory {
+			continue
+		}
 		if err := c.Test(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", c.Name, err))
 		}

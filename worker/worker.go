@@ -17,6 +17,7 @@ import (
 
 	"github.com/b2jet/b2jet/consumer"
 	"github.com/b2jet/b2jet/consumer/ops"
+	"github.com/b2jet/b2jet/fleet"
 	"github.com/b2jet/b2jet/handlers"
 	"github.com/b2jet/b2jet/schema"
 )
@@ -26,6 +27,7 @@ import (
 // concurrent use; Run runs once at a time.
 type Worker struct {
 	cfg      Config
+	fleet    *fleet.State
 	accounts map[string]handlers.Account
 	names    []string // account names, sorted
 	set      *handlers.Set
@@ -41,7 +43,8 @@ type Worker struct {
 // request, NATS by Run.
 func New(cfg Config) (*Worker, error) {
 	cfg = cfg.withDefaults()
-	accounts, err := cfg.clients()
+	fs := cfg.fleetState()
+	accounts, err := cfg.clients(fs)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +71,7 @@ func New(cfg Config) (*Worker, error) {
 			hs[op] = cfg.WrapHandler(op, h)
 		}
 	}
-	return &Worker{cfg: cfg, accounts: accounts, names: slices.Sorted(maps.Keys(accounts)), set: set, handlers: hs}, nil
+	return &Worker{cfg: cfg, fleet: fs, accounts: accounts, names: slices.Sorted(maps.Keys(accounts)), set: set, handlers: hs}, nil
 }
 
 // Accounts returns the names of the accounts the worker serves, sorted.
@@ -155,6 +158,15 @@ func (w *Worker) run(ctx context.Context, nc *nats.Conn, ready func()) error {
 	w.conn.Store(nc)
 	w.cw.Store(cw)
 	defer w.cw.Store(nil)
+	// The fleet state outlives the drain, whose B2 calls it counts; it is read and written on
+	// this connection from the start, so that a pause in force is known before the first pull.
+	fctx, stopFleet := context.WithCancel(context.WithoutCancel(ctx))
+	fleetDone := make(chan struct{})
+	go func() {
+		defer close(fleetDone)
+		_ = w.fleet.Run(fctx, nc) // only ever fails while another Run holds it, which running rules out
+	}()
+	defer func() { stopFleet(); <-fleetDone }()
 	closedUnder := func(err error) error {
 		if ctx.Err() == nil && nc.IsClosed() && !errors.Is(err, nats.ErrConnectionClosed) {
 			return fmt.Errorf("%w: %w", err, nats.ErrConnectionClosed)
