@@ -65,7 +65,7 @@ func (o *observer) watch(w *worker.Worker) {
 func (o *observer) handler() http.Handler {
 	var checks []obs.Check
 	for _, c := range o.w.Load().Checks() {
-		checks = append(checks, obs.Check{Name: c.Name, Test: c.Test})
+		checks = append(checks, obs.Check{Name: c.Name, Test: c.Test, Advisory: c.Advisory})
 	}
 	return obs.Handler(o.metrics, checks)
 }

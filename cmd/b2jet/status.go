@@ -27,7 +27,8 @@ max bytes or max messages, and a problem from 90%: a full one refuses new messag
 ack-pending, redelivered, waiting pulls), the dead letters per operation and account, and every
 worker that answers on <prefix>.status within --wait: id, version, uptime, requests in flight,
 circuit breakers per account, B2 session age per account, the consumer settings it runs by (and
-its flags when they differ) and the dead letters it could not store yet.
+its flags when they differ), the dead letters it could not store yet, whether it shares the fleet
+state (bucket B2_FLEET) and the fleet's B2 transactions of the UTC day per account.
 
 Exit codes: 0 ok; 1 runtime failure (cannot connect); 2 bad usage.`
 }
@@ -156,6 +157,12 @@ func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) e
 			if ws.Trim != nil {
 				tw.row("    trim\t%s", trimLine(*ws.Trim, now))
 			}
+			if f := ws.Fleet; f != nil {
+				tw.row("    fleet state\t%s", fleetLine(*f))
+				for _, account := range slices.Sorted(maps.Keys(f.Transactions)) {
+					tw.row("    transactions %s\t%s", printable(account), transactionsLine(f.Transactions[account], f.Budgets[account], f.Day))
+				}
+			}
 			_ = tw.writeTo(bw)
 		}
 	}
@@ -166,6 +173,32 @@ func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) e
 		}
 	}
 	return bw.Flush()
+}
+
+// fleetLine formats a worker's fleet state: "shared in B2_FLEET, 3 live workers", or
+// "process-local (B2_FLEET: <why>)".
+func fleetLine(f ops.WorkerFleet) string {
+	if f.Shared {
+		return fmt.Sprintf("shared in %s, %d live workers", printable(f.Bucket), f.Workers)
+	}
+	return fmt.Sprintf("process-local (%s: %s)", printable(f.Bucket), printable(f.Problem))
+}
+
+// transactionsLine formats an account's B2 transactions of the day: "C 1234 of 5000 today
+// (2026-05-01 UTC)".
+func transactionsLine(byClass map[string]int64, budget int64, day string) string {
+	var parts []string
+	for _, class := range slices.Sorted(maps.Keys(byClass)) {
+		part := fmt.Sprintf("%s %d", printable(class), byClass[class])
+		if class == "C" && budget > 0 {
+			part += fmt.Sprintf(" of %d", budget)
+			if byClass[class] >= budget {
+				part += " (budget spent)"
+			}
+		}
+		parts = append(parts, part)
+	}
+	return strings.Join(parts, ", ") + fmt.Sprintf(" today (%s UTC)", printable(day))
 }
 
 // consumerLine formats a worker's consumer settings: "ack wait 30s, max deliver 7, attempts 5",

@@ -113,9 +113,15 @@ func TestEndpoints(t *testing.T) {
 	t.Parallel()
 	m := NewMetrics(func() map[string]int { return map[string]int{"authorize": 0} })
 	var broken atomic.Bool
+	var local atomic.Bool
 	srv := httptest.NewServer(Handler(m, []Check{{Name: "nats", Test: func() error {
 		if broken.Load() {
 			return errors.New("disconnected")
+		}
+		return nil
+	}}, {Name: "fleet_state", Advisory: true, Test: func() error {
+		if local.Load() {
+			return errors.New("bucket gone")
 		}
 		return nil
 	}}}))
@@ -133,6 +139,11 @@ func TestEndpoints(t *testing.T) {
 	code, body = get("/readyz")
 	assert.Equal(t, 200, code)
 	assert.JSONEq(t, `{"ready":true}`, body)
+	local.Store(true)
+	code, body = get("/readyz")
+	assert.Equal(t, 200, code, "an advisory check does not make the worker unready")
+	assert.JSONEq(t, `{"ready":true,"degraded":{"fleet_state":"bucket gone"}}`, body)
+	local.Store(false)
 	broken.Store(true)
 	code, body = get("/readyz")
 	assert.Equal(t, 503, code)
@@ -140,4 +151,13 @@ func TestEndpoints(t *testing.T) {
 	code, body = get("/metrics")
 	assert.Equal(t, 200, code)
 	assert.True(t, strings.Contains(body, `b2jet_in_flight_requests{op="authorize"} 0`), body)
+}
+
+func TestTransactionsMetric(t *testing.T) {
+	t.Parallel()
+	m := NewMetrics(nil)
+	on := m.B2Events("acme")
+	on(b2.Event{Kind: b2.EventTransactions, Op: "b2_list_file_names", Class: b2.TransactionClassC, Count: 3})
+	on(b2.Event{Kind: b2.EventTransactions, Op: "b2_authorize_account", Class: b2.TransactionClassC, Count: 1})
+	assert.Equal(t, 4.0, testutil.ToFloat64(m.transactions.WithLabelValues("acme", "C")))
 }
