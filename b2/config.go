@@ -77,6 +77,13 @@ type Config struct {
 	RequestsPerSecond float64
 	Burst             int
 
+	// SharedPause, RateShare and Transactions, if set, share the account's Retry-After pause,
+	// its RequestsPerSecond and its transaction counts and daily budget with the other
+	// processes calling B2 for it (see fleethooks.go). Nil: this process's own.
+	SharedPause  SharedPause
+	RateShare    RateShare
+	Transactions TransactionBook
+
 	// Now is the clock (default time.Now). Test seam.
 	Now func() time.Time
 

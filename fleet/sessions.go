@@ -29,9 +29,9 @@ const (
 )
 
 const (
-	// opTimeout bounds one read or write of the bucket, so that a bucket out of reach delays a
-	// refresh by little before the worker falls back to its own session.
-	opTimeout = 2 * time.Second
+	// sessionOpTimeout bounds one read or write of the bucket, so that a bucket out of reach
+	// delays a refresh by little before the worker falls back to its own session.
+	sessionOpTimeout = 2 * time.Second
 	// quietAfterFailure is how long the stores answer at once with the last failure instead of
 	// trying the bucket again: a publish to a bucket that is gone is retried by nats.go for
 	// half a second, which every refresh would otherwise wait.
@@ -170,7 +170,7 @@ var errDetached = errors.New("fleet: sessions bucket not attached")
 
 // Store returns the b2.SessionStore of an account.
 func (s *Sessions) Store(account string) b2.SessionStore {
-	return &sessionStore{s: s, key: accountKey("session", account), lease: accountKey("lease", account)}
+	return &sessionStore{s: s, key: sessionKey(account), lease: leaseKey(account)}
 }
 
 // sessionStore is one account's session and lease in the bucket.
@@ -191,7 +191,7 @@ func (st *sessionStore) do(ctx context.Context, op func(ctx context.Context, kv 
 	if err := st.s.quiet(); err != nil {
 		return fmt.Errorf("fleet: sessions bucket %s: %w", st.s.cfg.Bucket, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	ctx, cancel := context.WithTimeout(ctx, sessionOpTimeout)
 	defer cancel()
 	if err := op(ctx, *p); err != nil {
 		st.s.failed(err)
@@ -309,16 +309,4 @@ func answered(err error) error {
 		return nil
 	}
 	return err
-}
-
-// accountKey is the bucket key of an account's session or lease: "<kind>.<account>", or
-// "<kind>.x.<hex of the account>" for a name with a character a key may not hold (an account
-// name has no dot, so the two forms never meet).
-func accountKey(kind, account string) string {
-	for _, r := range account {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '=') {
-			return kind + ".x." + hex.EncodeToString([]byte(account))
-		}
-	}
-	return kind + "." + account
 }

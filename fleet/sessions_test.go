@@ -1,7 +1,6 @@
 package fleet_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -228,13 +227,8 @@ func TestFallbackWhenTheBucketIsGone(t *testing.T) {
 	t.Parallel()
 	srv := natstest.RunServer(t)
 	ctx := context.Background()
-	var logs bytes.Buffer
-	var mu sync.Mutex
-	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return logs.Write(p)
-	}), nil))
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
 	js, err := jetstream.New(natstest.Connect(t, srv))
 	require.NoError(t, err)
 	s := fleet.NewSessions(fleet.SessionsConfig{Logger: log})
@@ -254,19 +248,11 @@ func TestFallbackWhenTheBucketIsGone(t *testing.T) {
 		require.Error(t, err)
 	}
 	assert.Contains(t, s.Fallback(), fleet.DefaultSessionsBucket)
-	mu.Lock()
 	assert.Equal(t, 1, strings.Count(logs.String(), "fleet state bucket unreachable"), logs.String())
-	mu.Unlock()
 
 	require.NoError(t, s.Attach(ctx, js))
 	assert.Empty(t, s.Fallback())
 	_, err = st.Store(ctx, []byte("v"), 0)
 	require.NoError(t, err)
-	mu.Lock()
 	assert.Contains(t, logs.String(), "reachable again")
-	mu.Unlock()
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

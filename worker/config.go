@@ -32,6 +32,15 @@ type Config struct {
 	// RequestsPerSecond and OnEvent included; Name defaults to the account's name). Required: at
 	// least one.
 	Accounts map[string]b2.Config
+	// TransactionBudgets gives accounts a daily budget of class C B2 transactions, for the
+	// whole fleet and each UTC day (see fleet.AccountConfig): once spent, their requests that
+	// need a B2 call fail with cap_exceeded until 00:00 UTC.
+	TransactionBudgets map[string]int64
+	// FleetBucket is the KV bucket the workers share their B2 state in (Retry-After pauses,
+	// rate budgets, transaction counts); default fleet.DefaultBucket (B2_FLEET). FleetRetry is
+	// how long after losing it the worker tries to create it again (default fleet.DefaultRetry).
+	FleetBucket string
+	FleetRetry  time.Duration
 	// Weights gives accounts a share of the handler slots other than the default 1 (an integer
 	// of at least 1): while several accounts have requests waiting, each may use at least
 	// Concurrency × its weight ÷ their weights' sum of them (see consumer.Config.Accounts).
@@ -144,10 +153,21 @@ func (c Config) sessions() *fleet.Sessions {
 	})
 }
 
-// clients builds the B2 client of every account (named after it on its spans, sharing its
-// session through sessions unless that is nil), in name order so that the first bad one is
-// always the same.
-func (c Config) clients(sessions *fleet.Sessions) (map[string]handlers.Account, error) {
+// fleetState is the fleet state of every account, process-local until Run reaches its bucket.
+func (c Config) fleetState() *fleet.State {
+	accounts := make(map[string]fleet.AccountConfig, len(c.Accounts))
+	for name := range c.Accounts {
+		accounts[name] = fleet.AccountConfig{DailyTransactionBudget: c.TransactionBudgets[name]}
+	}
+	return fleet.New(fleet.Config{Bucket: c.FleetBucket, Replicas: c.Consumer.Replicas, Accounts: accounts,
+		Logger: c.Logger, Retry: c.FleetRetry})
+}
+
+// clients builds the B2 client of every account (named after it on its spans), in name order so
+// that the first bad one is always the same. Unless its configuration has hooks of its own, each
+// shares its session through sessions (when not nil) and its pause, rate budget and transaction
+// counts through fs.
+func (c Config) clients(sessions *fleet.Sessions, fs *fleet.State) (map[string]handlers.Account, error) {
 	if len(c.Accounts) == 0 {
 		return nil, errNoAccounts
 	}
@@ -165,6 +185,16 @@ func (c Config) clients(sessions *fleet.Sessions) (map[string]handlers.Account, 
 		}
 		if cfg.Sessions == nil && sessions != nil {
 			cfg.Sessions = sessions.Store(name)
+		}
+		acctState := fs.Account(name)
+		if cfg.SharedPause == nil {
+			cfg.SharedPause = acctState
+		}
+		if cfg.RateShare == nil {
+			cfg.RateShare = acctState
+		}
+		if cfg.Transactions == nil {
+			cfg.Transactions = acctState
 		}
 		cl, err := b2.New(cfg)
 		if err != nil {

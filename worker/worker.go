@@ -28,11 +28,12 @@ import (
 // concurrent use; Run runs once at a time.
 type Worker struct {
 	cfg      Config
+	fleet    *fleet.State    // the accounts' clients' pauses, rate shares and transactions
+	sessions *fleet.Sessions // shared by the accounts' clients; nil: process-local
 	accounts map[string]handlers.Account
 	names    []string // account names, sorted
 	set      *handlers.Set
 	handlers map[string]consumer.Handler // of each of operations
-	sessions *fleet.Sessions             // shared by the accounts' clients; nil: process-local
 
 	running atomic.Bool
 	cw      atomic.Pointer[consumer.Worker] // of the connection being served, or nil
@@ -45,7 +46,8 @@ type Worker struct {
 func New(cfg Config) (*Worker, error) {
 	cfg = cfg.withDefaults()
 	sessions := cfg.sessions()
-	accounts, err := cfg.clients(sessions)
+	fs := cfg.fleetState()
+	accounts, err := cfg.clients(sessions, fs)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +74,7 @@ func New(cfg Config) (*Worker, error) {
 			hs[op] = cfg.WrapHandler(op, h)
 		}
 	}
-	return &Worker{cfg: cfg, accounts: accounts, names: slices.Sorted(maps.Keys(accounts)), set: set, handlers: hs, sessions: sessions}, nil
+	return &Worker{cfg: cfg, fleet: fs, sessions: sessions, accounts: accounts, names: slices.Sorted(maps.Keys(accounts)), set: set, handlers: hs}, nil
 }
 
 // Accounts returns the names of the accounts the worker serves, sorted.
@@ -159,6 +161,15 @@ func (w *Worker) run(ctx context.Context, nc *nats.Conn, ready func()) error {
 	w.conn.Store(nc)
 	w.cw.Store(cw)
 	defer w.cw.Store(nil)
+	// The fleet state outlives the drain, whose B2 calls it counts; it is read and written on
+	// this connection from the start, so that a pause in force is known before the first pull.
+	fctx, stopFleet := context.WithCancel(context.WithoutCancel(ctx))
+	fleetDone := make(chan struct{})
+	go func() {
+		defer close(fleetDone)
+		_ = w.fleet.Run(fctx, nc) // only ever fails while another Run holds it, which running rules out
+	}()
+	defer func() { stopFleet(); <-fleetDone }()
 	closedUnder := func(err error) error {
 		if ctx.Err() == nil && nc.IsClosed() && !errors.Is(err, nats.ErrConnectionClosed) {
 			return fmt.Errorf("%w: %w", err, nats.ErrConnectionClosed)

@@ -134,7 +134,7 @@ func TestEndToEndOpsPermissions(t *testing.T) {
 	var st ops.Status
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &st), r.stdout)
 	assert.Len(t, st.Workers, 1, "the worker answers into the ops inbox")
-	assert.Empty(t, st.Workers[0].FleetStateFallback, "the worker user may use the sessions bucket")
+	assert.Empty(t, st.Workers[0].FleetStateFallback, "the worker user may use the fleet state buckets")
 
 	// The sealed sessions are the workers' alone: ops neither opens the bucket nor reads a key.
 	for _, read := range map[string]func(context.Context) error{

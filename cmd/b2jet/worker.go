@@ -92,6 +92,8 @@ type plan struct {
 	replySubjects map[string][]string
 	// weights are the accounts file's weights, per account that gives one.
 	weights map[string]int
+	// budgets are the accounts file's daily transaction budgets, per account that gives one.
+	budgets map[string]int64
 	tracing tracingPlan
 }
 
@@ -126,11 +128,15 @@ func (c *WorkerCmd) validate() (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	budgets, err := c.B2.transactionBudgets()
+	if err != nil {
+		return nil, err
+	}
 	tracing, err := tracingFromEnv(tracingEnv)
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{replySubjects: replySubjects, weights: weights, tracing: tracing}
+	p := &plan{replySubjects: replySubjects, weights: weights, budgets: budgets, tracing: tracing}
 	switch {
 	case c.Sandbox != nil:
 		p.sandbox = *c.Sandbox
@@ -396,14 +402,15 @@ func (c *WorkerCmd) newWorker(p *plan, accounts map[string]b2.Config, o *observe
 	ccfg.ReplySubjects = p.replySubjects
 	ccfg.OnEvent = o.metrics.ConsumerEvent
 	w, err := worker.New(worker.Config{
-		Accounts:       cfgs,
-		Weights:        p.weights,
-		Consumer:       ccfg,
-		Breakers:       handlers.BreakerSettings{Failures: c.BreakerFailures, OpenFor: c.BreakerOpenFor, OnStateChange: o.metrics.BreakerChange},
-		TracerProvider: tp,
-		Version:        version,
-		Logger:         log,
-		OnReady:        onReady,
+		Accounts:           cfgs,
+		Weights:            p.weights,
+		TransactionBudgets: p.budgets,
+		Consumer:           ccfg,
+		Breakers:           handlers.BreakerSettings{Failures: c.BreakerFailures, OpenFor: c.BreakerOpenFor, OnStateChange: o.metrics.BreakerChange},
+		TracerProvider:     tp,
+		Version:            version,
+		Logger:             log,
+		OnReady:            onReady,
 	})
 	if ae, ok := errors.AsType[*worker.AccountError](err); ok {
 		return nil, badSetting("account "+ae.Account, "%v", ae.Err)

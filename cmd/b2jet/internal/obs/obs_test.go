@@ -150,3 +150,12 @@ func TestEndpoints(t *testing.T) {
 	assert.Equal(t, 200, code)
 	assert.True(t, strings.Contains(body, `b2jet_in_flight_requests{op="authorize"} 0`), body)
 }
+
+func TestTransactionsMetric(t *testing.T) {
+	t.Parallel()
+	m := NewMetrics(nil)
+	on := m.B2Events("acme")
+	on(b2.Event{Kind: b2.EventTransactions, Op: "b2_list_file_names", Class: b2.TransactionClassC, Count: 3})
+	on(b2.Event{Kind: b2.EventTransactions, Op: "b2_authorize_account", Class: b2.TransactionClassC, Count: 1})
+	assert.Equal(t, 4.0, testutil.ToFloat64(m.transactions.WithLabelValues("acme", "C")))
+}
