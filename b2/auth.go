@@ -10,7 +10,8 @@ import (
 )
 
 // Session returns the cached session, authorizing first when there is none or it is due for
-// refresh (Config.RefreshMargin before the 24 h limit). cached reports that no B2 call was made.
+// refresh (Config.RefreshMargin before the 24 h limit). cached reports that no B2 call was made
+// (the session may then come from Config.Sessions).
 func (c *Client) Session(ctx context.Context) (s *Session, cached bool, err error) {
 	c.mu.Lock()
 	cur := c.session
@@ -21,8 +22,8 @@ func (c *Client) Session(ctx context.Context) (s *Session, cached bool, err erro
 		return cur, true, nil
 	}
 	c.emit(Event{Kind: EventSessionMiss})
-	s, err = c.refresh(ctx, cur)
-	return s, false, err
+	s, called, err := c.refresh(ctx, cur, refreshDue)
+	return s, !called, err
 }
 
 // Cached returns the cached session if it is still fresh, without any B2 call; nil otherwise.
@@ -48,7 +49,8 @@ func (c *Client) SessionAge() (time.Duration, bool) {
 }
 
 // Authorize returns the cached session like Session, or with force calls b2_authorize_account
-// now. Concurrent forced calls share one B2 call.
+// now (and with Config.Sessions, stores the new session for the other processes in place of
+// theirs). Concurrent forced calls share one B2 call.
 func (c *Client) Authorize(ctx context.Context, force bool) (*Session, bool, error) {
 	if !force {
 		return c.Session(ctx)
@@ -57,43 +59,71 @@ func (c *Client) Authorize(ctx context.Context, force bool) (*Session, bool, err
 	cur := c.session
 	c.mu.Unlock()
 	c.emit(Event{Kind: EventSessionMiss})
-	s, err := c.refresh(ctx, cur)
-	return s, false, err
+	s, called, err := c.refresh(ctx, cur, refreshForced)
+	return s, !called, err
+}
+
+// refreshReason is why the session is being replaced.
+type refreshReason int
+
+const (
+	refreshDue      refreshReason = iota // there is none, or it is due for refresh
+	refreshRejected                      // B2 answered that its token expired or is bad
+	refreshForced                        // an authorize request with force
+)
+
+// flightResult is what the authorize flight gives every caller.
+type flightResult struct {
+	s      *Session
+	called bool // b2_authorize_account was called
 }
 
 // refresh replaces stale (the session the caller found wanting; nil when there was none) with a
-// new one. Exactly one b2_authorize_account runs however many callers arrive together; a caller
-// whose stale session was already replaced gets the replacement without a call; after a failure,
-// callers within AuthFailureCooldown share the same error.
-func (c *Client) refresh(ctx context.Context, stale *Session) (*Session, error) {
+// new one. Exactly one refresh runs however many callers arrive together; a caller whose stale
+// session was already replaced gets the replacement without a call; after a failure, callers
+// within AuthFailureCooldown share the same error. called reports a b2_authorize_account.
+func (c *Client) refresh(ctx context.Context, stale *Session, why refreshReason) (s *Session, called bool, err error) {
 	if s, done, err := c.replaced(stale); done {
-		return s, err
+		return s, false, err
 	}
-	ch := c.authFlight.DoChan("authorize", func() (any, error) {
+	key := "authorize"
+	if c.cfg.Sessions != nil && why == refreshForced {
+		// A shared refresh may end without a B2 call (another process's session): a forced
+		// one must not be answered by it.
+		key = "force"
+	}
+	ch := c.authFlight.DoChan(key, func() (any, error) {
 		if s, done, err := c.replaced(stale); done {
-			return s, err
+			return flightResult{s: s}, err
 		}
 		// The shared call must not die with whichever caller started it.
 		callCtx := context.WithoutCancel(ctx)
-		s, err := c.authorize(callCtx)
-		c.emit(Event{Kind: EventRefresh, Op: opAuthorize, Err: err})
+		var res flightResult
+		var err error
+		if c.cfg.Sessions != nil {
+			res.s, res.called, err = c.refreshShared(callCtx, stale, why)
+		} else {
+			res.s, err = c.authorizeNow(callCtx)
+			res.called = true
+		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if err != nil {
 			c.authErr, c.authErrAt = err, c.cfg.Now().UnixNano()
 			return nil, err
 		}
-		c.session, c.authErr = s, nil
-		return s, nil
+		c.session, c.authErr = res.s, nil
+		return res, nil
 	})
 	select {
 	case res := <-ch:
 		if res.Err != nil {
-			return nil, res.Err
+			return nil, false, res.Err
 		}
-		return res.Val.(*Session), nil
+		r := res.Val.(flightResult)
+		return r.s, r.called, nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("b2: %s: %w", opAuthorize, ctx.Err())
+		return nil, false, fmt.Errorf("b2: %s: %w", opAuthorize, ctx.Err())
 	}
 }
 
@@ -110,6 +140,13 @@ func (c *Client) replaced(stale *Session) (*Session, bool, error) {
 		return nil, true, c.authErr
 	}
 	return nil, false, nil
+}
+
+// authorizeNow calls b2_authorize_account and reports the refresh.
+func (c *Client) authorizeNow(ctx context.Context) (*Session, error) {
+	s, err := c.authorize(ctx)
+	c.emit(Event{Kind: EventRefresh, Op: opAuthorize, Err: err})
+	return s, err
 }
 
 // authorize calls b2_authorize_account, trying the API versions newest first (see the version
@@ -158,7 +195,7 @@ func (c *Client) withSession(ctx context.Context, call func(*Session) error) err
 	if KindOf(err) != KindReauthenticate {
 		return err
 	}
-	s, err = c.refresh(ctx, s)
+	s, _, err = c.refresh(ctx, s, refreshRejected)
 	if err != nil {
 		return err
 	}

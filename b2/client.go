@@ -3,6 +3,7 @@ package b2
 import (
 	"bytes"
 	"context"
+	"crypto/cipher"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,6 +44,7 @@ type Client struct {
 	cfg     Config
 	limiter *limiter
 	tracer  trace.Tracer // nil: no spans (tracing.go)
+	sealer  cipher.AEAD  // seals the sessions of cfg.Sessions; nil without
 
 	mu          sync.Mutex
 	session     *Session
@@ -61,7 +63,13 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{cfg: cfg, tracer: newTracer(cfg.TracerProvider)}
+	if cfg.Sessions != nil {
+		if c.sealer, err = newSealer(cfg.KeyID, cfg.Key, cfg.Name); err != nil {
+			return nil, fmt.Errorf("b2: session sealing key: %w", err)
+		}
+	}
 	c.limiter = newLimiter(cfg.RequestsPerSecond, cfg.Burst, cfg.Now)
+	c.limiter.shared, c.limiter.share = cfg.SharedPause, cfg.RateShare
 	c.buckets.init()
 	return c, nil
 }
@@ -91,6 +99,9 @@ type request struct {
 // *APIError or *TransportError. The caller's ctx bounds the whole call, CallTimeout each call.
 func (c *Client) do(ctx context.Context, r request, out any) error {
 	if r.limited {
+		if err := c.budgetSpent(r.op); err != nil {
+			return err
+		}
 		if err := c.limiter.wait(ctx, r.op); err != nil {
 			return err
 		}
@@ -133,6 +144,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 	}()
 	if resp.StatusCode != http.StatusOK {
 		apiErr := decodeError(r.op, resp, c.cfg.Now())
+		c.recordTransactions(r.op, 0)
 		c.emit(Event{Kind: EventCall, Op: r.op, Status: apiErr.Status, Code: apiErr.Code, Duration: time.Since(start), Err: apiErr})
 		if r.limited {
 			spanPause(span, apiErr.Status, c.rateLimited(r.op, apiErr))
@@ -146,6 +158,11 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 	if out != nil {
 		err = c.decodeBody(ctx, r.op, resp.Body, resp.ContentLength, out)
 	}
+	names := 0
+	if ans, ok := out.(*listAnswer); ok {
+		names = len(ans.Files)
+	}
+	c.recordTransactions(r.op, names)
 	c.emit(Event{Kind: EventCall, Op: r.op, Status: resp.StatusCode, Duration: time.Since(start), Err: err})
 	endSpan(span, resp.StatusCode, "", err)
 	return err

@@ -22,6 +22,7 @@ const (
 	DefaultSessionLifetime     = 24 * time.Hour
 	DefaultRefreshMargin       = time.Hour
 	DefaultAuthFailureCooldown = 2 * time.Second
+	DefaultSharedSessionWait   = 15 * time.Second
 	DefaultUserAgent           = "b2jet/dev"
 )
 
@@ -61,10 +62,27 @@ type Config struct {
 	// same error without another B2 call (default 2 s).
 	AuthFailureCooldown time.Duration
 
+	// Sessions, if set, shares the session with the other processes serving this key (see
+	// SessionStore): the Client looks there before it authorizes, authorizes only while it
+	// holds the store's lease, stores the new session sealed, and removes a session B2 rejected
+	// (only if no one has replaced it since). Nil: the session is the process's own.
+	Sessions SessionStore
+	// SharedSessionWait bounds how long a refresh waits for another process's lease on
+	// Sessions when it has no valid session to go on with; then it authorizes on its own
+	// (default 15 s, longer than the store's lease time).
+	SharedSessionWait time.Duration
+
 	// RequestsPerSecond, when positive, limits this account's B2 calls (token bucket with
 	// Burst, default burst 1). Zero means no limit.
 	RequestsPerSecond float64
 	Burst             int
+
+	// SharedPause, RateShare and Transactions, if set, share the account's Retry-After pause,
+	// its RequestsPerSecond and its transaction counts and daily budget with the other
+	// processes calling B2 for it (see fleethooks.go). Nil: this process's own.
+	SharedPause  SharedPause
+	RateShare    RateShare
+	Transactions TransactionBook
 
 	// Now is the clock (default time.Now). Test seam.
 	Now func() time.Time
@@ -101,6 +119,7 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.SessionLifetime, DefaultSessionLifetime)
 	setDefault(&c.RefreshMargin, DefaultRefreshMargin)
 	setDefault(&c.AuthFailureCooldown, DefaultAuthFailureCooldown)
+	setDefault(&c.SharedSessionWait, DefaultSharedSessionWait)
 	if c.RefreshMargin >= c.SessionLifetime {
 		return c, fmt.Errorf("b2: refresh margin %s must be shorter than the session lifetime %s", c.RefreshMargin, c.SessionLifetime)
 	}

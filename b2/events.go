@@ -19,6 +19,9 @@ const (
 	// EventPause: a 429/503 with Retry-After paused the account's calls for Duration, or a 429
 	// without it for the account's own back-off (1 s, doubling while 429s repeat, at most 60 s).
 	EventPause EventKind = "pause"
+	// EventTransactions: B2 answered a call (whatever its status), which Backblaze bills as
+	// Count transactions of Class (a listing: one per 1,000 names returned, started).
+	EventTransactions EventKind = "transactions"
 )
 
 // Event is one observation. Fields that do not apply to a kind are zero.
@@ -29,6 +32,8 @@ type Event struct {
 	Code     string
 	Duration time.Duration
 	Err      error
+	Class    string
+	Count    int
 }
 
 func (c *Client) emit(e Event) {

@@ -20,6 +20,12 @@ type limiter struct {
 	until time.Time // no call before this instant
 	// bare is the last pause a 429 without Retry-After started, 0 once B2 answers anything else.
 	bare atomic.Int64
+
+	// shared is the fleet's pause of the account (nil: this process's alone); share the part of
+	// the rate budget this process may use (nil: all of it), applied to rps by syncShare.
+	shared  SharedPause
+	share   RateShare
+	fullRPS float64
 }
 
 // Pauses of a 429 without Retry-After: B2 gave no delay, so the account backs off on its own,
@@ -30,15 +36,15 @@ const (
 )
 
 func newLimiter(rps float64, burst int, now func() time.Time) *limiter {
-	l := &limiter{now: now}
+	l := &limiter{now: now, fullRPS: rps}
 	if rps > 0 {
 		l.rps = rate.NewLimiter(rate.Limit(rps), burst)
 	}
 	return l
 }
 
-// pause stops the account's calls for d, measured from now (when the answer was received).
-// Pauses never shorten one already in force.
+// pause stops the account's calls for d, measured from now (when the answer was received), in
+// this process and, through shared, in the whole fleet. Pauses never shorten one already in force.
 func (l *limiter) pause(d time.Duration) {
 	until := l.now().Add(d)
 	l.mu.Lock()
@@ -46,27 +52,47 @@ func (l *limiter) pause(d time.Duration) {
 		l.until = until
 	}
 	l.mu.Unlock()
+	if l.shared != nil {
+		l.shared.Store(until, 0)
+	}
 }
 
 // pauseBare pauses the account after a 429 without Retry-After and returns the pause it started,
 // or 0 when it started none. Only a 429 received after the previous pause ended doubles it: the
-// calls that were already in flight when the first 429 came back say nothing new.
+// calls that were already in flight when the first 429 came back say nothing new. The previous
+// pause may be another worker's: a bare pause of the fleet that ended less than its own length
+// ago counts as the one this 429 repeats, unless this process has had an answer since.
 func (l *limiter) pauseBare() time.Duration {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	now := l.now()
 	d := time.Duration(l.bare.Load())
+	until := l.until
+	if l.shared != nil {
+		su, sb := l.shared.Load()
+		if su.After(until) {
+			until = su
+		}
+		if d == 0 && sb > 0 && now.Sub(su) < sb {
+			d = sb
+		}
+	}
 	switch {
 	case d == 0:
 		d = bareFirst
-	case !now.Before(l.until):
+	case !now.Before(until):
 		d = min(2*d, bareMax)
 	default:
+		l.mu.Unlock()
 		return 0
 	}
 	l.bare.Store(int64(d))
-	if until := now.Add(d); until.After(l.until) {
-		l.until = until
+	end := now.Add(d)
+	if end.After(l.until) {
+		l.until = end
+	}
+	l.mu.Unlock()
+	if l.shared != nil {
+		l.shared.Store(end, d)
 	}
 	return d
 }
@@ -82,8 +108,28 @@ func (l *limiter) answered() {
 // remaining is how long the pause still lasts.
 func (l *limiter) remaining() time.Duration {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.until.Sub(l.now())
+	until := l.until
+	l.mu.Unlock()
+	if l.shared != nil {
+		if su, _ := l.shared.Load(); su.After(until) {
+			until = su
+		}
+	}
+	return until.Sub(l.now())
+}
+
+// syncShare sets the requests-per-second limit to this process's share of the account's budget.
+func (l *limiter) syncShare() {
+	if l.rps == nil || l.share == nil {
+		return
+	}
+	share := l.share.Share()
+	if share <= 0 || share > 1 {
+		share = 1
+	}
+	if lim := rate.Limit(l.fullRPS * share); lim != l.rps.Limit() {
+		l.rps.SetLimit(lim) // on the clock of Reserve (waitBudget)
+	}
 }
 
 // waitHookInterval is how often a caller waiting out a pause is told (see WithWaitHook).
@@ -126,6 +172,7 @@ func (l *limiter) wait(ctx context.Context, op string) error {
 		}
 	}
 	if l.rps != nil {
+		l.syncShare()
 		return l.waitBudget(ctx, op, hook)
 	}
 	return nil
@@ -177,6 +224,7 @@ func (c *Client) PauseRemaining() time.Duration { return c.limiter.remaining() }
 // the account now.
 func (c *Client) Blocked() time.Duration {
 	d := c.limiter.remaining()
+	c.limiter.syncShare()
 	if l := c.limiter.rps; l != nil {
 		if tokens := l.TokensAt(c.limiter.now()); tokens < 1 {
 			d = max(d, time.Duration((1-tokens)/float64(l.Limit())*float64(time.Second)))

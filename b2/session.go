@@ -28,6 +28,10 @@ type Session struct {
 	RefreshAt  time.Time
 	// APIVersion is the authorize API version that answered ("v4", "v3" or "v2").
 	APIVersion string
+
+	// rev is the Config.Sessions revision the session was loaded from or stored as; 0 when
+	// it is the process's own.
+	rev uint64
 }
 
 // String describes the session without its token.

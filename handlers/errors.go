@@ -34,6 +34,10 @@ type ContractError struct {
 
 	kind    b2.Kind      // what B2 says to do about Err
 	breaker breakerCount // how the account's circuit breaker counts Err
+	// terminal: not retried through redelivery although Retryable tells the publisher that
+	// the same request may succeed later (a spent daily transaction budget, renewed at 00:00
+	// UTC, long after any redelivery).
+	terminal bool
 }
 
 // breakerCount is how a failed B2 call counts for its circuit breaker.
@@ -81,7 +85,7 @@ func ContractErrorOf(err error) *ContractError {
 	kind := b2.KindOf(err)
 	f.kind = kind
 	switch {
-	case kind == b2.KindCanceled, b2.IsRateLimit(err), errors.Is(err, errDeadline):
+	case kind == b2.KindCanceled, b2.IsRateLimit(err), errors.Is(err, errDeadline), errors.Is(err, b2.ErrBudgetSpent):
 		f.breaker = countIgnored
 	case kind == b2.KindRetryable:
 		f.breaker = countFailing
@@ -101,6 +105,8 @@ func ContractErrorOf(err error) *ContractError {
 		f.Code = schema.CodeUnknownAccount
 	case errors.Is(err, errDeadline):
 		f.Code = schema.CodeDeadlineExceeded
+	case errors.Is(err, b2.ErrBudgetSpent):
+		f.Code, f.Retryable, f.terminal = schema.CodeCapExceeded, true, true
 	case errors.Is(err, errHeldOut):
 		f.Code, f.Retryable = schema.CodeUnavailable, true
 	case kind == b2.KindRetryable, kind == b2.KindReauthenticate:
@@ -146,7 +152,7 @@ func disposition(err error) error {
 	switch {
 	case f.kind == b2.KindCanceled:
 		return err // shutdown or watchdog: the consumer tells them apart
-	case !f.Retryable:
+	case !f.Retryable, f.terminal:
 		return consumer.Permanent(f)
 	case f.RetryAfter > 0:
 		return consumer.RetryAfter(f, f.RetryAfter)

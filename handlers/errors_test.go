@@ -48,6 +48,7 @@ func TestContractErrorCodes(t *testing.T) {
 		{"paused", &b2.PausedError{Op: "x", RetryAfter: time.Second}, schema.CodeUnavailable, true, 0},
 		{"canceled", context.Canceled, schema.CodeUnavailable, true, 0},
 		{"anything else", errors.New("boom"), schema.CodeInternal, true, 0},
+		{"budget spent", &b2.BudgetError{Op: "b2_list_file_names"}, schema.CodeCapExceeded, true, 0},
 		{"refused Reply-To", consumer.Permanent(fmt.Errorf("%w: system subject", consumer.ErrInvalidReplyTo)), schema.CodeInvalidRequest, false, 0},
 	}
 	for _, tt := range tests {

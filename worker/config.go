@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/b2jet/b2jet/b2"
 	"github.com/b2jet/b2jet/consumer"
+	"github.com/b2jet/b2jet/fleet"
 	"github.com/b2jet/b2jet/handlers"
 	"github.com/b2jet/b2jet/schema"
 )
@@ -30,6 +32,15 @@ type Config struct {
 	// RequestsPerSecond and OnEvent included; Name defaults to the account's name). Required: at
 	// least one.
 	Accounts map[string]b2.Config
+	// TransactionBudgets gives accounts a daily budget of class C B2 transactions, for the
+	// whole fleet and each UTC day (see fleet.AccountConfig): once spent, their requests that
+	// need a B2 call fail with cap_exceeded until 00:00 UTC.
+	TransactionBudgets map[string]int64
+	// FleetBucket is the KV bucket the workers share their B2 state in (Retry-After pauses,
+	// rate budgets, transaction counts); default fleet.DefaultBucket (B2_FLEET). FleetRetry is
+	// how long after losing it the worker tries to create it again (default fleet.DefaultRetry).
+	FleetBucket string
+	FleetRetry  time.Duration
 	// Weights gives accounts a share of the handler slots other than the default 1 (an integer
 	// of at least 1): while several accounts have requests waiting, each may use at least
 	// Concurrency × its weight ÷ their weights' sum of them (see consumer.Config.Accounts).
@@ -51,6 +62,22 @@ type Config struct {
 	// handlers.BreakerSettings. MaxHeld defaults to half the consumer's concurrency (at least
 	// 1), so that one failing account holds at most half the handler slots.
 	Breakers handlers.BreakerSettings
+	// ProcessLocalSessions makes each account's B2 session this worker's own, as in 1.0: the
+	// worker then neither creates nor uses the sessions bucket. By default (false) the workers
+	// share one session per account through that bucket (fleet.Sessions), so the fleet makes one
+	// b2_authorize_account per refresh; a bucket out of reach makes the sessions process-local
+	// until it answers again (Status, Checks). An account whose b2.Config has Sessions keeps it.
+	ProcessLocalSessions bool
+	// SessionsBucket names the sessions bucket; default fleet.DefaultSessionsBucket
+	// ("B2_SESSIONS"). It is created like the other buckets, with Consumer.Replicas and
+	// Consumer.KVMaxBytes.
+	SessionsBucket string
+	// SessionLeaseTTL is how long a worker refreshing a session holds the fleet's lease at most:
+	// a worker dying with it delays the others' refresh this long. Default: fleet.DefaultLeaseTTL
+	// (10 s), or a third of Consumer.AckWait when that is shorter, so that a request waiting on
+	// such a refresh is still answered within its ack wait.
+	SessionLeaseTTL time.Duration
+
 	// ProgressInterval is how long an allPages listing may stay silent while it waits on B2
 	// before it sends an empty progress part; default handlers.DefaultProgressInterval.
 	ProgressInterval time.Duration
@@ -102,6 +129,9 @@ func (c Config) withDefaults() Config {
 			c.Consumer.Accounts = append(c.Consumer.Accounts, consumer.Account{Name: name, Weight: c.Weights[name]})
 		}
 	}
+	if c.SessionLeaseTTL <= 0 {
+		c.SessionLeaseTTL = min(fleet.DefaultLeaseTTL, cmp.Or(c.Consumer.AckWait, consumer.DefaultAckWait)/3)
+	}
 	if c.Breakers.MaxHeld <= 0 {
 		concurrency := c.Consumer.Concurrency
 		if concurrency <= 0 {
@@ -112,9 +142,32 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// sessions is the sessions bucket the accounts share; nil with ProcessLocalSessions.
+func (c Config) sessions() *fleet.Sessions {
+	if c.ProcessLocalSessions {
+		return nil
+	}
+	return fleet.NewSessions(fleet.SessionsConfig{
+		Bucket: c.SessionsBucket, Replicas: c.Consumer.Replicas, MaxBytes: c.Consumer.KVMaxBytes,
+		LeaseTTL: c.SessionLeaseTTL, Logger: c.Logger,
+	})
+}
+
+// fleetState is the fleet state of every account, process-local until Run reaches its bucket.
+func (c Config) fleetState() *fleet.State {
+	accounts := make(map[string]fleet.AccountConfig, len(c.Accounts))
+	for name := range c.Accounts {
+		accounts[name] = fleet.AccountConfig{DailyTransactionBudget: c.TransactionBudgets[name]}
+	}
+	return fleet.New(fleet.Config{Bucket: c.FleetBucket, Replicas: c.Consumer.Replicas, Accounts: accounts,
+		Logger: c.Logger, Retry: c.FleetRetry})
+}
+
 // clients builds the B2 client of every account (named after it on its spans), in name order so
-// that the first bad one is always the same.
-func (c Config) clients() (map[string]handlers.Account, error) {
+// that the first bad one is always the same. Unless its configuration has hooks of its own, each
+// shares its session through sessions (when not nil) and its pause, rate budget and transaction
+// counts through fs.
+func (c Config) clients(sessions *fleet.Sessions, fs *fleet.State) (map[string]handlers.Account, error) {
 	if len(c.Accounts) == 0 {
 		return nil, errNoAccounts
 	}
@@ -129,6 +182,19 @@ func (c Config) clients() (map[string]handlers.Account, error) {
 		}
 		if cfg.TracerProvider == nil {
 			cfg.TracerProvider = c.TracerProvider
+		}
+		if cfg.Sessions == nil && sessions != nil {
+			cfg.Sessions = sessions.Store(name)
+		}
+		acctState := fs.Account(name)
+		if cfg.SharedPause == nil {
+			cfg.SharedPause = acctState
+		}
+		if cfg.RateShare == nil {
+			cfg.RateShare = acctState
+		}
+		if cfg.Transactions == nil {
+			cfg.Transactions = acctState
 		}
 		cl, err := b2.New(cfg)
 		if err != nil {

@@ -3,16 +3,21 @@ package worker
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/b2jet/b2jet/consumer"
 	"github.com/b2jet/b2jet/consumer/ops"
+	"github.com/b2jet/b2jet/fleet"
 )
 
 // Status is the worker's live state as the status service reports it (`b2jet status`, `nats
 // micro info b2jet`): requests in flight, breaker states, B2 session ages, the consumer settings
-// it runs by, the dead letters it could not store yet and its trim of the request stream. The service fills in the identity (ID,
-// Version, Started, Uptime).
+// it runs by, the dead letters it could not store yet, its trim of the request stream, the fleet
+// state buckets it runs without and the fleet's B2 transactions of the day. The service fills in
+// the identity (ID, Version, Started, Uptime).
 func (w *Worker) Status() ops.WorkerStatus {
 	st := ops.WorkerStatus{Breakers: w.set.Breakers.States(), SessionAge: map[string]string{}}
 	if cw := w.cw.Load(); cw != nil {
@@ -24,6 +29,8 @@ func (w *Worker) Status() ops.WorkerStatus {
 		st.PendingDeadLetters = pending[:min(len(pending), ops.MaxPendingListed)]
 		st.Trim = trimStatus(cw.TrimStatus())
 	}
+	st.FleetStateFallback = w.fleetFallback()
+	st.Fleet = fleetStatus(w.fleet.Status())
 	for name, acct := range w.accounts {
 		if aged, ok := acct.(interface{ SessionAge() (time.Duration, bool) }); ok {
 			if age, ok := aged.SessionAge(); ok {
@@ -61,16 +68,45 @@ func trimStatus(t consumer.TrimStatus) *ops.WorkerTrim {
 	}
 }
 
-// Check is one readiness condition: Test returns nil when it holds, else why not.
+// fleetStatus is the status form of the fleet state.
+func fleetStatus(f fleet.Status) *ops.WorkerFleet {
+	return &ops.WorkerFleet{Bucket: f.Bucket, Workers: f.Workers, Day: f.Day, Transactions: f.Transactions, Budgets: f.Budgets}
+}
+
+// fleetFallback is why the worker does not use each fleet state bucket (B2_SESSIONS, B2_FLEET),
+// per bucket; nil while it uses them all.
+func (w *Worker) fleetFallback() map[string]string {
+	var out map[string]string
+	add := func(bucket, why string) {
+		if why == "" {
+			return
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[bucket] = why
+	}
+	if w.sessions != nil {
+		add(w.sessions.Bucket(), w.sessions.Fallback())
+	}
+	add(w.fleet.Bucket(), w.fleet.Fallback())
+	return out
+}
+
+// Check is one readiness condition: Test returns nil when it holds, else why not. A Degraded
+// check that fails is reported but leaves the worker ready: it answers requests regardless.
 type Check struct {
-	Name string
-	Test func() error
+	Name     string
+	Test     func() error
+	Degraded bool
 }
 
 // Checks are the worker's readiness conditions, in this order: "nats" (Run's connection is
-// connected), "consumers" (bound and pulling), "dead_letters" (none waits to be stored) and
-// "breakers" (at least one account has no open circuit breaker). They hold only while Run
-// serves; before and after, "nats" and "consumers" fail.
+// connected), "consumers" (bound and pulling), "dead_letters" (none waits to be stored),
+// "breakers" (at least one account has no open circuit breaker) and the degraded-only
+// "fleet_state" (the fleet state buckets B2_SESSIONS and B2_FLEET are in use, not the
+// process-local fall back). They hold only while Run serves; before and after, "nats" and
+// "consumers" fail.
 func (w *Worker) Checks() []Check {
 	return []Check{
 		{Name: "nats", Test: func() error {
@@ -101,13 +137,28 @@ func (w *Worker) Checks() []Check {
 			}
 			return nil
 		}},
+		{Name: "fleet_state", Degraded: true, Test: func() error {
+			fallback := w.fleetFallback()
+			if len(fallback) == 0 {
+				return nil
+			}
+			whys := make([]string, 0, len(fallback))
+			for _, bucket := range slices.Sorted(maps.Keys(fallback)) {
+				whys = append(whys, fallback[bucket])
+			}
+			return errors.New(strings.Join(whys, "; "))
+		}},
 	}
 }
 
-// Ready returns nil when every check holds, else the failing ones, each as "name: why".
+// Ready returns nil when every check that is not Degraded holds, else the failing ones, each as
+// "name: why".
 func (w *Worker) Ready() error {
 	var errs []error
 	for _, c := range w.Checks() {
+		if c.Degraded {
+			continue
+		}
 		if err := c.Test(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", c.Name, err))
 		}

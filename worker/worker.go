@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/b2jet/b2jet/consumer"
 	"github.com/b2jet/b2jet/consumer/ops"
+	"github.com/b2jet/b2jet/fleet"
 	"github.com/b2jet/b2jet/handlers"
 	"github.com/b2jet/b2jet/schema"
 )
@@ -26,6 +28,8 @@ import (
 // concurrent use; Run runs once at a time.
 type Worker struct {
 	cfg      Config
+	fleet    *fleet.State    // the accounts' clients' pauses, rate shares and transactions
+	sessions *fleet.Sessions // shared by the accounts' clients; nil: process-local
 	accounts map[string]handlers.Account
 	names    []string // account names, sorted
 	set      *handlers.Set
@@ -41,7 +45,9 @@ type Worker struct {
 // request, NATS by Run.
 func New(cfg Config) (*Worker, error) {
 	cfg = cfg.withDefaults()
-	accounts, err := cfg.clients()
+	sessions := cfg.sessions()
+	fs := cfg.fleetState()
+	accounts, err := cfg.clients(sessions, fs)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +74,7 @@ func New(cfg Config) (*Worker, error) {
 			hs[op] = cfg.WrapHandler(op, h)
 		}
 	}
-	return &Worker{cfg: cfg, accounts: accounts, names: slices.Sorted(maps.Keys(accounts)), set: set, handlers: hs}, nil
+	return &Worker{cfg: cfg, fleet: fs, sessions: sessions, accounts: accounts, names: slices.Sorted(maps.Keys(accounts)), set: set, handlers: hs}, nil
 }
 
 // Accounts returns the names of the accounts the worker serves, sorted.
@@ -155,6 +161,15 @@ func (w *Worker) run(ctx context.Context, nc *nats.Conn, ready func()) error {
 	w.conn.Store(nc)
 	w.cw.Store(cw)
 	defer w.cw.Store(nil)
+	// The fleet state outlives the drain, whose B2 calls it counts; it is read and written on
+	// this connection from the start, so that a pause in force is known before the first pull.
+	fctx, stopFleet := context.WithCancel(context.WithoutCancel(ctx))
+	fleetDone := make(chan struct{})
+	go func() {
+		defer close(fleetDone)
+		_ = w.fleet.Run(fctx, nc) // only ever fails while another Run holds it, which running rules out
+	}()
+	defer func() { stopFleet(); <-fleetDone }()
 	closedUnder := func(err error) error {
 		if ctx.Err() == nil && nc.IsClosed() && !errors.Is(err, nats.ErrConnectionClosed) {
 			return fmt.Errorf("%w: %w", err, nats.ErrConnectionClosed)
@@ -173,6 +188,10 @@ func (w *Worker) run(ctx context.Context, nc *nats.Conn, ready func()) error {
 			return nil
 		}
 		return closedUnder(fmt.Errorf("worker: setting up JetStream streams and consumers: %w", err))
+	}
+	if w.sessions != nil {
+		w.attachSessions(ctx, nc)
+		defer w.sessions.Detach()
 	}
 	if w.cfg.OnReady != nil {
 		w.cfg.OnReady()
@@ -193,6 +212,17 @@ func (w *Worker) run(ctx context.Context, nc *nats.Conn, ready func()) error {
 		return fmt.Errorf("worker: stopped: %w", runErr)
 	}
 	return nil
+}
+
+// attachSessions sets up the sessions bucket on nc. A bucket the worker cannot set up is logged
+// (fleet.Sessions) and reported by Status and Checks; the sessions are then process-local.
+func (w *Worker) attachSessions(ctx context.Context, nc *nats.Conn) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		w.cfg.Logger.Warn("fleet state bucket not set up: each worker keeps its own B2 sessions", "error", err)
+		return
+	}
+	_ = w.sessions.Attach(ctx, js) // a failure is logged and reported by the bucket's Fallback
 }
 
 // flushTimeout bounds Run's final flush.

@@ -25,7 +25,7 @@ type B2Flags struct {
 	KeyID    string `name:"b2-key-id" env:"B2_APPLICATION_KEY_ID" help:"Application key id of the default account." group:"B2"`
 	Key      string `name:"b2-key" env:"B2_APPLICATION_KEY" help:"Application key of the default account (prefer the environment variable: flags show in ps)." group:"B2"`
 	RealmURL string `name:"b2-realm-url" env:"B2_REALM_URL" default:"${realm_url}" help:"Where b2_authorize_account is sent, for the default account and file accounts without realmUrl; point it at a B2-compatible server." group:"B2"`
-	Config   string `name:"config" short:"c" env:"B2JET_CONFIG" help:"YAML file of B2 accounts (accounts: {NAME: {keyId, key|keyFile|keyEnv, realmUrl, requestsPerSecond, replySubjects, weight}}); see docs/configuration.md." group:"B2"`
+	Config   string `name:"config" short:"c" env:"B2JET_CONFIG" help:"YAML file of B2 accounts (accounts: {NAME: {keyId, key|keyFile|keyEnv, realmUrl, requestsPerSecond, replySubjects, weight, dailyTransactionBudget}}); see docs/configuration.md." group:"B2"`
 
 	RequestsPerSecond float64       `name:"b2-requests-per-second" env:"B2JET_B2_REQUESTS_PER_SECOND" default:"0" help:"Rate limit of the default account's B2 calls; 0 means none." group:"B2"`
 	CallTimeout       time.Duration `name:"b2-call-timeout" env:"B2JET_B2_CALL_TIMEOUT" default:"20s" help:"Time limit of one B2 HTTP call; must stay below 4/5 of the ack wait (the handler's watchdog)." group:"B2"`
@@ -51,6 +51,9 @@ type accountEntry struct {
 	// Weight is the account's share of the handler slots against the other accounts with
 	// requests waiting (consumer.Account.Weight); absent means 1.
 	Weight *int `yaml:"weight"`
+	// DailyTransactionBudget caps the fleet's class C transactions of the account per UTC day
+	// (worker.Config.TransactionBudgets); absent or 0 means none.
+	DailyTransactionBudget int64 `yaml:"dailyTransactionBudget"`
 }
 
 const configSetting = "--config (B2JET_CONFIG)"
@@ -155,6 +158,29 @@ func (f B2Flags) weights() (map[string]int, error) {
 			return nil, badSetting(fmt.Sprintf("%s: accounts.%s.weight", configSetting, name), "%d is below 1", *w)
 		}
 		out[name] = *w
+	}
+	return out, nil
+}
+
+// transactionBudgets returns the dailyTransactionBudget of every accounts-file entry that gives
+// one, checked (not negative). nil without --config.
+func (f B2Flags) transactionBudgets() (map[string]int64, error) {
+	if f.Config == "" {
+		return nil, nil
+	}
+	file, err := loadAccountsFile(f.Config)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for _, name := range slices.Sorted(maps.Keys(file.Accounts)) {
+		b := file.Accounts[name].DailyTransactionBudget
+		if b < 0 {
+			return nil, badSetting(fmt.Sprintf("%s: accounts.%s.dailyTransactionBudget", configSetting, name), "%d is negative", b)
+		}
+		if b > 0 {
+			out[name] = b
+		}
 	}
 	return out, nil
 }

@@ -352,6 +352,24 @@ func TestAccountsFileWeights(t *testing.T) {
 	require.ErrorContains(t, err, "--config (B2JET_CONFIG): accounts.acme.weight: 0 is below 1")
 }
 
+func TestAccountsFileTransactionBudgets(t *testing.T) {
+	clearEnv(t)
+	path := filepath.Join(t.TempDir(), "accounts.yaml")
+	write := func(yaml string) B2Flags {
+		require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
+		return B2Flags{RealmURL: b2.DefaultRealmURL, Config: path}
+	}
+	f := write("accounts:\n  acme:\n    keyId: a\n    key: k\n    dailyTransactionBudget: 5000\n  globex:\n    keyId: g\n    key: k\n")
+	bs, err := f.transactionBudgets()
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int64{"acme": 5000}, bs, "an account without one has no budget")
+	_, err = f.accounts()
+	require.NoError(t, err)
+
+	_, err = write("accounts:\n  acme:\n    keyId: a\n    key: k\n    dailyTransactionBudget: -1\n").transactionBudgets()
+	require.ErrorContains(t, err, "--config (B2JET_CONFIG): accounts.acme.dailyTransactionBudget: -1 is negative")
+}
+
 func TestAccountsFileReplySubjects(t *testing.T) {
 	clearEnv(t)
 	dir := t.TempDir()

@@ -61,11 +61,12 @@ func (o *observer) watch(w *worker.Worker) {
 // handler is the worker's HTTP endpoint: /metrics, /healthz and /readyz (see obs.Handler), whose
 // checks are the worker's (worker.Worker.Checks): NATS connected, the consumers bound and
 // pulling, no dead letter waiting to be stored, and at least one account without an open
-// circuit breaker. Call watch first.
+// circuit breaker; the fleet state buckets out of reach are reported without making it unready.
+// Call watch first.
 func (o *observer) handler() http.Handler {
 	var checks []obs.Check
 	for _, c := range o.w.Load().Checks() {
-		checks = append(checks, obs.Check{Name: c.Name, Test: c.Test})
+		checks = append(checks, obs.Check{Name: c.Name, Test: c.Test, Degraded: c.Degraded})
 	}
 	return obs.Handler(o.metrics, checks)
 }

@@ -134,6 +134,24 @@ func TestEndToEndOpsPermissions(t *testing.T) {
 	var st ops.Status
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &st), r.stdout)
 	assert.Len(t, st.Workers, 1, "the worker answers into the ops inbox")
+	assert.Empty(t, st.Workers[0].FleetStateFallback, "the worker user may use the fleet state buckets")
+
+	// The sealed sessions are the workers' alone: ops neither opens the bucket nor reads a key.
+	for _, read := range map[string]func(context.Context) error{
+		"bucket": func(ctx context.Context) error { _, err := opsJS.KeyValue(ctx, "B2_SESSIONS"); return err },
+		"direct get": func(ctx context.Context) error {
+			_, err := opsJS.Conn().RequestWithContext(ctx, "$JS.API.DIRECT.GET.KV_B2_SESSIONS.$KV.B2_SESSIONS.session.acme", nil)
+			return err
+		},
+		"message get": func(ctx context.Context) error {
+			_, err := opsJS.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_B2_SESSIONS", []byte(`{"last_by_subj":"$KV.B2_SESSIONS.session.acme"}`))
+			return err
+		},
+	} {
+		short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
+		assert.Error(t, read(short), "ops reads the sessions bucket")
+		cancelShort()
+	}
 
 	// The same user without its inbox prefix is refused: the narrowing is real.
 	r = b2jet(t, procenv.Clean("NATS_URL="+s.URL, "NATS_USER=ops", "NATS_PASSWORD=ops-pass"), "dlq", "ls")

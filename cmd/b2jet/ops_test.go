@@ -127,8 +127,13 @@ func TestPrintStatus(t *testing.T) {
 			PendingDeadLetters: []uint64{12, 14},
 			Trim: &ops.WorkerTrim{At: 80, To: 50, Trimmed: 520, LastAt: now.Add(-3 * time.Minute), LastCount: 20, LastBelowSeq: 521,
 				LastReason: "messages", Blocked: `consumer "audit" needs stream seq 501 on`},
+			FleetStateFallback: map[string]string{"B2_SESSIONS": "bucket B2_SESSIONS unreachable, B2 sessions are process-local: nats: no responders"},
+			Fleet: &ops.WorkerFleet{Bucket: "B2_FLEET", Workers: 3, Day: "2026-05-14",
+				Transactions: map[string]map[string]int64{"acme": {"C": 5000}, "beta": {"C": 12}}, Budgets: map[string]int64{"acme": 5000}},
 		}, {
 			ID: "w2", Version: "v1.2.0", Uptime: "1m0s", Trim: &ops.WorkerTrim{Off: true},
+			FleetStateFallback: map[string]string{"B2_FLEET": "bucket B2_FLEET unreachable, pauses, rate budgets and transaction counts are process-local: bucket not found"},
+			Fleet:              &ops.WorkerFleet{Bucket: "B2_FLEET", Workers: 1, Day: "2026-05-14"},
 		}},
 		Problems: []string{"a worker answered with an error: boom"},
 	}
@@ -147,7 +152,12 @@ func TestPrintStatus(t *testing.T) {
 	assert.Regexp(t, `\n    consumer list_file_names +ack wait 30s, max deliver 7, attempts 5\n`, out)
 	assert.Regexp(t, `\n    dead letters pending +3 \(request stream seqs 12 14 and 1 more\)\n`, out)
 	assert.Regexp(t, `\n    trim +at 80% down to 50%: 520 requests trimmed, last 20 below seq 521 \(messages\) 3m0s ago; held back: consumer "audit" needs stream seq 501 on\n`, out)
-	assert.Regexp(t, `\n  w2  version v1.2.0, up 1m0s\n    in flight +-\n    trim +off\n`, out)
+	assert.Regexp(t, `\n    fleet state fallback B2_SESSIONS +bucket B2_SESSIONS unreachable, B2 sessions are process-local: nats: no responders\n`, out)
+	assert.Regexp(t, `\n    fleet state +shared in B2_FLEET, 3 live workers\n`, out)
+	assert.Regexp(t, `\n    transactions acme +C 5000 of 5000 \(budget spent\) today \(2026-05-14 UTC\)\n`, out)
+	assert.Regexp(t, `\n    transactions beta +C 12 today \(2026-05-14 UTC\)\n`, out)
+	assert.Regexp(t, `\n  w2  version v1.2.0, up 1m0s\n    in flight +-\n    trim +off\n    fleet state fallback B2_FLEET +bucket B2_FLEET unreachable, pauses, rate budgets and transaction counts are process-local: bucket not found\n`, out)
+	assert.NotContains(t, out, "shared in B2_FLEET, 1 live", "a worker without the bucket does not call it shared")
 	assert.Contains(t, out, "\nProblems\n  a worker answered with an error: boom\n")
 
 	buf.Reset()

@@ -15,7 +15,9 @@ import (
 // _INBOX.<tenant> tree, so it reads no tenant's replies (authorize tokens) and no tenant can make
 // the worker publish into its inboxes. The worker answers status requests as responses
 // (allow_responses), not through a publish permission on _INBOX_ops.>, and reads the stream's
-// MAX_DELIVERIES and MSG_TERMINATED advisories to dead-letter what JetStream gave up on.
+// MAX_DELIVERIES and MSG_TERMINATED advisories to dead-letter what JetStream gave up on. The
+// operator's JetStream API stops short of the sessions bucket (KV_B2_SESSIONS): its sealed
+// sessions are for the workers alone.
 const readmePermissions = `
 authorization {
   users = [
@@ -32,7 +34,9 @@ authorization {
                              "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.B2_REQUESTS.*"] }
         allow_responses: true } }
     { user: ops, password: ops-pass, permissions: {
-        publish:   { allow: ["$JS.API.>", "b2.req.>", "b2.status"] }
+        publish:   { allow: ["$JS.API.>", "b2.req.>", "b2.status"]
+                     deny:  ["$JS.API.*.*.KV_B2_SESSIONS", "$JS.API.*.*.KV_B2_SESSIONS.>",
+                             "$JS.API.*.*.*.KV_B2_SESSIONS", "$JS.API.*.*.*.KV_B2_SESSIONS.>"] }
         subscribe: { allow: ["_INBOX_ops.>"] } } }
   ]
 }

@@ -27,7 +27,9 @@ max bytes or max messages, and a problem from 90%: a full one refuses new messag
 ack-pending, redelivered, waiting pulls), the dead letters per operation and account, and every
 worker that answers on <prefix>.status within --wait: id, version, uptime, requests in flight,
 circuit breakers per account, B2 session age per account, the consumer settings it runs by (and
-its flags when they differ) and the dead letters it could not store yet.
+its flags when they differ), the dead letters it could not store yet, each fleet state bucket it
+cannot use (B2_SESSIONS, B2_FLEET: it then runs on its own state), the live workers it sees and
+the fleet's B2 transactions of the UTC day per account.
 
 Exit codes: 0 ok; 1 runtime failure (cannot connect); 2 bad usage.`
 }
@@ -156,6 +158,17 @@ func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) e
 			if ws.Trim != nil {
 				tw.row("    trim\t%s", trimLine(*ws.Trim, now))
 			}
+			for _, bucket := range slices.Sorted(maps.Keys(ws.FleetStateFallback)) {
+				tw.row("    fleet state fallback %s\t%s", printable(bucket), printable(ws.FleetStateFallback[bucket]))
+			}
+			if f := ws.Fleet; f != nil {
+				if _, local := ws.FleetStateFallback[f.Bucket]; !local {
+					tw.row("    fleet state\tshared in %s, %d live workers", printable(f.Bucket), f.Workers)
+				}
+				for _, account := range slices.Sorted(maps.Keys(f.Transactions)) {
+					tw.row("    transactions %s\t%s", printable(account), transactionsLine(f.Transactions[account], f.Budgets[account], f.Day))
+				}
+			}
 			_ = tw.writeTo(bw)
 		}
 	}
@@ -166,6 +179,23 @@ func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) e
 		}
 	}
 	return bw.Flush()
+}
+
+// transactionsLine formats an account's B2 transactions of the day: "C 1234 of 5000 today
+// (2026-05-01 UTC)".
+func transactionsLine(byClass map[string]int64, budget int64, day string) string {
+	var parts []string
+	for _, class := range slices.Sorted(maps.Keys(byClass)) {
+		part := fmt.Sprintf("%s %d", printable(class), byClass[class])
+		if class == "C" && budget > 0 {
+			part += fmt.Sprintf(" of %d", budget)
+			if byClass[class] >= budget {
+				part += " (budget spent)"
+			}
+		}
+		parts = append(parts, part)
+	}
+	return strings.Join(parts, ", ") + fmt.Sprintf(" today (%s UTC)", printable(day))
 }
 
 // consumerLine formats a worker's consumer settings: "ack wait 30s, max deliver 7, attempts 5",

@@ -52,7 +52,7 @@ type WorkerCmd struct {
 	RequestsMaxMsgSize byteSize      `name:"requests-max-msg-size" env:"B2JET_REQUESTS_MAX_MSG_SIZE" help:"Largest request (data and headers) the request stream stores; larger ones are refused at publish. Unset: the server's max payload minus 64KiB, the room a dead letter's headers need." group:"JetStream"`
 	DLQMaxBytes        byteSize      `name:"dlq-max-bytes" env:"B2JET_DLQ_MAX_BYTES" default:"256MiB" help:"Storage limit of the dead-letter stream; -1: none. When it is full, new dead letters are refused: their requests stay in the request stream, unterminated, and are dead-lettered once there is room (b2jet dlq purge)." group:"JetStream"`
 	DLQMaxMsgs         int64         `name:"dlq-max-msgs" env:"B2JET_DLQ_MAX_MSGS" default:"100000" help:"Message limit of the dead-letter stream; -1: none." group:"JetStream"`
-	KVMaxBytes         byteSize      `name:"kv-max-bytes" env:"B2JET_KV_MAX_BYTES" default:"64MiB" help:"Storage limit of each key-value bucket the worker creates (attempt history, pending dead letters); -1: none." group:"JetStream"`
+	KVMaxBytes         byteSize      `name:"kv-max-bytes" env:"B2JET_KV_MAX_BYTES" default:"64MiB" help:"Storage limit of each key-value bucket the worker creates (attempt history, pending dead letters, B2 sessions); -1: none." group:"JetStream"`
 
 	Concurrency            int           `name:"concurrency" env:"B2JET_CONCURRENCY" default:"64" help:"Requests handled at once, per operation, by this worker." group:"Processing"`
 	MaxDeliveries          int           `name:"max-deliveries" env:"B2JET_MAX_DELIVERIES" default:"5" help:"Attempts per request (the first try plus retries) before it is dead-lettered; the consumers' MaxDeliver is this + 2. Written when the worker creates a consumer (or with --update-consumer-settings); an existing consumer's MaxDeliver wins." group:"Processing"`
@@ -92,6 +92,8 @@ type plan struct {
 	replySubjects map[string][]string
 	// weights are the accounts file's weights, per account that gives one.
 	weights map[string]int
+	// budgets are the accounts file's daily transaction budgets, per account that gives one.
+	budgets map[string]int64
 	tracing tracingPlan
 }
 
@@ -126,11 +128,15 @@ func (c *WorkerCmd) validate() (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	budgets, err := c.B2.transactionBudgets()
+	if err != nil {
+		return nil, err
+	}
 	tracing, err := tracingFromEnv(tracingEnv)
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{replySubjects: replySubjects, weights: weights, tracing: tracing}
+	p := &plan{replySubjects: replySubjects, weights: weights, budgets: budgets, tracing: tracing}
 	switch {
 	case c.Sandbox != nil:
 		p.sandbox = *c.Sandbox
@@ -396,14 +402,15 @@ func (c *WorkerCmd) newWorker(p *plan, accounts map[string]b2.Config, o *observe
 	ccfg.ReplySubjects = p.replySubjects
 	ccfg.OnEvent = o.metrics.ConsumerEvent
 	w, err := worker.New(worker.Config{
-		Accounts:       cfgs,
-		Weights:        p.weights,
-		Consumer:       ccfg,
-		Breakers:       handlers.BreakerSettings{Failures: c.BreakerFailures, OpenFor: c.BreakerOpenFor, OnStateChange: o.metrics.BreakerChange},
-		TracerProvider: tp,
-		Version:        version,
-		Logger:         log,
-		OnReady:        onReady,
+		Accounts:           cfgs,
+		Weights:            p.weights,
+		TransactionBudgets: p.budgets,
+		Consumer:           ccfg,
+		Breakers:           handlers.BreakerSettings{Failures: c.BreakerFailures, OpenFor: c.BreakerOpenFor, OnStateChange: o.metrics.BreakerChange},
+		TracerProvider:     tp,
+		Version:            version,
+		Logger:             log,
+		OnReady:            onReady,
 	})
 	if ae, ok := errors.AsType[*worker.AccountError](err); ok {
 		return nil, badSetting("account "+ae.Account, "%v", ae.Err)

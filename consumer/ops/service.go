@@ -62,6 +62,26 @@ type WorkerStatus struct {
 	PendingDeadLetters []uint64 `json:"pendingDeadLetters,omitempty"`
 	// Trim is what the worker's trim of the request stream did; nil when it does not say.
 	Trim *WorkerTrim `json:"trim,omitempty"`
+	// FleetStateFallback names, per fleet state bucket (B2_SESSIONS, B2_FLEET), why the worker
+	// uses its process-local state instead (the bucket cannot be reached); absent while it uses
+	// them all.
+	FleetStateFallback map[string]string `json:"fleetStateFallback,omitempty"`
+	// Fleet is the worker's view of the state the fleet shares in bucket B2_FLEET (its fall back
+	// is in FleetStateFallback); nil when it does not say.
+	Fleet *WorkerFleet `json:"fleet,omitempty"`
+}
+
+// WorkerFleet is a worker's view of the fleet state: the live workers and the fleet's B2
+// transactions of the UTC day.
+type WorkerFleet struct {
+	Bucket string `json:"bucket"`
+	// Workers is how many live workers it sees, itself included.
+	Workers int `json:"workers,omitempty"`
+	// Day (YYYY-MM-DD, UTC) is the day of Transactions: per account and billing class, the
+	// fleet's count as the worker knows it. Budgets are the accounts' daily budgets, where set.
+	Day          string                      `json:"day,omitempty"`
+	Transactions map[string]map[string]int64 `json:"transactions,omitempty"`
+	Budgets      map[string]int64            `json:"budgets,omitempty"`
 }
 
 // WorkerTrim is a worker's trim of the request stream (consumer.TrimStatus): when the stream

@@ -36,6 +36,7 @@ type Metrics struct {
 	natsErrors     *prometheus.CounterVec
 	refused        *prometheus.CounterVec
 	trimmed        *prometheus.CounterVec
+	transactions   *prometheus.CounterVec
 
 	// known holds the configured account names; requests for any other account token (an
 	// unknown_account request) are counted under "unknown" so that publishers cannot create
@@ -108,10 +109,12 @@ func NewMetrics(inFlight func() map[string]int) *Metrics {
 			Help: "Dead letters a delivery could not store, by cause: full (the dead-letter stream or the store is full) or error; the request stays in the request stream and gets its dead letter later."}, []string{"op", "cause"}),
 		trimmed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b2jet_requests_trimmed_total",
 			Help: "Requests this worker purged from the request stream because it held --requests-trim-at percent of its limit, by that limit (reason): messages or bytes."}, []string{"reason"}),
+		transactions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "b2jet_b2_transactions_total",
+			Help: "B2 transactions of this worker's calls that B2 answered, by account and Backblaze billing class (a listing: one per 1,000 names returned, started)."}, []string{"account", "class"}),
 	}
 	m.Registry.MustRegister(m.requests, m.handlerSeconds, m.redeliveries, m.deadLetters, m.b2Seconds,
 		m.b2Errors, m.breakerState, m.sessionHits, m.sessionMisses, m.refreshes, m.pauses,
-		m.pauseSeconds, m.consumerErrors, m.reconciled, m.natsErrors, m.refused, m.trimmed,
+		m.pauseSeconds, m.consumerErrors, m.reconciled, m.natsErrors, m.refused, m.trimmed, m.transactions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Dashboards see the series before the first trim.
 	for _, reason := range []string{consumer.TrimByMessages, consumer.TrimByBytes} {
@@ -243,6 +246,8 @@ func (m *Metrics) B2Events(account string) func(b2.Event) {
 		case b2.EventPause:
 			m.pauses.WithLabelValues(account).Inc()
 			m.pauseSeconds.WithLabelValues(account).Add(e.Duration.Seconds())
+		case b2.EventTransactions:
+			m.transactions.WithLabelValues(account, e.Class).Add(float64(e.Count))
 		}
 	}
 }

@@ -112,10 +112,15 @@ b2jet_dead_letters_pending 2
 func TestEndpoints(t *testing.T) {
 	t.Parallel()
 	m := NewMetrics(func() map[string]int { return map[string]int{"authorize": 0} })
-	var broken atomic.Bool
+	var broken, fallback atomic.Bool
 	srv := httptest.NewServer(Handler(m, []Check{{Name: "nats", Test: func() error {
 		if broken.Load() {
 			return errors.New("disconnected")
+		}
+		return nil
+	}}, {Name: "fleet_state", Degraded: true, Test: func() error {
+		if fallback.Load() {
+			return errors.New("bucket B2_SESSIONS unreachable")
 		}
 		return nil
 	}}}))
@@ -133,11 +138,24 @@ func TestEndpoints(t *testing.T) {
 	code, body = get("/readyz")
 	assert.Equal(t, 200, code)
 	assert.JSONEq(t, `{"ready":true}`, body)
+	fallback.Store(true)
+	code, body = get("/readyz")
+	assert.Equal(t, 200, code, "a degraded check leaves it ready")
+	assert.JSONEq(t, `{"ready":true,"degraded":{"fleet_state":"bucket B2_SESSIONS unreachable"}}`, body)
 	broken.Store(true)
 	code, body = get("/readyz")
 	assert.Equal(t, 503, code)
-	assert.JSONEq(t, `{"ready":false,"failing":{"nats":"disconnected"}}`, body)
+	assert.JSONEq(t, `{"ready":false,"failing":{"nats":"disconnected"},"degraded":{"fleet_state":"bucket B2_SESSIONS unreachable"}}`, body)
 	code, body = get("/metrics")
 	assert.Equal(t, 200, code)
 	assert.True(t, strings.Contains(body, `b2jet_in_flight_requests{op="authorize"} 0`), body)
+}
+
+func TestTransactionsMetric(t *testing.T) {
+	t.Parallel()
+	m := NewMetrics(nil)
+	on := m.B2Events("acme")
+	on(b2.Event{Kind: b2.EventTransactions, Op: "b2_list_file_names", Class: b2.TransactionClassC, Count: 3})
+	on(b2.Event{Kind: b2.EventTransactions, Op: "b2_authorize_account", Class: b2.TransactionClassC, Count: 1})
+	assert.Equal(t, 4.0, testutil.ToFloat64(m.transactions.WithLabelValues("acme", "C")))
 }

@@ -11,14 +11,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Check is one readiness condition: nil when it holds, else why not.
+// Check is one readiness condition: nil when it holds, else why not. A Degraded check that fails
+// is listed under "degraded" and leaves the endpoint ready.
 type Check struct {
-	Name string
-	Test func() error
+	Name     string
+	Test     func() error
+	Degraded bool
 }
 
 // Handler serves /metrics (Prometheus), /healthz (the process is alive: always 200) and /readyz
-// (200 when every check holds, else 503 with the failing checks as JSON).
+// (200 when every check that is not Degraded holds, else 503 with the failing checks as JSON;
+// either way with the failing Degraded checks under "degraded").
 func Handler(m *Metrics, checks []Check) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
@@ -27,19 +30,26 @@ func Handler(m *Metrics, checks []Check) http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		failing := map[string]string{}
+		failing, degraded := map[string]string{}, map[string]string{}
 		for _, c := range checks {
 			if err := c.Test(); err != nil {
-				failing[c.Name] = err.Error()
+				if c.Degraded {
+					degraded[c.Name] = err.Error()
+				} else {
+					failing[c.Name] = err.Error()
+				}
 			}
 		}
 		w.Header().Set("Content-Type", "application/json")
-		if len(failing) > 0 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_ = json.NewEncoder(w).Encode(map[string]any{"ready": false, "failing": failing})
-			return
+		body := map[string]any{"ready": len(failing) == 0}
+		if len(degraded) > 0 {
+			body["degraded"] = degraded
 		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"ready": true})
+		if len(failing) > 0 {
+			body["failing"] = failing
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(body)
 	})
 	return mux
 }
