@@ -180,6 +180,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Jitter returns a duration in [0, max]; nil means uniformly random (full jitter). Test seam.
 	Jitter func(max time.Duration) time.Duration
+	// Errors writes the error replies of rejected requests, for every operation; nil sends a
+	// single-part error reply in the contract's envelope, with the fault's code and message.
+	Errors ErrorReplier
 	// OnEvent, if set, is called synchronously for every observable event (see Event). It must be
 	// fast and safe for concurrent use.
 	OnEvent func(Event)
@@ -232,6 +235,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Jitter == nil {
 		c.Jitter = fullJitter
+	}
+	if c.Errors == nil {
+		c.Errors = envelopeReplier{}
 	}
 	return c
 }

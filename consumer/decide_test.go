@@ -71,7 +71,7 @@ func TestDecide(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := decide(outcome{
-				Err: tt.in.err, Attempt: tt.in.attempt, MaxAttempts: maxAttempts, MaxDeliver: maxDeliver,
+				Err: tt.in.err, Fault: FaultOf(tt.in.err), Attempt: tt.in.attempt, MaxAttempts: maxAttempts, MaxDeliver: maxDeliver,
 				Shutdown: tt.in.shutdown, Watchdog: tt.in.watchdog,
 			}, p)
 			assert.Equal(t, tt.want, got, "got %v, want %v", got, tt.want)
@@ -80,12 +80,12 @@ func TestDecide(t *testing.T) {
 
 	t.Run("shutdown on the server's last delivery is rejected, not stranded", func(t *testing.T) {
 		// Only reachable with limits that leave no spare delivery.
-		got := decide(outcome{Err: ErrShutdown, Attempt: 5, MaxAttempts: 5, MaxDeliver: 5, Shutdown: true}, p)
+		got := decide(outcome{Err: ErrShutdown, Fault: FaultOf(ErrShutdown), Attempt: 5, MaxAttempts: 5, MaxDeliver: 5, Shutdown: true}, p)
 		assert.Equal(t, rejectExhausted, got)
 	})
 	t.Run("zero jitter never becomes a bare nak", func(t *testing.T) {
 		zero := retryPolicy{base: time.Second, max: time.Minute, jitter: func(time.Duration) time.Duration { return 0 }}
-		got := decide(outcome{Err: retryable, Attempt: 1, MaxAttempts: 5, MaxDeliver: 7}, zero)
+		got := decide(outcome{Err: retryable, Fault: FaultOf(retryable), Attempt: 1, MaxAttempts: 5, MaxDeliver: 7}, zero)
 		assert.Equal(t, nak(minNakDelay), got)
 	})
 }

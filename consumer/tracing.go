@@ -133,7 +133,7 @@ func (d *delivery) spanNak(delay time.Duration, outcome string, cause error) {
 
 // spanDeadLettered records the rejection: an event, the error status and the contract's error
 // code as error.type.
-func (d *delivery) spanDeadLettered(rej Rejection, exhausted bool) {
+func (d *delivery) spanDeadLettered(rej rejection, exhausted bool) {
 	if d.span == nil {
 		return
 	}
