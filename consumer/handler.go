@@ -106,7 +106,9 @@ type Handler interface {
 type HandlerFunc func(ctx context.Context, m *Message, w ReplyWriter) error
 
 // Handle calls f.
-func (f HandlerFunc) Handle(ctx context.Context, m *Message, w ReplyWriter) error { return f(ctx, m, w) }
+func (f HandlerFunc) Handle(ctx context.Context, m *Message, w ReplyWriter) error {
+	return f(ctx, m, w)
+}
 
 // rejection is what the dead letter of a rejected request says: the resolved request id
 // (B2-Request-Id), the contract error code (B2-Error-Code) and a message without secrets

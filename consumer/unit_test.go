@@ -131,7 +131,9 @@ func TestBuildDeadLetter(t *testing.T) {
 }
 
 func TestRejectionOf(t *testing.T) {
-	failure := func(err error, exhausted bool) Failure { return Failure{Err: err, Exhausted: exhausted, Fault: FaultOf(err)} }
+	failure := func(err error, exhausted bool) Failure {
+		return Failure{Err: err, Exhausted: exhausted, Fault: FaultOf(err)}
+	}
 	msg := func(id string, h Header) *Message { return &Message{RequestID: id, Header: h} }
 	told := func(code, message string) Fault { return Fault{Error: schema.Error{Code: code, Message: message}} }
 	h := Header{schema.HeaderMsgID: {"pub-1"}}
