@@ -83,7 +83,7 @@ func (d *delivery) storeDeadLetter(rs *runState, dl deadLetter, last bool, f Fai
 		tries = deadLetterTriesLast
 	}
 	// The error reply is out: finish the rejection even if the drain timeout has just expired
-	// (Reject again on a later delivery would send a second error reply). The phase's watchdog
+	// (another rejection on a later delivery would send a second error reply). The phase's watchdog
 	// still bounds it.
 	ctx, end := d.tracker.phase(d.spanContext(context.WithoutCancel(rs.hard)))
 	if perr := w.publishDeadLetterTries(ctx, buildDeadLetter(w.cfg.Subjects, dl), dl.msgID(), tries); perr != nil {
