@@ -24,15 +24,15 @@ func (c Config) retryPolicy() retryPolicy {
 }
 
 // delay is the nak delay after a failed attempt: full jitter over
-// min(max, base·2^(attempt−1)), but never shorter than a RetryAfter carried by err, nor than
-// minNakDelay.
+// min(max, base·2^(attempt−1)), but never shorter than err's RetryAfter, nor than minNakDelay.
 func (p retryPolicy) delay(err error, attempt int) time.Duration {
+	return p.delayAfter(FaultOf(err).RetryAfter, attempt)
+}
+
+// delayAfter is delay for a fault whose RetryAfter is retryAfter.
+func (p retryPolicy) delayAfter(retryAfter time.Duration, attempt int) time.Duration {
 	ceiling := backoffCeiling(p.base, p.max, attempt)
-	d := min(max(p.jitter(ceiling), 0), ceiling)
-	if ra, ok := RetryAfterOf(err); ok && ra > d {
-		d = ra
-	}
-	return max(d, minNakDelay)
+	return max(min(max(p.jitter(ceiling), 0), ceiling), retryAfter, minNakDelay)
 }
 
 // backoffCeiling returns min(limit, base·2^(attempt−1)) without overflowing; attempts below 1

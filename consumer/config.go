@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
-	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -180,6 +179,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Jitter returns a duration in [0, max]; nil means uniformly random (full jitter). Test seam.
 	Jitter func(max time.Duration) time.Duration
+	// Errors writes the error replies of rejected requests, for every operation; nil sends a
+	// single-part error reply in the contract's envelope, with the fault's code and message.
+	Errors ErrorReplier
 	// OnEvent, if set, is called synchronously for every observable event (see Event). It must be
 	// fast and safe for concurrent use.
 	OnEvent func(Event)
@@ -233,6 +235,9 @@ func (c Config) withDefaults() Config {
 	if c.Jitter == nil {
 		c.Jitter = fullJitter
 	}
+	if c.Errors == nil {
+		c.Errors = envelopeReplier{}
+	}
 	return c
 }
 
@@ -249,13 +254,13 @@ func (c Config) validate() error {
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
 	}
-	if c.Subjects.Prefix != "" && !validName(c.Subjects.Prefix) {
+	if c.Subjects.Prefix != "" && !schema.ValidToken(c.Subjects.Prefix) {
 		bad("subject prefix %q must be one token without whitespace, '.', '*', '>', '/' or '\\'", c.Subjects.Prefix)
 	}
 	for _, s := range []struct{ field, name string }{
 		{"RequestsStream", c.RequestsStream}, {"DLQStream", c.DLQStream},
 	} {
-		if !validName(s.name) {
+		if !schema.ValidToken(s.name) {
 			bad("%s %q is not a valid stream name", s.field, s.name)
 		}
 	}
@@ -334,7 +339,7 @@ func (c Config) validate() error {
 	seen := make(map[string]bool, len(c.Accounts))
 	for _, a := range c.Accounts {
 		switch {
-		case !validName(a.Name):
+		case !schema.ValidToken(a.Name):
 			bad("Accounts: account %q is not one subject token", a.Name)
 		case seen[a.Name]:
 			bad("Accounts: account %q is listed twice", a.Name)
@@ -344,7 +349,7 @@ func (c Config) validate() error {
 		seen[a.Name] = true
 	}
 	for account, patterns := range c.ReplySubjects {
-		if !validName(account) {
+		if !schema.ValidToken(account) {
 			bad("ReplySubjects: account %q is not one subject token", account)
 		}
 		for _, p := range patterns {
@@ -400,12 +405,6 @@ const spareDeliveries = 2
 // maxDeliver is the server-side delivery limit the configuration asks for: the attempts plus the
 // spare deliveries.
 func (c Config) maxDeliver() int { return c.MaxAttempts + spareDeliveries }
-
-// validName reports whether s is usable as a stream or consumer name, and hence as a subject
-// token: non-empty, without whitespace, '.', '*', '>', '/' or '\'.
-func validName(s string) bool {
-	return s != "" && !strings.ContainsAny(s, " \t\r\n.*>/\\")
-}
 
 // validBucketName reports whether s is usable as a key-value bucket name: letters, digits, '_'
 // and '-'.

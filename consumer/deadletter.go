@@ -31,7 +31,7 @@ type deadLetter struct {
 	Seq    uint64
 	// Attempts is the B2-Attempts value (already capped at MaxAttempts).
 	Attempts  int
-	Rejection Rejection
+	rejection rejection
 	FailedAt  time.Time
 	// History has one record per failed attempt, oldest first (B2-Attempt values).
 	History []string
@@ -49,9 +49,9 @@ func (d deadLetter) msgID() string { return fmt.Sprintf("%s-%d", d.Stream, d.Seq
 func buildDeadLetter(s schema.Subjects, d deadLetter) *nats.Msg {
 	h, dropped := deadLetterHeaders(d.Header)
 	info := schema.DeadLetter{
-		RequestID:       d.Rejection.RequestID,
-		ErrorCode:       d.Rejection.Code,
-		Error:           d.Rejection.Message,
+		RequestID:       d.rejection.RequestID,
+		ErrorCode:       d.rejection.Code,
+		Error:           d.rejection.Message,
 		OriginalSubject: d.Subject,
 		Attempts:        d.Attempts,
 		StreamSeq:       d.Seq,

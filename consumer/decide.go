@@ -3,6 +3,8 @@ package consumer
 import (
 	"fmt"
 	"time"
+
+	"github.com/b2jet/b2jet/schema"
 )
 
 // actionKind is what the consumer does with a delivery once its outcome is known.
@@ -14,7 +16,8 @@ const (
 	actAck actionKind = iota + 1
 	// actNak naks the message with a delay (never zero: a bare Nak redelivers at once).
 	actNak
-	// actReject calls Handler.Reject, publishes the dead letter and terminates the message.
+	// actReject writes the error reply (Config.Errors), publishes the dead letter and terminates
+	// the message.
 	actReject
 )
 
@@ -23,7 +26,8 @@ type action struct {
 	Kind actionKind
 	// Delay is the nak delay (actNak only).
 	Delay time.Duration
-	// Exhausted tells Reject whether the attempts ran out (true) or the error was permanent.
+	// Exhausted tells the rejection whether the attempts ran out (true) or the fault was not
+	// retryable.
 	Exhausted bool
 }
 
@@ -44,6 +48,9 @@ type outcome struct {
 	// Err is the handler's error; nil on success. When the drain timeout cancelled the handler,
 	// Shutdown is true.
 	Err error
+	// Fault is FaultOf(Err), read once: the decision, the attempt history and the rejection take
+	// it.
+	Fault Fault
 	// Attempt is the delivery number (NumDelivered, from 1).
 	Attempt int
 	// MaxAttempts is the worker's attempt limit; MaxDeliver the server's delivery limit.
@@ -63,9 +70,9 @@ type outcome struct {
 //  2. Err == nil → ack, even if the worker is stopping (the work is done).
 //  3. Shutdown → nak with shutdownNakDelay, no dead letter; unless this is the server's last
 //     delivery (Attempt ≥ MaxDeliver), where a nak would strand the request → reject(exhausted).
-//  4. Permanent error → reject(not exhausted).
+//  4. A fault that is not retryable → reject(not exhausted).
 //  5. Any other error, including a watchdog expiry: on the last attempt → reject(exhausted);
-//     otherwise nak with the backoff delay (never shorter than a RetryAfter in Err).
+//     otherwise nak with the backoff delay (never shorter than the fault's RetryAfter).
 func decide(o outcome, p retryPolicy) action {
 	switch {
 	case o.Attempt > o.MaxAttempts:
@@ -76,16 +83,19 @@ func decide(o outcome, p retryPolicy) action {
 		return action{Kind: actReject, Exhausted: true}
 	case o.Shutdown:
 		return action{Kind: actNak, Delay: shutdownNakDelay}
-	case IsPermanent(o.Err):
+	case !o.Fault.Error.Retryable, o.Fault.Final:
 		return action{Kind: actReject, Exhausted: false}
 	case o.Attempt >= o.MaxAttempts:
 		return action{Kind: actReject, Exhausted: true}
 	default:
-		return action{Kind: actNak, Delay: p.delay(o.Err, o.Attempt)}
+		return action{Kind: actNak, Delay: p.delayAfter(o.Fault.RetryAfter, o.Attempt)}
 	}
 }
 
-// retryRejection reports whether a rejection that failed (Reject returned an error, or the dead
+// noResultFault is the fault of a message back after its last attempt without a result.
+var noResultFault = Fault{Error: schema.Error{Code: schema.CodeUnavailable, Message: "attempts exhausted", Retryable: true}}
+
+// retryRejection reports whether a rejection that failed (the error reply failed, or the dead
 // letter could not be published) should be retried on a spare delivery (nak with delay), rather
 // than finished now because this delivery is the server's last.
 func retryRejection(attempt, maxDeliver int) bool { return attempt < maxDeliver }

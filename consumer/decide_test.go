@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/b2jet/b2jet/schema"
 )
 
 func TestDecide(t *testing.T) {
@@ -22,6 +24,7 @@ func TestDecide(t *testing.T) {
 	shortRetryAfter := RetryAfter(errBoom, 100*time.Millisecond)
 	permanent := fmt.Errorf("decode: %w", Permanent(errBoom))
 	watchdog := fmt.Errorf("%w: %w", ErrNoProgress, errBoom)
+	final := fmt.Errorf("list: %w", finalError{})
 
 	ack := action{Kind: actAck}
 	nak := func(d time.Duration) action { return action{Kind: actNak, Delay: d} }
@@ -59,6 +62,9 @@ func TestDecide(t *testing.T) {
 		{"permanent/last", in{permanent, last, false, false}, rejectPermanent},
 		{"permanent/over limit", in{permanent, over, false, false}, rejectExhausted},
 
+		{"final though retryable/first", in{final, first, false, false}, rejectPermanent},
+		{"final though retryable/last", in{final, last, false, false}, rejectPermanent},
+
 		{"watchdog/first", in{watchdog, first, false, true}, nak(time.Second)},
 		{"watchdog/last", in{watchdog, last, false, true}, rejectExhausted},
 		{"watchdog/over limit", in{watchdog, over, false, true}, rejectExhausted},
@@ -71,7 +77,7 @@ func TestDecide(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := decide(outcome{
-				Err: tt.in.err, Attempt: tt.in.attempt, MaxAttempts: maxAttempts, MaxDeliver: maxDeliver,
+				Err: tt.in.err, Fault: FaultOf(tt.in.err), Attempt: tt.in.attempt, MaxAttempts: maxAttempts, MaxDeliver: maxDeliver,
 				Shutdown: tt.in.shutdown, Watchdog: tt.in.watchdog,
 			}, p)
 			assert.Equal(t, tt.want, got, "got %v, want %v", got, tt.want)
@@ -80,12 +86,12 @@ func TestDecide(t *testing.T) {
 
 	t.Run("shutdown on the server's last delivery is rejected, not stranded", func(t *testing.T) {
 		// Only reachable with limits that leave no spare delivery.
-		got := decide(outcome{Err: ErrShutdown, Attempt: 5, MaxAttempts: 5, MaxDeliver: 5, Shutdown: true}, p)
+		got := decide(outcome{Err: ErrShutdown, Fault: FaultOf(ErrShutdown), Attempt: 5, MaxAttempts: 5, MaxDeliver: 5, Shutdown: true}, p)
 		assert.Equal(t, rejectExhausted, got)
 	})
 	t.Run("zero jitter never becomes a bare nak", func(t *testing.T) {
 		zero := retryPolicy{base: time.Second, max: time.Minute, jitter: func(time.Duration) time.Duration { return 0 }}
-		got := decide(outcome{Err: retryable, Attempt: 1, MaxAttempts: 5, MaxDeliver: 7}, zero)
+		got := decide(outcome{Err: retryable, Fault: FaultOf(retryable), Attempt: 1, MaxAttempts: 5, MaxDeliver: 7}, zero)
 		assert.Equal(t, nak(minNakDelay), got)
 	})
 }
@@ -144,4 +150,12 @@ func TestDisposition(t *testing.T) {
 	d, _ = RetryAfterOf(RetryAfter(base, -time.Second))
 	assert.Zero(t, d)
 	assert.NoError(t, RetryAfter(nil, time.Second))
+}
+
+// finalError is retryable for the publisher, yet final for the consumer (a spent budget).
+type finalError struct{}
+
+func (finalError) Error() string { return "budget spent" }
+func (finalError) Fault() Fault {
+	return Fault{Error: schema.Error{Code: schema.CodeCapExceeded, Message: "budget spent", Retryable: true}, Final: true}
 }

@@ -31,10 +31,14 @@
 //     delivery, the child of the request's traceparent, carried by the handler's context and
 //     sent on replies and dead letters; without it nothing is built per message.
 //
-// Handlers never ack and never see NATS: they get a *Message and a ReplyWriter and return an error,
-// optionally wrapped with Permanent or RetryAfter (disposition.go). The consumer is the only retry
-// layer: a failed delivery is naked with a delay (never a bare Nak), and after the last attempt, or
-// on a permanent error, Handler.Reject writes the error reply and the request is dead-lettered.
+// Handlers never ack and never see NATS: they get a *Message and a ReplyWriter and return an error
+// (Handler has one method, Handle; HandlerFunc adapts a function). The consumer reads that error
+// once as a Fault (fault.go): the error's own when it is a Faulter (b2jet's handlers return such
+// errors), else the consumer's rules, with Permanent and RetryAfter marks on top (marks.go). The
+// ack decision, the attempt history, the error reply and the dead letter all take that value. The
+// consumer is the only retry layer: a failed delivery is naked with a delay (never a bare Nak), and
+// after the last attempt, or on a fault that is not retryable, the worker's ErrorReplier
+// (Config.Errors) writes the error reply and the consumer dead-letters the request.
 //
 // A handler's context has no deadline. It is cancelled with cause ErrNoProgress by the watchdog,
 // AckWait − max(AckWait/5, 200ms) after the last progress signal (ReplyWriter.Progress or a

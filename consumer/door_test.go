@@ -39,13 +39,13 @@ func TestDoorRefusesOversizedRequests(t *testing.T) {
 	e := newEnv(t)
 	var mu sync.Mutex
 	sendErrs := map[string]error{}
-	h := &fakeHandler{reject: func(ctx context.Context, m *Message, f Failure, w ReplyWriter) (Rejection, error) {
+	h := &fakeHandler{reject: func(ctx context.Context, m *Message, f Failure, w ReplyWriter) (rejection, error) {
 		err := w.Send(ctx, Reply{Header: Header{schema.HeaderStatus: {schema.StatusError}}, Data: []byte(`{"ok":false}`)})
 		mu.Lock()
 		sendErrs[m.Header.Get("X-Case")] = err
 		mu.Unlock()
 		// A handler's own code is overridden: a door refusal is invalid_request.
-		return Rejection{Code: schema.CodeInternal, Message: "refused"}, err
+		return rejection{Code: schema.CodeInternal, Message: "refused"}, err
 	}}
 	startWorker(t, e.nc, testConfig(t), func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })
 	replies, err := e.nc.SubscribeSync("b2.res.authorize.>")
@@ -152,8 +152,8 @@ func TestLogLinesBounded(t *testing.T) {
 			m.RequestID = huge // as a handler sets the body's id
 			return Permanent(errString("bad id " + huge))
 		},
-		reject: func(ctx context.Context, m *Message, f Failure, w ReplyWriter) (Rejection, error) {
-			return Rejection{RequestID: huge, Code: schema.CodeInvalidRequest, Message: f.Err.Error()}, nil
+		reject: func(ctx context.Context, m *Message, f Failure, w ReplyWriter) (rejection, error) {
+			return rejection{RequestID: huge, Code: schema.CodeInvalidRequest, Message: f.Err.Error()}, nil
 		},
 	}
 	var logs syncBuffer

@@ -76,7 +76,7 @@ func TestBuildDeadLetterBoundsSubjectAndHeaders(t *testing.T) {
 			schema.HeaderErrorCode:        {"stale"},
 		},
 		Stream: "B2_REQUESTS", Seq: 7, Attempts: 1,
-		Rejection: Rejection{RequestID: "B2_REQUESTS-7", Code: schema.CodeInvalidRequest, Message: "too big"},
+		rejection: rejection{RequestID: "B2_REQUESTS-7", Code: schema.CodeInvalidRequest, Message: "too big"},
 		FailedAt:  time.Now(),
 	}
 	m := buildDeadLetter(schema.Subjects{}, d)
@@ -141,7 +141,7 @@ func FuzzDeadLetterHeaders(f *testing.F) {
 		}
 		m := buildDeadLetter(schema.Subjects{}, deadLetter{
 			Subject: "b2.req.authorize." + token, Op: schema.OpAuthorize, AccountToken: token, Header: h,
-			Stream: "S", Seq: 1, Attempts: 1, Rejection: Rejection{RequestID: "S-1", Code: "internal", Message: value},
+			Stream: "S", Seq: 1, Attempts: 1, rejection: rejection{RequestID: "S-1", Code: "internal", Message: value},
 		})
 		for k, vs := range m.Header {
 			require.False(t, strings.EqualFold(k[:min(len(k), 5)], "nats-"), k)

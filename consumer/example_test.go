@@ -15,10 +15,9 @@ import (
 	"github.com/b2jet/b2jet/schema"
 )
 
-// echo answers every request with its own payload.
-type echo struct{}
-
-func (echo) Handle(ctx context.Context, m *consumer.Message, w consumer.ReplyWriter) error {
+// echo answers every request with its own payload. An empty request gets an error reply, which
+// the consumer writes (Config.Errors), and is dead-lettered.
+var echo = consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message, w consumer.ReplyWriter) error {
 	if len(m.Data) == 0 {
 		return consumer.Permanent(errors.New("empty request"))
 	}
@@ -26,16 +25,7 @@ func (echo) Handle(ctx context.Context, m *consumer.Message, w consumer.ReplyWri
 		Header: consumer.Header{schema.HeaderStatus: {schema.StatusOK}},
 		Data:   m.Data,
 	})
-}
-
-func (echo) Reject(ctx context.Context, m *consumer.Message, f consumer.Failure, w consumer.ReplyWriter) (consumer.Rejection, error) {
-	rej := consumer.Rejection{RequestID: m.Header.Get(schema.HeaderMsgID), Code: schema.CodeInvalidRequest, Message: "empty request"}
-	if f.Exhausted {
-		rej.Code, rej.Message = schema.CodeUnavailable, "attempts exhausted"
-	}
-	err := w.Send(ctx, consumer.Reply{Header: consumer.Header{schema.HeaderStatus: {schema.StatusError}}})
-	return rej, err
-}
+})
 
 // A worker process: connect (reconnecting forever), register the operations, run until
 // interrupted, then drain.
@@ -50,7 +40,7 @@ func ExampleWorker() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	w.Handle(schema.OpAuthorize, echo{}, nil)
+	w.Handle(schema.OpAuthorize, echo, nil)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

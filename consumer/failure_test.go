@@ -67,8 +67,8 @@ func TestRejectFailureRetriedThenForcedOnLastDelivery(t *testing.T) {
 	e := newEnv(t)
 	h := &fakeHandler{
 		handle: func(ctx context.Context, m *Message, w ReplyWriter) error { return errors.New("down") },
-		reject: func(ctx context.Context, m *Message, f Failure, w ReplyWriter) (Rejection, error) {
-			return Rejection{RequestID: "r-1", Code: schema.CodeUnavailable, Message: "down"}, errors.New("reply failed")
+		reject: func(ctx context.Context, m *Message, f Failure, w ReplyWriter) (rejection, error) {
+			return rejection{RequestID: "r-1", Code: schema.CodeUnavailable, Message: "down"}, errors.New("reply failed")
 		},
 	}
 	var lost atomic.Int32
@@ -110,9 +110,9 @@ func TestRejectAfterWatchdogGetsFreshContext(t *testing.T) {
 			<-ctx.Done()
 			return ctx.Err()
 		},
-		reject: func(ctx context.Context, m *Message, f Failure, w ReplyWriter) (Rejection, error) {
+		reject: func(ctx context.Context, m *Message, f Failure, w ReplyWriter) (rejection, error) {
 			rejectCtxErr <- ctx.Err()
-			return Rejection{Code: schema.CodeDeadlineExceeded}, w.Send(ctx, Reply{Data: []byte("late")})
+			return rejection{Code: schema.CodeDeadlineExceeded}, w.Send(ctx, Reply{Data: []byte("late")})
 		},
 	}
 	cfg := testConfig(t)

@@ -85,7 +85,7 @@ type ReplyWriter interface {
 	// Progress tells JetStream the message is still being worked on (InProgress) and restarts the
 	// handler's watchdog deadline.
 	Progress()
-	// Sent is how many replies this delivery has sent so far (Handle's and Reject's together),
+	// Sent is how many replies this delivery has sent so far (Handle's and the error reply's),
 	// so that an error reply after streamed parts continues their numbering.
 	Sent() int
 }
@@ -93,38 +93,30 @@ type ReplyWriter interface {
 // Handler processes requests. Implementations must be safe for concurrent use: the consumer calls
 // them from up to Config.Concurrency goroutines.
 //
-// Handle returns nil on success (the consumer then acks). Any error is classified by the consumer:
-// errors wrapped with Permanent are never retried; errors wrapped with RetryAfter are retried no
-// sooner than the given delay; any other error is retried with exponential backoff until the
-// attempts run out.
-//
-// Reject is called when the consumer gives up on a message (a permanent error, or the last
-// attempt failed); if it fails, or the dead letter cannot be published, a spare delivery calls it
-// again, so a publisher may see a second error reply. It writes the error reply through w, if a reply can be built, and returns the
-// facts the consumer needs for the dead letter. A Reject error (usually a failed Send) makes the
-// consumer retry the rejection on a later delivery while spare deliveries remain.
+// Handle returns nil on success (the consumer then acks). Any error is read through FaultOf: a
+// fault that is not retryable rejects the message at once; a retryable one is retried with
+// exponential backoff (never sooner than its RetryAfter) until the attempts run out. When the
+// consumer gives up, Config.Errors writes the error reply and the consumer publishes the dead
+// letter: a handler writes neither.
 type Handler interface {
 	Handle(ctx context.Context, m *Message, w ReplyWriter) error
-	Reject(ctx context.Context, m *Message, f Failure, w ReplyWriter) (Rejection, error)
 }
 
-// Failure tells Reject why the consumer gave up.
-type Failure struct {
-	// Err is the final error; nil when the message came back after its last attempt without a
-	// result (the worker that had it stopped or timed out).
-	Err error
-	// Exhausted is true when retries ran out (as opposed to a permanent error).
-	Exhausted bool
+// HandlerFunc adapts a function to a Handler, as http.HandlerFunc does.
+type HandlerFunc func(ctx context.Context, m *Message, w ReplyWriter) error
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, m *Message, w ReplyWriter) error {
+	return f(ctx, m, w)
 }
 
-// Rejection is what Reject reports back for the dead letter.
-type Rejection struct {
-	// RequestID is the resolved request id (B2-Request-Id on the dead letter).
+// rejection is what the dead letter of a rejected request says: the resolved request id
+// (B2-Request-Id), the contract error code (B2-Error-Code) and a message without secrets
+// (B2-Error).
+type rejection struct {
 	RequestID string
-	// Code is the contract error code (B2-Error-Code).
-	Code string
-	// Message is a human-readable error without secrets (B2-Error).
-	Message string
+	Code      string
+	Message   string
 }
 
 // Gate lets the consumer stop pulling one account's requests of an operation: while it is closed

@@ -16,21 +16,22 @@ import (
 	"github.com/b2jet/b2jet/schema"
 )
 
-// call is one recorded Handle or Reject call.
+// call is one recorded Handle or error reply (Reply) call.
 type call struct {
 	Msg      Message
-	Failure  Failure // Reject only
+	Failure  Failure // Reply only, without its Fault
 	At       time.Time
 	Returned time.Time
 	Err      error // what Handle returned
 }
 
-// fakeHandler is a Handler whose behaviour is set per test. It records every call.
+// fakeHandler is a Handler whose behaviour is set per test, and the ErrorReplier of its operation
+// (startWorker makes it so). It records every call.
 type fakeHandler struct {
 	// handle runs for every Handle call; nil succeeds with a reply.
 	handle func(ctx context.Context, m *Message, w ReplyWriter) error
-	// reject runs for every Reject call; nil sends an error reply and returns a rejection.
-	reject func(ctx context.Context, m *Message, f Failure, w ReplyWriter) (Rejection, error)
+	// reject runs for every error reply; nil sends an error reply and returns a rejection.
+	reject func(ctx context.Context, m *Message, f Failure, w ReplyWriter) (rejection, error)
 
 	mu      sync.Mutex
 	handled []call
@@ -52,15 +53,38 @@ func (h *fakeHandler) Handle(ctx context.Context, m *Message, w ReplyWriter) err
 	return err
 }
 
-func (h *fakeHandler) Reject(ctx context.Context, m *Message, f Failure, w ReplyWriter) (Rejection, error) {
+func (h *fakeHandler) Reply(ctx context.Context, m *Message, f Failure, w ReplyWriter) (Fault, error) {
+	f.Fault = Fault{}
 	h.mu.Lock()
 	h.rejects = append(h.rejects, call{Msg: *m, Failure: f, At: time.Now()})
 	h.mu.Unlock()
+	var rej rejection
+	var err error
 	if h.reject != nil {
-		return h.reject(ctx, m, f, w)
+		rej, err = h.reject(ctx, m, f, w)
+	} else {
+		err = w.Send(ctx, Reply{Header: Header{schema.HeaderStatus: {schema.StatusError}}, Data: []byte(`{"ok":false}`)})
+		rej = rejection{RequestID: "req-" + m.Op, Code: schema.CodeInvalidRequest, Message: "test rejection"}
 	}
-	err := w.Send(ctx, Reply{Header: Header{schema.HeaderStatus: {schema.StatusError}}, Data: []byte(`{"ok":false}`)})
-	return Rejection{RequestID: "req-" + m.Op, Code: schema.CodeInvalidRequest, Message: "test rejection"}, err
+	if rej.RequestID != "" {
+		m.RequestID = rej.RequestID
+	}
+	return Fault{Error: schema.Error{Code: rej.Code, Message: rej.Message}}, err
+}
+
+// opReplies is the ErrorReplier of a test worker: the handler of the message's operation when it
+// is one too (a fakeHandler), else the default.
+type opReplies struct{ w *Worker }
+
+func (o opReplies) Reply(ctx context.Context, m *Message, f Failure, rw ReplyWriter) (Fault, error) {
+	// Pools are not added once the worker runs.
+	var er ErrorReplier = envelopeReplier{}
+	for _, p := range o.w.pools {
+		if r, ok := p.h.(ErrorReplier); ok && p.op == m.Op {
+			er = r
+		}
+	}
+	return er.Reply(ctx, m, f, rw)
 }
 
 func (h *fakeHandler) handledCalls() []call {
@@ -119,6 +143,9 @@ func startWorker(t *testing.T, nc *nats.Conn, cfg Config, register func(w *Worke
 	t.Helper()
 	w, err := New(nc, cfg)
 	require.NoError(t, err)
+	if cfg.Errors == nil {
+		w.cfg.Errors = opReplies{w}
+	}
 	w.unknownScan = 200 * time.Millisecond
 	w.migrateEvery = 100 * time.Millisecond
 	register(w)

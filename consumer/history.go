@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -11,14 +10,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// Describer is implemented by handler errors that can say what failed in the contract's terms
-// (handlers.ContractError does). The consumer writes the description into the attempt history that
-// every dead letter carries.
-type Describer interface {
-	// Describe returns the contract error code and a short detail, e.g. "b2=503/service_unavailable".
-	Describe() (code, detail string)
-}
 
 // historyTTL bounds how long the record of a failed attempt is kept: far longer than a request
 // can spend being retried (attempts × the backoff cap), so history is only ever lost to age after
@@ -55,23 +46,15 @@ func (w *Worker) ensureHistory(ctx context.Context) error {
 	return nil
 }
 
-// attemptRecord formats one failed attempt as a B2-Attempt header value:
-// "<attempt> <RFC 3339 time> <code> [b2=<status>/<code>] [retry-after=<d>] [delay=<d>]".
-func attemptRecord(attempt int, at time.Time, err error, delay time.Duration) string {
-	code, detail := "internal", ""
-	var d Describer
-	switch {
-	case errors.As(err, &d):
-		code, detail = d.Describe()
-	case errors.Is(err, ErrNoProgress):
-		code, detail = "unavailable", "no progress within the ack wait"
+// attemptRecord formats one failed attempt, whose fault is f, as a B2-Attempt header value:
+// "<attempt> <RFC 3339 time> <code> [<detail>] [retry-after=<d>] [delay=<d>]".
+func attemptRecord(attempt int, at time.Time, f Fault, delay time.Duration) string {
+	parts := []string{strconv.Itoa(attempt), at.UTC().Format(time.RFC3339Nano), f.Error.Code}
+	if f.Detail != "" {
+		parts = append(parts, f.Detail)
 	}
-	parts := []string{strconv.Itoa(attempt), at.UTC().Format(time.RFC3339Nano), code}
-	if detail != "" {
-		parts = append(parts, detail)
-	}
-	if ra, ok := RetryAfterOf(err); ok {
-		parts = append(parts, "retry-after="+ra.String())
+	if f.RetryAfter > 0 {
+		parts = append(parts, "retry-after="+f.RetryAfter.String())
 	}
 	if delay > 0 {
 		parts = append(parts, "delay="+delay.String())
@@ -81,7 +64,7 @@ func attemptRecord(attempt int, at time.Time, err error, delay time.Duration) st
 
 // recordAttempt stores the record of a failed attempt that will be retried. Failures are logged
 // and otherwise ignored: the history is a diagnostic, never a reason to lose a request.
-func (d *delivery) recordAttempt(err error, delay time.Duration) {
+func (d *delivery) recordAttempt(f Fault, delay time.Duration) {
 	w := d.r.w
 	if w.history == nil {
 		return
@@ -89,7 +72,7 @@ func (d *delivery) recordAttempt(err error, delay time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
 	defer cancel()
 	key := fmt.Sprintf("%d.%d", d.m.Sequence, d.m.Attempt)
-	if _, perr := w.history.Put(ctx, key, []byte(attemptRecord(d.m.Attempt, time.Now(), err, delay))); perr != nil {
+	if _, perr := w.history.Put(ctx, key, []byte(attemptRecord(d.m.Attempt, time.Now(), f, delay))); perr != nil {
 		d.log().Warn("attempt history not recorded", logErr(perr))
 	}
 }

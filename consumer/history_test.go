@@ -7,12 +7,16 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/b2jet/b2jet/schema"
 )
 
 type describedErr struct{ code, detail string }
 
-func (e describedErr) Error() string                   { return e.code }
-func (e describedErr) Describe() (code, detail string) { return e.code, e.detail }
+func (e describedErr) Error() string { return e.code }
+func (e describedErr) Fault() Fault {
+	return Fault{Error: schema.Error{Code: e.code, Retryable: true}, Detail: e.detail}
+}
 
 func TestAttemptRecord(t *testing.T) {
 	t.Parallel()
@@ -35,7 +39,7 @@ func TestAttemptRecord(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, attemptRecord(3, at, tt.err, tt.delay))
+			assert.Equal(t, tt.want, attemptRecord(3, at, FaultOf(tt.err), tt.delay))
 		})
 	}
 }

@@ -54,14 +54,14 @@ type pendingRecord struct {
 }
 
 // rejection is the record's rejection.
-func (r pendingRecord) rejection() Rejection {
-	return Rejection{RequestID: r.RequestID, Code: r.Code, Message: r.Message}
+func (r pendingRecord) rejection() rejection {
+	return rejection{RequestID: r.RequestID, Code: r.Code, Message: r.Message}
 }
 
 // recordOf is the record of dl.
 func recordOf(op, source string, dl deadLetter, final bool) pendingRecord {
 	return pendingRecord{
-		Op: op, Source: source, Code: dl.Rejection.Code, Message: dl.Rejection.Message, RequestID: dl.Rejection.RequestID,
+		Op: op, Source: source, Code: dl.rejection.Code, Message: dl.rejection.Message, RequestID: dl.rejection.RequestID,
 		Attempts: dl.Attempts, FailedAt: dl.FailedAt, History: dl.History, Final: final,
 	}
 }

@@ -151,7 +151,7 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 	if doorErr != nil {
 		// Refused whatever the attempt: a request over a limit never reaches the handler, and
 		// its dead letter says invalid_request even when an earlier rejection of it failed.
-		d.reject(rs, Failure{Err: doorErr})
+		d.reject(rs, Failure{Err: doorErr, Fault: FaultOf(doorErr)})
 		return
 	}
 	switch {
@@ -166,6 +166,7 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 	default:
 		d.handle(rs, &out)
 	}
+	out.Fault = FaultOf(out.Err)
 
 	act := decide(out, w.policy)
 	switch act.Kind {
@@ -188,12 +189,12 @@ func (r *opRunner) process(rs *runState, msg jetstream.Msg, received time.Time) 
 			// After the nak, so that a slow history write can never outlast the ack wait. A
 			// short jittered delay may let the next delivery read the history first; the record
 			// is then missing from a dead letter (the history is best effort).
-			d.recordAttempt(out.Err, act.Delay)
+			d.recordAttempt(out.Fault, act.Delay)
 		}
 	case actReject:
-		failure := Failure{Err: out.Err, Exhausted: act.Exhausted}
+		failure := Failure{Err: out.Err, Exhausted: act.Exhausted, Fault: out.Fault}
 		if m.Attempt > lim.MaxAttempts {
-			failure.Err = nil
+			failure.Err, failure.Fault = nil, noResultFault
 		}
 		d.reject(rs, failure)
 	}

@@ -136,7 +136,7 @@ type pendingDeadLetter struct {
 	source string
 	// rej is the rejection; an empty Code is taken from the attempt history (max deliveries),
 	// an empty RequestID from the request's headers.
-	rej        Rejection
+	rej        rejection
 	attempts   int
 	deliveries uint64 // the advisory's deliveries (max deliveries)
 	failedAt   time.Time
@@ -386,24 +386,24 @@ func (w *Worker) PendingDeadLetters() []uint64 { return w.pending.pending() }
 func (d *delivery) handOff(dl deadLetter, perr error, recorded bool) {
 	w := d.r.w
 	p := &pendingDeadLetter{
-		seq: d.m.Sequence, r: d.r, source: sourceLastDelivery, rej: dl.Rejection, attempts: dl.Attempts,
+		seq: d.m.Sequence, r: d.r, source: sourceLastDelivery, rej: dl.rejection, attempts: dl.Attempts,
 		failedAt: dl.FailedAt, history: dl.History, historyKnown: true, account: d.m.Account,
 		tries: 1, next: time.Now().Add(pendingRetryFirst), err: perr, recorded: recorded,
 	}
 	switch {
 	case w.pending.add(p):
 		d.log().Error("dead letter not stored on the last delivery: kept in the stream and retried",
-			logString("request_id", dl.Rejection.RequestID), "outcome", "dead_letter_pending", "code", dl.Rejection.Code,
+			logString("request_id", dl.rejection.RequestID), "outcome", "dead_letter_pending", "code", dl.rejection.Code,
 			"recorded", recorded, logErr(perr))
-		w.emit(d.event(EventDeadLetterPending, func(e *Event) { e.Code, e.Target, e.Err = dl.Rejection.Code, sourceLastDelivery, perr }))
+		w.emit(d.event(EventDeadLetterPending, func(e *Event) { e.Code, e.Target, e.Err = dl.rejection.Code, sourceLastDelivery, perr }))
 	case recorded:
 		d.log().Error("dead letter not stored on the last delivery: kept in the stream, recorded in the pending bucket; the retry set is full",
-			logString("request_id", dl.Rejection.RequestID), "outcome", "dead_letter_pending", "code", dl.Rejection.Code, logErr(perr))
-		w.emit(d.event(EventDeadLetterPending, func(e *Event) { e.Code, e.Target, e.Err = dl.Rejection.Code, sourceLastDelivery, perr }))
+			logString("request_id", dl.rejection.RequestID), "outcome", "dead_letter_pending", "code", dl.rejection.Code, logErr(perr))
+		w.emit(d.event(EventDeadLetterPending, func(e *Event) { e.Code, e.Target, e.Err = dl.rejection.Code, sourceLastDelivery, perr }))
 	default:
 		d.log().Error("request lost: dead letter not stored on the last delivery and the retry set is full",
-			logString("request_id", dl.Rejection.RequestID), "outcome", "lost", "code", dl.Rejection.Code, "pending", maxPendingDeadLetters, logErr(perr))
-		w.emit(d.event(EventLost, func(e *Event) { e.Code = dl.Rejection.Code; e.Err = perr }))
+			logString("request_id", dl.rejection.RequestID), "outcome", "lost", "code", dl.rejection.Code, "pending", maxPendingDeadLetters, logErr(perr))
+		w.emit(d.event(EventLost, func(e *Event) { e.Code = dl.rejection.Code; e.Err = perr }))
 	}
 	if err := d.msg.NakWithDelay(w.policy.delay(perr, d.m.Attempt)); err != nil {
 		w.emit(d.event(EventAckFailed, func(e *Event) { e.Target = "nak"; e.Err = err }))
@@ -463,10 +463,10 @@ func (w *Worker) onAdvisory(r *opRunner, typ string, msg *nats.Msg) {
 	}
 	if typ == typeMaxDeliveries {
 		p.source = sourceMaxDeliveries
-		p.rej = Rejection{Message: fmt.Sprintf("max deliveries (%d) reached without a result", a.Deliveries)}
+		p.rej = rejection{Message: fmt.Sprintf("max deliveries (%d) reached without a result", a.Deliveries)}
 	} else {
 		p.source = sourceTerminated
-		p.rej = Rejection{Code: schema.CodeInternal, Message: "terminated without a dead letter"}
+		p.rej = rejection{Code: schema.CodeInternal, Message: "terminated without a dead letter"}
 		if knownCode(a.Reason) {
 			p.rej.Code = a.Reason // the worker terminates with the error code as reason
 		} else if a.Reason != "" {
@@ -625,7 +625,7 @@ type storeResult struct {
 // publishes it with the derived message id. The request's record in the pending bucket, if any,
 // gives the rejection (an advisory knows none); an entry that was recorded and no longer is was
 // stored by another worker (errStoredElsewhere). It returns the rejection written.
-func (w *Worker) storePending(ctx context.Context, p *pendingDeadLetter) (Rejection, storeResult, error) {
+func (w *Worker) storePending(ctx context.Context, p *pendingDeadLetter) (rejection, storeResult, error) {
 	var res storeResult
 	rec, ok, err := w.loadPending(ctx, p.seq)
 	switch {
@@ -679,7 +679,7 @@ func (w *Worker) storePending(ctx context.Context, p *pendingDeadLetter) (Reject
 	}
 	dl := deadLetter{
 		Subject: raw.Subject, Op: p.r.op, AccountToken: token, Data: raw.Data, Header: h,
-		Stream: w.cfg.RequestsStream, Seq: p.seq, Attempts: p.attempts, Rejection: rej,
+		Stream: w.cfg.RequestsStream, Seq: p.seq, Attempts: p.attempts, rejection: rej,
 		FailedAt: p.failedAt, History: p.history,
 	}
 	ack, err := w.js.PublishMsg(ctx, buildDeadLetter(w.cfg.Subjects, dl), jetstream.WithMsgID(dl.msgID()))

@@ -15,19 +15,19 @@ import (
 // delivery, where no later delivery can retry it.
 const deadLetterTriesLast = 3
 
-// reject gives up on the message: Handler.Reject writes the error reply, the dead letter is
+// reject gives up on the message: Config.Errors writes the error reply, the dead letter is
 // published (waiting for its PubAck), then the message is terminated with the error code as reason.
 //
-// When Reject fails, the message is naked with a backoff delay so that a spare delivery retries
-// the rejection; on the server's last delivery there is none, so the dead letter is published
-// anyway (Reject's error reply is then missing). When the dead letter cannot be published, the
-// request is never terminated: see storeDeadLetter.
+// When the error reply fails, the message is naked with a backoff delay so that a spare delivery
+// retries the rejection; on the server's last delivery there is none, so the dead letter is
+// published anyway (the error reply is then missing). When the dead letter cannot be published,
+// the request is never terminated: see storeDeadLetter.
 func (d *delivery) reject(rs *runState, f Failure) {
 	w := d.r.w
 	last := !retryRejection(d.m.Attempt, d.lim.lastDelivery())
 
 	ctx, end := d.tracker.phase(d.spanContext(rs.hard))
-	rej, err := d.safeReject(func() (Rejection, error) { return d.r.h.Reject(ctx, d.m, f, d.rw) })
+	told, err := d.safeReply(func() (Fault, error) { return w.cfg.Errors.Reply(ctx, d.m, f, d.rw) })
 	end()
 	if errors.Is(err, ErrInvalidReplyTo) || errors.Is(err, ErrReplyNotCaptured) {
 		// The request has no usable reply subject (or no stream stores its replies): there is no
@@ -35,15 +35,15 @@ func (d *delivery) reject(rs *runState, f Failure) {
 		err = nil
 	}
 	if err != nil {
-		d.log().Warn("reject failed", "last_delivery", last, logErr(err))
+		d.log().Warn("error reply failed", "last_delivery", last, logErr(err))
 		w.emit(d.event(EventPublishFailed, func(e *Event) { e.Target = "reject"; e.Err = err }))
 		if !last {
 			d.nakForRetry(rs, err)
 			return
 		}
 	}
-	rej = completeRejection(rej, f, d.m.Header, storedID(d.m))
-	final := attemptRecord(d.m.Attempt, time.Now(), f.Err, 0)
+	rej := rejectionOf(told, f, d.m, storedID(d.m))
+	final := attemptRecord(d.m.Attempt, time.Now(), f.Fault, 0)
 	if f.Err == nil {
 		final = fmt.Sprintf("%d %s unavailable came back after its last attempt: that delivery did not finish",
 			d.m.Attempt, time.Now().UTC().Format(time.RFC3339Nano))
@@ -58,7 +58,7 @@ func (d *delivery) reject(rs *runState, f Failure) {
 		Stream:       d.m.Stream,
 		Seq:          d.m.Sequence,
 		Attempts:     min(d.m.Attempt, d.m.MaxAttempts),
-		Rejection:    rej,
+		rejection:    rej,
 		FailedAt:     time.Now(),
 		History:      d.attemptHistory(final),
 	}
@@ -77,13 +77,13 @@ func (d *delivery) reject(rs *runState, f Failure) {
 // (reconcile.go).
 func (d *delivery) storeDeadLetter(rs *runState, dl deadLetter, last bool, f Failure, recorded bool) {
 	w := d.r.w
-	rej := dl.Rejection
+	rej := dl.rejection
 	tries := 1
 	if last {
 		tries = deadLetterTriesLast
 	}
 	// The error reply is out: finish the rejection even if the drain timeout has just expired
-	// (Reject again on a later delivery would send a second error reply). The phase's watchdog
+	// (another rejection on a later delivery would send a second error reply). The phase's watchdog
 	// still bounds it.
 	ctx, end := d.tracker.phase(d.spanContext(context.WithoutCancel(rs.hard)))
 	if perr := w.publishDeadLetterTries(ctx, buildDeadLetter(w.cfg.Subjects, dl), dl.msgID(), tries); perr != nil {
@@ -161,7 +161,7 @@ func (d *delivery) awaitRedelivery(rs *runState, dl deadLetter, perr error, reco
 	}
 	now := time.Now()
 	p := &pendingDeadLetter{
-		seq: d.m.Sequence, r: d.r, source: sourceRedelivery, rej: dl.Rejection, attempts: dl.Attempts,
+		seq: d.m.Sequence, r: d.r, source: sourceRedelivery, rej: dl.rejection, attempts: dl.Attempts,
 		failedAt: dl.FailedAt, history: dl.History, historyKnown: true, account: d.m.Account,
 		tries: 1, err: perr, recorded: recorded,
 		// Its redelivery comes after the delay, and is handled within an ack wait or two.
@@ -169,9 +169,9 @@ func (d *delivery) awaitRedelivery(rs *runState, dl deadLetter, perr error, reco
 	}
 	w.pending.add(p)
 	d.log().Warn("dead letter not stored: the request stays in the stream, its next delivery stores it",
-		logString("request_id", dl.Rejection.RequestID), "outcome", "dead_letter_pending", "code", dl.Rejection.Code,
+		logString("request_id", dl.rejection.RequestID), "outcome", "dead_letter_pending", "code", dl.rejection.Code,
 		"recorded", recorded, logErr(perr))
-	w.emit(d.event(EventDeadLetterPending, func(e *Event) { e.Code, e.Target, e.Err = dl.Rejection.Code, sourceRedelivery, perr }))
+	w.emit(d.event(EventDeadLetterPending, func(e *Event) { e.Code, e.Target, e.Err = dl.rejection.Code, sourceRedelivery, perr }))
 	outcome := nakRetry
 	if rs.hard.Err() != nil {
 		outcome = nakShutdown
@@ -180,12 +180,13 @@ func (d *delivery) awaitRedelivery(rs *runState, dl deadLetter, perr error, reco
 }
 
 // storeRecorded finishes a redelivery of a request whose dead letter an earlier delivery could
-// not store: it publishes that dead letter, from rec, without calling the handler or Reject.
+// not store: it publishes that dead letter, from rec, without calling the handler or writing an
+// error reply.
 func (d *delivery) storeRecorded(rs *runState, rec pendingRecord, recorded bool) {
 	m := d.m
 	dl := deadLetter{
 		Subject: m.Subject, Op: m.Op, AccountToken: d.accountToken, Data: m.Data, Header: m.Header,
-		Stream: m.Stream, Seq: m.Sequence, Attempts: rec.Attempts, Rejection: rec.rejection(),
+		Stream: m.Stream, Seq: m.Sequence, Attempts: rec.Attempts, rejection: rec.rejection(),
 		FailedAt: rec.FailedAt, History: rec.History,
 	}
 	d.logAttrs(slog.LevelDebug, "storing the dead letter an earlier delivery could not", logString("request_id", rec.RequestID))
@@ -222,28 +223,31 @@ func (d *delivery) nakForRetry(rs *runState, err error) {
 	d.nak(d.r.w.policy.delay(err, d.m.Attempt), nakRetry, err)
 }
 
-// safeReject runs f, turning a panic into an error wrapping ErrHandlerPanic; the stack is logged.
-func (d *delivery) safeReject(f func() (Rejection, error)) (rej Rejection, err error) {
+// safeReply runs f, turning a panic into an error wrapping ErrHandlerPanic; the stack is logged.
+func (d *delivery) safeReply(f func() (Fault, error)) (told Fault, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			d.log().Error("Reject panicked", logString("panic", fmt.Sprint(p)), "stack", string(debug.Stack()))
-			err = fmt.Errorf("%w: Reject: %v", ErrHandlerPanic, p)
+			d.log().Error("error reply panicked", logString("panic", fmt.Sprint(p)), "stack", string(debug.Stack()))
+			err = fmt.Errorf("%w: error reply: %v", ErrHandlerPanic, p)
 		}
 	}()
 	return f()
 }
 
-// completeRejection fills what Reject left empty or unusable, so a dead letter always carries a
-// code, a message and a request id of at most schema.MaxRequestIDBytes: Reject's, else the
-// headers' (B2-Request-Id, Nats-Msg-Id), else storedID ("<stream>-<seq>"). A request refused at
-// the door is always invalid_request.
-func completeRejection(rej Rejection, f Failure, h Header, storedID string) Rejection {
+// rejectionOf is what the dead letter says of a rejection whose error reply told the publisher
+// told (the zero Fault when the reply failed before it knew): its code and message, else f's,
+// and m.RequestID when it is at most schema.MaxRequestIDBytes, else the headers' id
+// (B2-Request-Id, Nats-Msg-Id), else storedID ("<stream>-<seq>"). A request refused at the door
+// is always invalid_request.
+func rejectionOf(told Fault, f Failure, m *Message, storedID string) rejection {
+	if told.Error.Code == "" {
+		told = f.Fault
+	}
+	rej := rejection{Code: told.Error.Code, Message: told.Error.Message}
 	switch {
 	case errors.Is(f.Err, ErrRequestTooLarge):
 		rej.Code = schema.CodeInvalidRequest
 	case rej.Code != "":
-	case errors.Is(f.Err, schema.ErrInvalidRequest), errors.Is(f.Err, ErrInvalidReplyTo):
-		rej.Code = schema.CodeInvalidRequest
 	case f.Exhausted:
 		rej.Code = schema.CodeUnavailable
 	default:
@@ -259,8 +263,8 @@ func completeRejection(rej Rejection, f Failure, h Header, storedID string) Reje
 			rej.Message = "rejected"
 		}
 	}
-	if rej.RequestID = boundedID(rej.RequestID); rej.RequestID == "" {
-		rej.RequestID = headerRequestID(h, storedID)
+	if rej.RequestID = boundedID(m.RequestID); rej.RequestID == "" {
+		rej.RequestID = headerRequestID(m.Header, storedID)
 	}
 	return rej
 }

@@ -193,7 +193,7 @@ func TestDeadLetterDeduplicated(t *testing.T) {
 	d := deadLetter{
 		Subject: "b2.req.authorize", Op: schema.OpAuthorize, Data: []byte("{}"),
 		Header: Header{schema.HeaderMsgID: {"pub-9"}}, Stream: schema.StreamRequests, Seq: 42, Attempts: 1,
-		Rejection: Rejection{RequestID: "r", Code: schema.CodeInvalidRequest, Message: "bad"}, FailedAt: time.Now(),
+		rejection: rejection{RequestID: "r", Code: schema.CodeInvalidRequest, Message: "bad"}, FailedAt: time.Now(),
 	}
 	for range 2 {
 		require.NoError(t, w.publishDeadLetter(ctx, buildDeadLetter(w.cfg.Subjects, d), d.msgID()))

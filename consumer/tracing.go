@@ -83,8 +83,8 @@ func (d *delivery) startSpan() {
 	d.rw.trace = th
 }
 
-// spanContext returns parent carrying the delivery's span, for Handle and Reject (whose B2 calls
-// become its children).
+// spanContext returns parent carrying the delivery's span, for Handle and the error reply (whose
+// B2 calls become its children).
 func (d *delivery) spanContext(parent context.Context) context.Context {
 	if d.span == nil {
 		return parent
@@ -133,7 +133,7 @@ func (d *delivery) spanNak(delay time.Duration, outcome string, cause error) {
 
 // spanDeadLettered records the rejection: an event, the error status and the contract's error
 // code as error.type.
-func (d *delivery) spanDeadLettered(rej Rejection, exhausted bool) {
+func (d *delivery) spanDeadLettered(rej rejection, exhausted bool) {
 	if d.span == nil {
 		return
 	}

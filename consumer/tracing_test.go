@@ -110,7 +110,7 @@ func TestTracingOffAllocatesNothing(t *testing.T) {
 		_ = d.spanContext(ctx)
 		d.spanNak(time.Second, nakRetry, cause)
 		d.spanEnding("acked", cause)
-		d.spanDeadLettered(Rejection{Code: schema.CodeUnavailable}, true)
+		d.spanDeadLettered(rejection{Code: schema.CodeUnavailable}, true)
 		_ = d.deadLetterHeader()
 		d.endSpan()
 	})

@@ -95,7 +95,7 @@ func TestBuildDeadLetter(t *testing.T) {
 		Stream:    "B2_REQUESTS",
 		Seq:       1234,
 		Attempts:  5,
-		Rejection: Rejection{RequestID: "r-1", Code: schema.CodeUnavailable, Message: "B2 kept failing"},
+		rejection: rejection{RequestID: "r-1", Code: schema.CodeUnavailable, Message: "B2 kept failing"},
 		FailedAt:  failedAt,
 	}
 	m := buildDeadLetter(schema.Subjects{}, d)
@@ -130,30 +130,35 @@ func TestBuildDeadLetter(t *testing.T) {
 	assert.Equal(t, "r-1", m.Header.Get(schema.HeaderRequestID))
 }
 
-func TestCompleteRejection(t *testing.T) {
+func TestRejectionOf(t *testing.T) {
+	failure := func(err error, exhausted bool) Failure {
+		return Failure{Err: err, Exhausted: exhausted, Fault: FaultOf(err)}
+	}
+	msg := func(id string, h Header) *Message { return &Message{RequestID: id, Header: h} }
+	told := func(code, message string) Fault { return Fault{Error: schema.Error{Code: code, Message: message}} }
 	h := Header{schema.HeaderMsgID: {"pub-1"}}
-	r := completeRejection(Rejection{}, Failure{Exhausted: true}, h, "S-1")
-	assert.Equal(t, Rejection{RequestID: "pub-1", Code: schema.CodeUnavailable, Message: "attempts exhausted"}, r)
+	r := rejectionOf(Fault{}, failure(nil, true), msg("", h), "S-1")
+	assert.Equal(t, rejection{RequestID: "pub-1", Code: schema.CodeUnavailable, Message: "attempts exhausted"}, r)
 	h[schema.HeaderRequestID] = []string{"hdr-id"}
-	r = completeRejection(Rejection{}, Failure{Err: Permanent(errString("bad"))}, h, "S-1")
-	assert.Equal(t, Rejection{RequestID: "hdr-id", Code: schema.CodeInternal, Message: "bad"}, r)
-	full := Rejection{RequestID: "a", Code: "b", Message: "c"}
-	assert.Equal(t, full, completeRejection(full, Failure{}, h, "S-1"))
+	r = rejectionOf(Fault{}, failure(Permanent(errString("bad")), false), msg("", h), "S-1")
+	assert.Equal(t, rejection{RequestID: "hdr-id", Code: schema.CodeInternal, Message: "bad"}, r)
+	full := rejection{RequestID: "a", Code: "b", Message: "c"}
+	assert.Equal(t, full, rejectionOf(told("b", "c"), Failure{}, msg("a", h), "S-1"))
 
-	// Ids over the limit (Reject's from a body, or the headers') are never used: the stored
+	// Ids over the limit (one resolved from a body, or the headers') are never used: the stored
 	// message's id is the last resort.
 	long := strings.Repeat("x", schema.MaxRequestIDBytes+1)
 	h = Header{schema.HeaderRequestID: {long}, schema.HeaderMsgID: {long}}
-	r = completeRejection(Rejection{RequestID: long, Code: "c", Message: "m"}, Failure{}, h, "S-1")
+	r = rejectionOf(told("c", "m"), Failure{}, msg(long, h), "S-1")
 	assert.Equal(t, "S-1", r.RequestID)
 	h[schema.HeaderMsgID] = []string{"pub-2"}
-	assert.Equal(t, "pub-2", completeRejection(Rejection{RequestID: long}, Failure{}, h, "S-1").RequestID)
+	assert.Equal(t, "pub-2", rejectionOf(Fault{}, Failure{}, msg(long, h), "S-1").RequestID)
 
-	// A door refusal is invalid_request whatever Reject said; an invalid request or Reply-To
-	// is when Reject said nothing.
+	// A door refusal is invalid_request whatever the error reply said; an invalid request or
+	// Reply-To is when it said nothing.
 	door := Permanent(&LimitError{What: "Reply-To", Size: 600, Max: 512, Unit: "bytes"})
-	assert.Equal(t, schema.CodeInvalidRequest, completeRejection(Rejection{Code: schema.CodeInternal}, Failure{Err: door}, h, "S-1").Code)
-	assert.Equal(t, schema.CodeInvalidRequest, completeRejection(Rejection{}, Failure{Err: Permanent(ErrInvalidReplyTo)}, h, "S-1").Code)
+	assert.Equal(t, schema.CodeInvalidRequest, rejectionOf(told(schema.CodeInternal, ""), failure(door, false), msg("", h), "S-1").Code)
+	assert.Equal(t, schema.CodeInvalidRequest, rejectionOf(Fault{}, failure(Permanent(ErrInvalidReplyTo), false), msg("", h), "S-1").Code)
 }
 
 type errString string

@@ -34,7 +34,7 @@ const unknownMark = "b2jet.unknown_account"
 
 // unknownConsumerName is the durable name of op's consumer for the account token tok.
 func (w *Worker) unknownConsumerName(op, tok string) string {
-	if validName(tok) && len(tok) <= schema.MaxAccountBytes {
+	if schema.ValidToken(tok) && len(tok) <= schema.MaxAccountBytes {
 		return w.cfg.Subjects.AccountConsumerName(op, tok)
 	}
 	sum := sha256.Sum256([]byte(tok))

@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/b2jet/b2jet/schema"
 )
 
 // Worker pulls requests from JetStream and runs their handlers. Register operations with Handle,
@@ -111,7 +113,7 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 // panics on a programming error: an invalid or duplicate op, a nil handler, or a call after Run
 // started.
 func (w *Worker) Handle(op string, h Handler, g Gate) {
-	if !validName(op) {
+	if !schema.ValidToken(op) {
 		panic(fmt.Sprintf("consumer: invalid operation %q", op))
 	}
 	if h == nil {

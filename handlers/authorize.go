@@ -26,12 +26,12 @@ func (h *Authorize) Handle(ctx context.Context, m *consumer.Message, w consumer.
 	var req schema.AuthorizeRequest
 	r, err := h.decode(m, &req, func() string { return req.ID })
 	if err != nil {
-		return disposition(err)
+		return classified(err)
 	}
 	deadline, hasDeadline := req.DeadlineTime()
 	checkDeadline := func() error { return h.checkDeadline(deadline, hasDeadline) }
 	if err := checkDeadline(); err != nil {
-		return disposition(err)
+		return classified(err)
 	}
 	s, cached := r.account.Cached(), true
 	if req.Force || s == nil {
@@ -43,7 +43,7 @@ func (h *Authorize) Handle(ctx context.Context, m *consumer.Message, w consumer.
 		}, nil) // the probe New set: a forced authorization
 		if err != nil {
 			h.log.WarnContext(ctx, "b2 authorize failed", "account", m.Account, "request_id", r.id, "error", err)
-			return disposition(err)
+			return classified(err)
 		}
 	}
 	durationMs := time.Since(r.started).Milliseconds()
@@ -108,11 +108,6 @@ func (c *sessionResults) encoded(s *b2.Session, codec schema.Codec) (schema.Enco
 	}
 	slot.Store(&sessionResult{s: s, res: res})
 	return res, true
-}
-
-// Reject implements consumer.Handler.
-func (h *Authorize) Reject(ctx context.Context, m *consumer.Message, f consumer.Failure, w consumer.ReplyWriter) (consumer.Rejection, error) {
-	return h.reject(ctx, m, f, w)
 }
 
 func authorizeResult(s *b2.Session, cached bool) *schema.AuthorizeResult {

@@ -98,7 +98,7 @@ func TestAuthorizeFailures(t *testing.T) {
 			require.Error(t, err)
 			assert.Equal(t, tt.permanent, consumer.IsPermanent(err))
 			assert.Equal(t, tt.code, handlers.ContractErrorOf(err).Code)
-			assert.Empty(t, w.all(), "Handle sends no error reply: Reject does")
+			assert.Empty(t, w.all(), "Handle sends no error reply: the consumer has it written")
 		})
 	}
 }

@@ -1,9 +1,11 @@
 // Package handlers serves b2jet's operations, authorize and list_file_names. It joins the wire
 // types of schema, the handler contract of consumer and the B2 client of b2, each through small
-// interfaces, and owns the two decisions between them: how a b2 error becomes a contract error
-// code and a consumer disposition (errors.go, one function each), and the circuit breakers, one
-// per account and operation, that keep requests away from B2 while it is down (breaker.go,
-// gate.go).
+// interfaces, and owns the two decisions between them: how an error becomes a contract error
+// (errors.go: ContractErrorOf, the one classification, whose *ContractError the breaker reads and
+// the consumer reads as its consumer.Fault), and the circuit breakers, one per account and
+// operation, that keep requests away from B2 while it is down (breaker.go, gate.go). Errors
+// (handlers.go) is the worker's consumer.ErrorReplier: the error reply of both operations, a
+// listing's as its final part.
 //
 // Breakers count only retryable B2 failures; a permanent answer counts as a success because B2
 // did answer, and 429s and cancellations are not counted at all (a 429 starts the account's

@@ -19,8 +19,9 @@ var (
 
 // ContractError is an error with what every part of the worker needs to know about it, worked
 // out once by ContractErrorOf: the contract's error (code, retryability, B2 status and code), the
-// delay B2 asked for, and how the circuit breaker counts it. The reply, the dead letter, the ack decision
-// (disposition) and the breaker all read this one value.
+// delay B2 asked for, and how the circuit breaker counts it. The breaker reads this value, and
+// the consumer reads it as a consumer.Fault (the ack decision, the attempt history, the error
+// reply and the dead letter).
 type ContractError struct {
 	Code      string
 	Message   string
@@ -52,13 +53,14 @@ const (
 	countIgnored
 )
 
-// Describe implements consumer.Describer: the contract code and the B2 status and code, for the
-// attempt history of dead letters.
-func (f *ContractError) Describe() (code, detail string) {
+// Fault implements consumer.Faulter: the reply's error object, the Retry-After delay, and the B2
+// status and code as the attempt history's detail.
+func (f *ContractError) Fault() consumer.Fault {
+	out := consumer.Fault{Error: *f.Wire(), RetryAfter: f.RetryAfter, Final: f.terminal}
 	if f.B2Status != 0 {
-		detail = fmt.Sprintf("b2=%d/%s", f.B2Status, f.B2Code)
+		out.Detail = fmt.Sprintf("b2=%d/%s", f.B2Status, f.B2Code)
 	}
-	return f.Code, detail
+	return out
 }
 
 // Wire is the reply's error object.
@@ -142,34 +144,26 @@ func publicMessage(err error) string {
 	return packagePrefixes.Replace(err.Error())
 }
 
-// disposition tells the consumer what to do about err: permanent contract errors are never
-// retried, retryable ones are retried no sooner than B2's Retry-After when it gave one.
-func disposition(err error) error {
+// classified is what Handle returns for err: nil, or err's *ContractError, which the consumer
+// reads as its Fault.
+func classified(err error) error {
 	if err == nil {
 		return nil
 	}
-	f := ContractErrorOf(err)
-	switch {
-	case f.kind == b2.KindCanceled:
-		return err // shutdown or watchdog: the consumer tells them apart
-	case !f.Retryable, f.terminal:
-		return consumer.Permanent(f)
-	case f.RetryAfter > 0:
-		return consumer.RetryAfter(f, f.RetryAfter)
-	}
-	return f
+	return ContractErrorOf(err)
 }
 
-// exhaustedFailure is the contract error of a message whose attempts ran out.
-func exhaustedFailure(f consumer.Failure, maxAttempts int) *ContractError {
-	if f.Err == nil {
-		err := fmt.Errorf("no result after %d attempts: the worker handling the last one stopped or timed out", maxAttempts)
-		return &ContractError{Err: err, Code: schema.CodeUnavailable, Retryable: true, Message: err.Error()}
+// exhausted restates f's fault for the publisher when the consumer gave up because the attempts
+// ran out: a request back without a result, or one B2 kept failing, is unavailable.
+func exhausted(f consumer.Failure, maxAttempts int) consumer.Fault {
+	out := f.Fault
+	switch {
+	case f.Err == nil:
+		msg := fmt.Sprintf("no result after %d attempts: the worker handling the last one stopped or timed out", maxAttempts)
+		out = consumer.Fault{Error: schema.Error{Code: schema.CodeUnavailable, Message: msg, Retryable: true}}
+	case f.Exhausted && out.Error.Retryable && out.Error.Code != schema.CodeInternal:
+		out.Error.Code = schema.CodeUnavailable
+		out.Error.Message = fmt.Sprintf("B2 kept failing for %d attempts: %s", maxAttempts, out.Error.Message)
 	}
-	out := *ContractErrorOf(f.Err)
-	if f.Exhausted && out.Retryable && out.Code != schema.CodeInternal {
-		out.Code = schema.CodeUnavailable
-		out.Message = fmt.Sprintf("B2 kept failing for %d attempts: %s", maxAttempts, out.Message)
-	}
-	return &out
+	return out
 }

@@ -205,17 +205,21 @@ var (
 	statusError        = []string{schema.StatusError}
 )
 
-// reject writes the error reply of a message the consumer gave up on and describes the dead
-// letter. A payload that cannot be decoded still gets a reply (in JSON when its Content-Type is
-// unsupported) with the id from its headers.
-func (b base) reject(ctx context.Context, m *consumer.Message, f consumer.Failure, w consumer.ReplyWriter) (consumer.Rejection, error) {
+// Errors writes the error replies of both operations (consumer.Config.Errors): in the request's
+// encoding (JSON when it has none that the contract knows), with the id from the payload when it
+// has one, and for a listing as the final part after every part this or an earlier delivery may
+// have sent.
+type Errors struct{}
+
+// Reply implements consumer.ErrorReplier.
+func (Errors) Reply(ctx context.Context, m *consumer.Message, f consumer.Failure, w consumer.ReplyWriter) (consumer.Fault, error) {
 	codec, err := schema.CodecForPayload(m.Header.Get(schema.HeaderContentType), m.Data)
 	if err != nil {
 		codec = schema.JSON
 	}
-	id := requestID(m, bodyID(codec, m.Data))
-	fail := exhaustedFailure(f, m.MaxAttempts)
-	env := schema.Reply[struct{}]{ID: id, Op: m.Op, Error: fail.Wire(), Attempt: m.Attempt}
+	m.RequestID = requestID(m, bodyID(codec, m.Data))
+	fault := exhausted(f, m.MaxAttempts)
+	env := schema.Reply[struct{}]{ID: m.RequestID, Op: m.Op, Error: &fault.Error, Attempt: m.Attempt}
 	if !m.Received.IsZero() {
 		env.DurationMs = time.Since(m.Received).Milliseconds()
 	}
@@ -225,6 +229,5 @@ func (b base) reject(ctx context.Context, m *consumer.Message, f consumer.Failur
 		// error reply is the next, final part.
 		h = partHeader(lastPartSent(ctx, m, w)+1, true)
 	}
-	rej := consumer.Rejection{RequestID: id, Code: fail.Code, Message: fail.Message}
-	return rej, send(ctx, w, codec, env, h)
+	return fault, send(ctx, w, codec, env, h)
 }

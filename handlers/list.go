@@ -25,11 +25,11 @@ func (h *ListFileNames) Handle(ctx context.Context, m *consumer.Message, w consu
 	var req schema.ListFileNamesRequest
 	r, err := h.decode(m, &req, func() string { return req.ID })
 	if err != nil {
-		return disposition(err)
+		return classified(err)
 	}
 	match, err := req.Glob() // valid: Validate compiled it
 	if err != nil {
-		return disposition(fmt.Errorf("%w: match: %w", schema.ErrInvalidRequest, err))
+		return classified(fmt.Errorf("%w: match: %w", schema.ErrInvalidRequest, err))
 	}
 	lr := b2.ListRequest{
 		BucketID: req.BucketID, BucketName: req.BucketName, Prefix: req.Prefix,
@@ -41,7 +41,7 @@ func (h *ListFileNames) Handle(ctx context.Context, m *consumer.Message, w consu
 	}
 	parts, err := newPartWriter(w, r, m, req.AllPages)
 	if err != nil {
-		return disposition(err)
+		return classified(err)
 	}
 	br := h.breakers.get(m.Account, schema.OpListFileNames)
 	deadline, hasDeadline := req.DeadlineTime()
@@ -61,9 +61,9 @@ func (h *ListFileNames) Handle(ctx context.Context, m *consumer.Message, w consu
 	}
 	l := &listing{h: h, m: m, w: w, req: &req, match: match, parts: parts, fetch: fetch, checkDeadline: checkDeadline, id: r.id}
 	if req.AllPages {
-		return disposition(l.all(ctx, lr))
+		return classified(l.all(ctx, lr))
 	}
-	return disposition(l.one(ctx, lr))
+	return classified(l.one(ctx, lr))
 }
 
 // listing is one delivery of a list_file_names request.
@@ -265,11 +265,6 @@ func (l *listing) await(ctx context.Context, f *pageFetch, cp *checkpointer, buc
 			timer.Reset(l.h.progressEvery)
 		}
 	}
-}
-
-// Reject implements consumer.Handler.
-func (h *ListFileNames) Reject(ctx context.Context, m *consumer.Message, f consumer.Failure, w consumer.ReplyWriter) (consumer.Rejection, error) {
-	return h.reject(ctx, m, f, w)
 }
 
 // listProbe is the cheapest form of a failing listing: one name of the same bucket.

@@ -203,12 +203,12 @@ func TestListPermanentErrors(t *testing.T) {
 			assert.True(t, consumer.IsPermanent(err), "%v", err)
 			assert.Equal(t, tt.code, handlers.ContractErrorOf(err).Code, "%v", err)
 
-			// Reject answers even an undecodable request, in JSON when its encoding is unknown.
+			// The error reply answers even an undecodable request, in JSON when its encoding is unknown.
 			w := newRecorder()
-			rej, err := f.set.ListFileNames.Reject(context.Background(), m, consumer.Failure{Err: err}, w)
+			rej, err := handlers.Errors{}.Reply(context.Background(), m, consumer.Failure{Err: err, Fault: consumer.FaultOf(err)}, w)
 			require.NoError(t, err)
-			assert.Equal(t, tt.code, rej.Code)
-			assert.Equal(t, m.Header.Get(schema.HeaderMsgID), rej.RequestID, "id falls back to Nats-Msg-Id")
+			assert.Equal(t, tt.code, rej.Error.Code)
+			assert.Equal(t, m.Header.Get(schema.HeaderMsgID), m.RequestID, "id falls back to Nats-Msg-Id")
 			replies := decodeReplies[schema.ListResult](t, w)
 			require.Len(t, replies, 1)
 			assert.False(t, replies[0].OK)
@@ -223,14 +223,13 @@ func TestListPermanentErrors(t *testing.T) {
 // reports the delivery that produced it and the time spent on it.
 func TestRejectContinuesPartsAndReportsDelivery(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, handlers.BreakerSettings{})
 	m := message(t, schema.OpListFileNames, "", schema.JSON, map[string]any{"bucketName": "gone-bucket"})
 	m.Attempt, m.Received = 6, time.Now().Add(-1500*time.Millisecond) // a spare delivery after the last attempt
 	w := newRecorder()
 	for range 2 {
 		require.NoError(t, w.Send(context.Background(), consumer.Reply{Data: []byte("{}")}))
 	}
-	_, err := f.set.ListFileNames.Reject(context.Background(), m, consumer.Failure{Exhausted: true}, w)
+	_, err := handlers.Errors{}.Reply(context.Background(), m, consumer.Failure{Exhausted: true}, w)
 	require.NoError(t, err)
 	last := w.all()[2]
 	assert.Equal(t, "3", last.Header.Get(schema.HeaderPart))

@@ -291,10 +291,10 @@ func TestListRejectAfterResumeNumbersTheErrorAfterTheParts(t *testing.T) {
 	w1 := &crashRecorder{recorder: newRecorder(), cp: cp, crash: func(i int, _ schema.Reply[schema.ListResult]) bool { return i == 3 }}
 	require.Error(t, f.set.ListFileNames.Handle(context.Background(), m, w1))
 
-	// The server's spare delivery after the last attempt: only Reject runs.
+	// The server's spare delivery after the last attempt: only the error reply runs.
 	m, _ = delivery(t, body, 6, store, 5)
 	w := newRecorder()
-	_, err := f.set.ListFileNames.Reject(context.Background(), m, consumer.Failure{Exhausted: true}, w)
+	_, err := handlers.Errors{}.Reply(context.Background(), m, consumer.Failure{Exhausted: true}, w)
 	require.NoError(t, err)
 	require.Len(t, w.all(), 1)
 	assert.Equal(t, "4", w.all()[0].Header.Get(schema.HeaderPart), "after parts 1..3 (3 may not be checkpointed)")

@@ -56,7 +56,7 @@ type Config struct {
 
 	// Consumer configures the JetStream side (subjects, streams, attempts, ack wait,
 	// concurrency, drain timeout, reply subjects, OnEvent); see consumer.Config. Its Logger
-	// defaults to Logger.
+	// defaults to Logger, its Errors to handlers.Errors (the contract's error replies).
 	Consumer consumer.Config
 	// Breakers configures the circuit breaker of each account and operation; see
 	// handlers.BreakerSettings. MaxHeld defaults to half the consumer's concurrency (at least
@@ -120,6 +120,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Consumer.Logger == nil {
 		c.Consumer.Logger = c.Logger
+	}
+	if c.Consumer.Errors == nil {
+		c.Consumer.Errors = handlers.Errors{}
 	}
 	if c.Consumer.TracerProvider == nil {
 		c.Consumer.TracerProvider = c.TracerProvider

@@ -39,6 +39,7 @@ func TestDailyTransactionBudgetAnswersCapExceeded(t *testing.T) {
 	assert.Equal(t, schema.CodeCapExceeded, ce.Code)
 	assert.True(t, ce.Retryable)
 	assert.Zero(t, ce.B2Status)
+	assert.Equal(t, 1, ce.Attempt, "answered at once: no redelivery renews a daily budget")
 	assert.Equal(t, calls, wd.fake.Calls(b2test.EndpointAuthorize), "the 6th call never reached B2")
 	_, err = c.Authorize(ctx, schema.AuthorizeRequest{})
 	require.NoError(t, err, "the cached session is still served")

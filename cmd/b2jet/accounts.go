@@ -224,7 +224,7 @@ func loadAccountsFile(path string) (*accountsFile, error) {
 // used when the entry names none.
 func (e accountEntry) config(name, defaultRealm string) (b2.Config, error) {
 	field := func(f string) string { return fmt.Sprintf("%s: accounts.%s.%s", configSetting, name, f) }
-	if name == "" || strings.ContainsAny(name, " \t\r\n.*>/\\") {
+	if !schema.ValidToken(name) {
 		return b2.Config{}, badSetting(configSetting, "account name %q must be one subject token (no spaces, '.', '*', '>', '/', '\\')", name)
 	}
 	if e.KeyID == "" {

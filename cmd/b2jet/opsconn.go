@@ -51,11 +51,11 @@ func (f *OpsFlags) validate() error {
 	switch {
 	case !validSubject(f.InboxPrefix) || strings.HasPrefix(f.InboxPrefix, "$"):
 		return badSetting("--inbox-prefix (B2JET_INBOX_PREFIX)", "%q must be a subject without wildcards, not starting with '$'", f.InboxPrefix)
-	case !validToken(f.SubjectPrefix):
+	case !schema.ValidToken(f.SubjectPrefix):
 		return badSetting("--subject-prefix (B2JET_SUBJECT_PREFIX)", "%q must be one subject token", f.SubjectPrefix)
-	case !validToken(f.RequestsStream):
+	case !schema.ValidToken(f.RequestsStream):
 		return badSetting("--requests-stream (B2JET_REQUESTS_STREAM)", "%q is not a valid stream name", f.RequestsStream)
-	case !validToken(f.DLQStream) || f.DLQStream == f.RequestsStream:
+	case !schema.ValidToken(f.DLQStream) || f.DLQStream == f.RequestsStream:
 		return badSetting("--dlq-stream (B2JET_DLQ_STREAM)", "%q is not a valid stream name distinct from the request stream", f.DLQStream)
 	}
 	return nil
@@ -283,7 +283,7 @@ func checkSeqs(seqs []uint64) error {
 
 // checkFilterToken refuses an operation or account filter that is not one subject token.
 func checkFilterToken(flag, v string) error {
-	if v != "" && !validToken(v) {
+	if v != "" && !schema.ValidToken(v) {
 		return badSetting(flag, "%q must be one subject token", v)
 	}
 	return nil

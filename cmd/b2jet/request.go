@@ -194,10 +194,10 @@ func (r *RequestCmd) connect() (*requester, error) {
 	if err := r.NATSAuth.validate(); err != nil {
 		return nil, err
 	}
-	if r.Account != "" && !validToken(r.Account) {
+	if r.Account != "" && !schema.ValidToken(r.Account) {
 		return nil, badSetting("--account (B2JET_ACCOUNT)", "%q must be one subject token", r.Account)
 	}
-	if !validToken(r.SubjectPrefix) {
+	if !schema.ValidToken(r.SubjectPrefix) {
 		return nil, badSetting("--subject-prefix (B2JET_SUBJECT_PREFIX)", "%q must be one subject token", r.SubjectPrefix)
 	}
 	if r.Timeout <= 0 {

@@ -177,11 +177,11 @@ func (c *WorkerCmd) validate() (*plan, error) {
 // again with its field names).
 func (c *WorkerCmd) validateConsumer() error {
 	switch {
-	case !validToken(c.SubjectPrefix):
+	case !schema.ValidToken(c.SubjectPrefix):
 		return badSetting("--subject-prefix (B2JET_SUBJECT_PREFIX)", "%q must be one subject token (no spaces, '.', '*', '>', '/', '\\')", c.SubjectPrefix)
-	case !validToken(c.RequestsStream):
+	case !schema.ValidToken(c.RequestsStream):
 		return badSetting("--requests-stream (B2JET_REQUESTS_STREAM)", "%q is not a valid stream name", c.RequestsStream)
-	case !validToken(c.DLQStream) || c.DLQStream == c.RequestsStream:
+	case !schema.ValidToken(c.DLQStream) || c.DLQStream == c.RequestsStream:
 		return badSetting("--dlq-stream (B2JET_DLQ_STREAM)", "%q is not a valid stream name distinct from the request stream", c.DLQStream)
 	case c.Replicas < 1 || c.Replicas > 5:
 		return badSetting("--replicas (B2JET_REPLICAS)", "%d is not within 1..5", c.Replicas)
@@ -245,9 +245,6 @@ func trimAt(percent int) int {
 
 // validLimit reports whether v is a stream or bucket limit: -1 (none) or positive.
 func validLimit(v int64) bool { return v == -1 || v > 0 }
-
-// validToken reports whether s is usable as one subject token and as a stream name.
-func validToken(s string) bool { return schema.ValidToken(s) }
 
 // consumerConfig is the consumer.Config the flags describe.
 func (c *WorkerCmd) consumerConfig(log *slog.Logger) consumer.Config {

@@ -28,11 +28,6 @@ func (h nopHandler) Handle(context.Context, *consumer.Message, consumer.ReplyWri
 	return nil
 }
 
-func (nopHandler) Reject(_ context.Context, m *consumer.Message, _ consumer.Failure, _ consumer.ReplyWriter) (consumer.Rejection, error) {
-	id := schema.ResolveRequestID("", m.Header, "generated")
-	return consumer.Rejection{RequestID: id, Code: schema.CodeInvalidRequest, Message: "test failure"}, nil
-}
-
 // env is an embedded server whose streams and consumers were set up by a consumer.Worker.
 type env struct {
 	t   *testing.T

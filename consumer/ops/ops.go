@@ -74,7 +74,7 @@ func invalid(format string, args ...any) error {
 // checkToken validates an operation or account given as a filter: one subject token without
 // wildcards, so that it cannot widen the filter. "" (no filter) is fine.
 func checkToken(field, v string) error {
-	if v != "" && strings.ContainsAny(v, " \t\r\n.*>") {
+	if v != "" && !schema.ValidToken(v) {
 		return invalid("%s %q is not a single subject token", field, v)
 	}
 	return nil

@@ -30,10 +30,6 @@ func (nopHandler) Handle(context.Context, *consumer.Message, consumer.ReplyWrite
 	return errors.New("not run")
 }
 
-func (nopHandler) Reject(context.Context, *consumer.Message, consumer.Failure, consumer.ReplyWriter) (consumer.Rejection, error) {
-	return consumer.Rejection{}, errors.New("not run")
-}
-
 // env is an embedded JetStream whose streams a consumer.Worker set up, the ops behind a console,
 // and the console on an httptest server.
 type env struct {

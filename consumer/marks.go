@@ -1,13 +1,12 @@
 package consumer
 
 import (
-	"errors"
 	"fmt"
 	"time"
 )
 
-// PermanentError marks an error that must not be retried: the consumer rejects the message at once
-// (error reply and dead letter). Create it with Permanent; find it with errors.As or IsPermanent.
+// PermanentError marks an error that must not be retried, whatever its Fault says: the consumer
+// rejects the message at once (error reply and dead letter). Create it with Permanent.
 type PermanentError struct {
 	Err error
 }
@@ -23,7 +22,7 @@ func (e *PermanentError) Error() string {
 func (e *PermanentError) Unwrap() error { return e.Err }
 
 // RetryAfterError marks a retryable error whose retry must wait at least Delay (for instance a
-// server's Retry-After). Create it with RetryAfter; find it with errors.As or RetryAfterOf.
+// server's Retry-After), when its Fault asks for no longer a delay. Create it with RetryAfter.
 type RetryAfterError struct {
 	Err   error
 	Delay time.Duration
@@ -53,17 +52,11 @@ func RetryAfter(err error, d time.Duration) error {
 	return &RetryAfterError{Err: err, Delay: max(d, 0)}
 }
 
-// IsPermanent reports whether err's chain holds a PermanentError.
-func IsPermanent(err error) bool {
-	var p *PermanentError
-	return errors.As(err, &p)
-}
+// IsPermanent reports whether err's Fault is not retryable (see FaultOf).
+func IsPermanent(err error) bool { return err != nil && !FaultOf(err).Error.Retryable }
 
-// RetryAfterOf returns the delay of the first RetryAfterError in err's chain.
+// RetryAfterOf returns the delay of err's Fault, when it has one (see FaultOf).
 func RetryAfterOf(err error) (time.Duration, bool) {
-	var r *RetryAfterError
-	if errors.As(err, &r) {
-		return r.Delay, true
-	}
-	return 0, false
+	d := FaultOf(err).RetryAfter
+	return d, d > 0
 }
