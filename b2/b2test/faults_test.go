@@ -256,6 +256,25 @@ func TestCalls(t *testing.T) {
 	require.Equal(t, 1, s.Calls(b2test.EndpointListFileNames))
 }
 
+func TestPrefixCalls(t *testing.T) {
+	s := start(t)
+	id := s.CreateBucket("bucket")
+	tok := authorize(t, s, s.MasterKey())
+	s.CountPrefix("big/")
+	s.Inject(b2test.EndpointListFileNames, b2test.Fault{Status: 503, Times: 1, Prefix: "big/"})
+	for _, prefix := range []string{"big/", "big/a", "small/", "", "bi"} {
+		call(t, s, http.MethodPost, "v2", b2test.EndpointListFileNames, tok, map[string]any{"bucketId": id, "prefix": prefix})
+	}
+	require.Equal(t, 2, s.PrefixCalls("big/"), "the calls under big/, the faulted one too")
+	require.Zero(t, s.PrefixCalls("small/"), "a prefix not counted")
+	require.Equal(t, 5, s.Calls(b2test.EndpointListFileNames))
+
+	s.ResetCalls()
+	require.Zero(t, s.PrefixCalls("big/"))
+	call(t, s, http.MethodPost, "v2", b2test.EndpointListFileNames, tok, map[string]any{"bucketId": id, "prefix": "big/x"})
+	require.Equal(t, 1, s.PrefixCalls("big/"), "still counted after a reset")
+}
+
 func TestHandlerWithoutListener(t *testing.T) {
 	s := start(t)
 	s.Inject(b2test.EndpointAuthorize, b2test.Fault{Drop: true, Times: 1})

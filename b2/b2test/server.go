@@ -61,6 +61,8 @@ type Server struct {
 
 	callMu sync.Mutex
 	calls  map[Endpoint]int
+	// prefixCalls counts the list calls under each prefix given to CountPrefix.
+	prefixCalls map[string]int
 	// expireEvery, when positive, expires every token after each expireEvery-th call of
 	// expireEp (see ExpireTokensEvery); expireCount counts those calls.
 	expireEp    Endpoint
@@ -90,16 +92,17 @@ func NewServer() *Server {
 func newFake() *Server {
 	n := accountSeq.Add(1)
 	s := &Server{
-		accountID:  fmt.Sprintf("acct%012x", 0x0123456789a0+n),
-		done:       make(chan struct{}),
-		keys:       make(map[string]*keyRec),
-		tokens:     make(map[string]*tokenRec),
-		buckets:    make(map[string]*bucket),
-		byID:       make(map[string]*bucket),
-		reserved:   make(map[string]string),
-		latency:    make(map[Endpoint]time.Duration),
-		keyLatency: make(map[string]time.Duration),
-		calls:      make(map[Endpoint]int),
+		accountID:   fmt.Sprintf("acct%012x", 0x0123456789a0+n),
+		done:        make(chan struct{}),
+		keys:        make(map[string]*keyRec),
+		tokens:      make(map[string]*tokenRec),
+		buckets:     make(map[string]*bucket),
+		byID:        make(map[string]*bucket),
+		reserved:    make(map[string]string),
+		latency:     make(map[Endpoint]time.Duration),
+		keyLatency:  make(map[string]time.Duration),
+		calls:       make(map[Endpoint]int),
+		prefixCalls: make(map[string]int),
 	}
 	s.fullPageContinuation.Store(true)
 	s.handler = http.HandlerFunc(s.serveHTTP)
@@ -145,11 +148,44 @@ func (s *Server) Calls(ep Endpoint) int {
 	return s.calls[ep]
 }
 
-// ResetCalls sets every call counter back to zero.
+// ResetCalls sets every call counter back to zero (those of CountPrefix too).
 func (s *Server) ResetCalls() {
 	s.callMu.Lock()
 	defer s.callMu.Unlock()
 	clear(s.calls)
+	for p := range s.prefixCalls {
+		s.prefixCalls[p] = 0
+	}
+}
+
+// CountPrefix has the fake count the b2_list_file_names calls whose prefix parameter starts with
+// prefix, faulted and refused ones included (see PrefixCalls): a test that mixes listings tells
+// the B2 calls of one kind apart so.
+func (s *Server) CountPrefix(prefix string) {
+	s.callMu.Lock()
+	defer s.callMu.Unlock()
+	if _, ok := s.prefixCalls[prefix]; !ok {
+		s.prefixCalls[prefix] = 0
+	}
+}
+
+// PrefixCalls returns how many b2_list_file_names calls under prefix the fake has received since
+// CountPrefix(prefix) or ResetCalls; 0 for a prefix it does not count.
+func (s *Server) PrefixCalls(prefix string) int {
+	s.callMu.Lock()
+	defer s.callMu.Unlock()
+	return s.prefixCalls[prefix]
+}
+
+// countPrefixes counts a list call in every counted prefix its prefix parameter starts with.
+func (s *Server) countPrefixes(prefix string) {
+	s.callMu.Lock()
+	defer s.callMu.Unlock()
+	for p, n := range s.prefixCalls {
+		if strings.HasPrefix(prefix, p) {
+			s.prefixCalls[p] = n + 1
+		}
+	}
 }
 
 func (s *Server) count(ep Endpoint) {
@@ -202,6 +238,7 @@ func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request, version i
 	var lerr *apiError
 	if ep == EndpointListFileNames {
 		lr, lerr = parseListRequest(r)
+		s.countPrefixes(lr.prefix)
 	}
 	if !s.sleep(w, r, s.latencyFor(ep)+s.keyLatencyFor(r, ep)) {
 		return

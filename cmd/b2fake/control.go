@@ -16,7 +16,8 @@ import (
 //	POST   /latency        {"endpoint":"b2_list_file_names","latency":"20ms"} ("0s" removes it)
 //	POST   /expire-tokens  every token issued so far answers 401 expired_auth_token
 //	POST   /reset-calls    set the call counters to zero
-//	GET    /stats          stats: calls per endpoint, Retry-After violations, issued tokens
+//	GET    /stats          stats: calls per endpoint, list calls per -add prefix, Retry-After
+//	                       violations, issued tokens
 
 // faultSpec is b2test.Fault as JSON, for one endpoint.
 type faultSpec struct {
@@ -38,9 +39,11 @@ type latencySpec struct {
 
 // stats is what GET /stats answers.
 type stats struct {
-	Calls      map[b2test.Endpoint]int `json:"calls"`
-	Violations []b2test.Violation      `json:"violations"`
-	Tokens     []string                `json:"tokens"`
+	Calls map[b2test.Endpoint]int `json:"calls"`
+	// PrefixCalls are the list calls under each prefix of -add.
+	PrefixCalls map[string]int     `json:"prefixCalls"`
+	Violations  []b2test.Violation `json:"violations"`
+	Tokens      []string           `json:"tokens"`
 }
 
 // duration is a time.Duration written as Go writes it ("1.5s").
@@ -70,8 +73,8 @@ func knownEndpoint(ep b2test.Endpoint) error {
 	return fmt.Errorf("unknown endpoint %q", ep)
 }
 
-// newControl returns the control API of fake.
-func newControl(fake *b2test.Server) http.Handler {
+// newControl returns the control API of fake, whose list calls under each of prefixes it counts.
+func newControl(fake *b2test.Server, prefixes []string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /faults", func(w http.ResponseWriter, r *http.Request) {
 		var f faultSpec
@@ -103,9 +106,12 @@ func newControl(fake *b2test.Server) http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
-		st := stats{Calls: map[b2test.Endpoint]int{}, Violations: fake.Violations(), Tokens: fake.Tokens()}
+		st := stats{Calls: map[b2test.Endpoint]int{}, PrefixCalls: map[string]int{}, Violations: fake.Violations(), Tokens: fake.Tokens()}
 		for _, ep := range endpoints {
 			st.Calls[ep] = fake.Calls(ep)
+		}
+		for _, p := range prefixes {
+			st.PrefixCalls[p] = fake.PrefixCalls(p)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(st) // a failed write means the caller went away

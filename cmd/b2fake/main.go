@@ -19,6 +19,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,6 +44,15 @@ type options struct {
 	bucket  string
 	files   int
 	prefix  string
+	// more are further sets of files (-add), each under a prefix of its own whose list calls
+	// the fake counts (GET /stats, prefixCalls).
+	more []fileSet
+}
+
+// fileSet is one -add: count files named prefix + a 7-digit index.
+type fileSet struct {
+	prefix string
+	count  int
 }
 
 func parse(args []string) (options, error) {
@@ -54,6 +65,15 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.bucket, "bucket", "chaos-bucket", "bucket to create")
 	fs.IntVar(&o.files, "files", 1000, "files to add to the bucket")
 	fs.StringVar(&o.prefix, "prefix", "data/", "name prefix of the files")
+	fs.Func("add", "more files, `prefix=count` (repeatable); the list calls under prefix are counted in /stats", func(v string) error {
+		p, n, ok := strings.Cut(v, "=")
+		count, err := strconv.Atoi(n)
+		if !ok || p == "" || err != nil || count < 0 {
+			return fmt.Errorf("-add %q is not prefix=count", v)
+		}
+		o.more = append(o.more, fileSet{p, count})
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -66,6 +86,15 @@ func parse(args []string) (options, error) {
 		return o, fmt.Errorf("-files %d is negative", o.files)
 	}
 	return o, nil
+}
+
+// counted are the prefixes whose list calls the fake counts.
+func (o options) counted() []string {
+	var out []string
+	for _, set := range o.more {
+		out = append(out, set.prefix)
+	}
+	return out
 }
 
 // banner is the line b2fake prints once it serves.
@@ -92,12 +121,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		names[i] = fmt.Sprintf("%s%07d", o.prefix, i)
 	}
 	fake.AddFiles(o.bucket, names...)
+	for _, set := range o.more {
+		names := make([]string, set.count)
+		for i := range names {
+			names[i] = fmt.Sprintf("%s%07d", set.prefix, i)
+		}
+		fake.AddFiles(o.bucket, names...)
+		fake.CountPrefix(set.prefix)
+	}
 
 	l, err := net.Listen("tcp", o.control)
 	if err != nil {
 		return fmt.Errorf("control API: %w", err)
 	}
-	srv := &http.Server{Handler: newControl(fake), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: newControl(fake, o.counted()), ReadHeaderTimeout: 5 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 

@@ -99,6 +99,29 @@ func TestFakeProcessServesAndTakesFaults(t *testing.T) {
 	assert.Equal(t, http.StatusNoContent, code)
 }
 
+func TestFakeCountsListCallsUnderAddedPrefixes(t *testing.T) {
+	t.Setenv("B2FAKE_KEY", "K-secret")
+	b := startFake(t, "-key-id", "k", "-files", "3", "-prefix", "x/", "-add", "big/=25")
+	code, _, body := do(t, "GET", b.URL+"/b2api/v3/b2_authorize_account", "", "Authorization", "Basic "+basic("k", "K-secret"))
+	require.Equal(t, 200, code, body)
+	var auth struct {
+		AuthorizationToken string `json:"authorizationToken"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &auth))
+	for _, prefix := range []string{"big/", "big/", "x/", ""} {
+		code, _, body = do(t, "POST", b.URL+"/b2api/v3/b2_list_file_names",
+			`{"bucketId":"`+b.BucketID+`","prefix":"`+prefix+`","maxFileCount":10}`, "Authorization", auth.AuthorizationToken)
+		require.Equal(t, 200, code, body)
+	}
+	assert.Contains(t, body, `"fileName":"big/0000009"`, "the added files are in the bucket")
+	code, _, body = do(t, "GET", b.Control+"/stats", "")
+	require.Equal(t, 200, code)
+	var st stats
+	require.NoError(t, json.Unmarshal([]byte(body), &st), body)
+	assert.Equal(t, map[string]int{"big/": 2}, st.PrefixCalls)
+	assert.Equal(t, 4, st.Calls["b2_list_file_names"])
+}
+
 func TestFakeControlRefusesBadSpecs(t *testing.T) {
 	b := startFake(t, "-files", "0")
 	for _, body := range []string{
@@ -114,7 +137,8 @@ func TestFakeControlRefusesBadSpecs(t *testing.T) {
 
 func TestParseRefusesBadFlags(t *testing.T) {
 	t.Setenv("B2FAKE_KEY", "")
-	for _, args := range [][]string{{"-key-id", "x"}, {"-files", "-1"}, {"extra"}, {"-nope"}} {
+	for _, args := range [][]string{{"-key-id", "x"}, {"-files", "-1"}, {"extra"}, {"-nope"},
+		{"-add", "big/"}, {"-add", "=3"}, {"-add", "big/=-1"}, {"-add", "big/=x"}} {
 		_, err := parse(args)
 		assert.Error(t, err, "%q", args)
 	}

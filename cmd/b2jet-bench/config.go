@@ -29,6 +29,10 @@ type sizes struct {
 	// ListNames in one bucket, listed with allPages in pages of ListPage names (scenario 4).
 	ListNames int
 	ListPage  int
+	// SlowPages pages of ListPage names, each list call SlowLatency long, are listed with
+	// allPages too (scenario 4).
+	SlowPages   int
+	SlowLatency time.Duration
 
 	// ScaleProcs worker processes of ScaleConcurrency each share ScaleRequests list requests
 	// whose B2 calls take ScaleLatency (scenario 5).
@@ -89,6 +93,8 @@ func fullSizes() sizes {
 		},
 		ListNames:         1_000_000,
 		ListPage:          10_000,
+		SlowPages:         20,
+		SlowLatency:       300 * time.Millisecond,
 		ScaleProcs:        []int{1, 2, 4},
 		ScaleConcurrency:  32,
 		ScaleRequests:     2_560,
@@ -146,6 +152,8 @@ func smokeSizes() sizes {
 		},
 		ListNames:         10_000,
 		ListPage:          1_000,
+		SlowPages:         5,
+		SlowLatency:       20 * time.Millisecond,
 		ScaleProcs:        []int{1, 2},
 		ScaleConcurrency:  4,
 		ScaleRequests:     40,

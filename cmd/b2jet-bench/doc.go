@@ -3,7 +3,8 @@
 //
 // It owns the benchmark program of issue #6, nine scenarios: overhead against the raw loop a
 // user would write with nats.go's jetstream Consume() (cmd/b2jet-bench/rawloop), live latency,
-// latency hiding behind 200 ms B2 calls against Little's law, a million-name listing, scale-out
+// latency hiding behind 200 ms B2 calls against Little's law, a million-name listing against the
+// b2.Client page loop alone (cmd/b2jet-bench/pageloop) and a listing of 300 ms pages, scale-out
 // over worker processes, the session cache under token expiry, a listing whose worker is killed
 // half-way and resumed by another, fairness between a flooding account and a quiet one, and the
 // idle cost of many accounts on several workers. Each is repeated and interleaved with its

@@ -36,7 +36,8 @@ type load struct {
 	arrived     []int64 // unix nanos of the final reply, 0 until then
 	first, last int64
 	duplicates  int
-	onFinal     func(*nats.Msg) // optional, on the subscription's goroutine
+	onFinal     func(*nats.Msg)        // optional, on the subscription's goroutine
+	onPart      func(*nats.Msg, int64) // optional: every reply part and its arrival (unix nanos)
 
 	answered atomic.Int64
 	parts    atomic.Int64
@@ -52,6 +53,7 @@ type loadSpec struct {
 	body                  any
 	n                     int
 	onFinal               func(*nats.Msg)
+	onPart                func(*nats.Msg, int64)
 }
 
 // newLoad connects a publisher of the spec's requests to the server at url, subscribed for their
@@ -72,7 +74,7 @@ func newLoad(ctx context.Context, url string, spec loadSpec) (*load, error) {
 	}
 	n := spec.n
 	l := &load{nc: nc, req: client.Request{Op: spec.op, Account: spec.account, Data: data}, n: n, sent: make([]int64, n),
-		arrived: make([]int64, n), onFinal: spec.onFinal, done: make(chan struct{})}
+		arrived: make([]int64, n), onFinal: spec.onFinal, onPart: spec.onPart, done: make(chan struct{})}
 	if l.b, err = c.NewBatch(ctx, client.BatchOptions{OnReply: l.receive}); err != nil {
 		nc.Close()
 		return nil, err
@@ -134,6 +136,9 @@ func (l *load) receive(r client.Reply) {
 	l.bytes.Add(int64(len(r.Msg.Data)))
 	if r.Error {
 		l.errors.Add(1)
+	}
+	if l.onPart != nil {
+		l.onPart(r.Msg, now)
 	}
 	if !r.Final {
 		return

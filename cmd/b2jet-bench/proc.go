@@ -15,9 +15,10 @@ import (
 
 // The programs the bench runs as processes, by main package.
 const (
-	b2jetPkg   = "github.com/b2jet/b2jet/cmd/b2jet"
-	rawLoopPkg = "github.com/b2jet/b2jet/cmd/b2jet-bench/rawloop"
-	natsPkg    = "nats-server"
+	b2jetPkg    = "github.com/b2jet/b2jet/cmd/b2jet"
+	rawLoopPkg  = "github.com/b2jet/b2jet/cmd/b2jet-bench/rawloop"
+	pageLoopPkg = "github.com/b2jet/b2jet/cmd/b2jet-bench/pageloop"
+	natsPkg     = "nats-server"
 )
 
 // stopTimeout is how long a stopped process may take to drain and exit.

@@ -67,15 +67,20 @@ func TestSmoke(t *testing.T) {
 		r, err := b.listing(ctx)
 		require.NoError(t, err)
 		require.Len(t, r.B2jet, sz.Reps)
+		require.Len(t, r.Loop, sz.Reps)
 		require.Len(t, r.Bare, sz.Reps)
-		require.Len(t, r.Client, sz.Reps)
+		require.Len(t, r.Slow, sz.Reps)
 		for i := range sz.Reps {
 			assert.Equal(t, sz.ListNames, r.Count[i])
 			assert.Positive(t, r.Parts[i])
-			assert.GreaterOrEqual(t, r.Pages[i], sz.ListNames/sz.ListPage)
+			assert.GreaterOrEqual(t, r.Pages[i], sz.ListNames/sz.ListPage, "the page loop's pages")
 			assert.Positive(t, r.RSSMiB[i])
+			assert.Positive(t, r.B2jetCPU[i], "the worker's CPU is read")
+			assert.GreaterOrEqual(t, r.LoopCPU[i], 0.0)
+			assert.Equal(t, sz.SlowPages, r.SlowCalls[i], "one B2 list call per slow page")
+			assert.Greater(t, r.Slow[i], 0.0)
 		}
-		assert.Len(t, r.section(sz).Targets, 2)
+		assert.Len(t, r.section(sz).Targets, 5)
 	})
 
 	t.Run("5 scale-out", func(t *testing.T) {

@@ -52,8 +52,8 @@ type env struct {
 }
 
 // newEnv starts natsNodes nats-servers (a cluster with R3 streams when more than one), the fake
-// B2 with a recognisable application key, and connects the test.
-func newEnv(t *testing.T, name string, natsNodes int) *env {
+// B2 with a recognisable application key (and fakeArgs), and connects the test.
+func newEnv(t *testing.T, name string, natsNodes int, fakeArgs ...string) *env {
 	t.Helper()
 	e := &env{t: t, name: name, replicas: 1, replyTo: "chaos.reply." + strings.Fields(name)[0]}
 	if natsNodes > 1 {
@@ -65,7 +65,7 @@ func newEnv(t *testing.T, name string, natsNodes int) *env {
 		"--fetch-max-wait", "2s", // heartbeats every second: a lost pull is found at once
 	}
 	e.nats = startNATS(t, natsNodes)
-	e.fake = startFake(t, "K005CHAOS"+rand.Text()+"SECRETKEY")
+	e.fake = startFake(t, "K005CHAOS"+rand.Text()+"SECRETKEY", fakeArgs...)
 	nc, err := nats.Connect(e.nats.urls(), nats.Name("chaos "+t.Name()), nats.MaxReconnects(-1),
 		nats.ReconnectWait(100*time.Millisecond), nats.RetryOnFailedConnect(true))
 	if err != nil {

@@ -27,8 +27,10 @@ type fakeB2 struct {
 
 // fakeStats is the control API's GET /stats.
 type fakeStats struct {
-	Calls      map[string]int `json:"calls"`
-	Violations []struct {
+	Calls map[string]int `json:"calls"`
+	// PrefixCalls are the list calls under each prefix of b2fake's -add.
+	PrefixCalls map[string]int `json:"prefixCalls"`
+	Violations  []struct {
 		Endpoint string    `json:"Endpoint"`
 		At       time.Time `json:"At"`
 	} `json:"violations"`
@@ -43,11 +45,12 @@ func (s fakeStats) total() int {
 	return n
 }
 
-// startFake starts the fake B2 with the chaos key (secret key) and the chaos bucket.
-func startFake(t *testing.T, key string) *fakeB2 {
+// startFake starts the fake B2 with the chaos key (secret key) and the chaos bucket, and b2fake's
+// extra args.
+func startFake(t *testing.T, key string, extra ...string) *fakeB2 {
 	t.Helper()
 	p := workerproc.StartTest(t, "b2fake", bins.b2fake, append(os.Environ(), "B2FAKE_KEY="+key),
-		"-key-id", chaosKeyID, "-bucket", chaosBucket, "-files", fmt.Sprint(fakeFiles))
+		append([]string{"-key-id", chaosKeyID, "-bucket", chaosBucket, "-files", fmt.Sprint(fakeFiles)}, extra...)...)
 	line := waitLine(t, p, `"control"`, 30*time.Second)
 	var b struct{ URL, Control, BucketID string }
 	if err := json.Unmarshal([]byte(line), &b); err != nil {

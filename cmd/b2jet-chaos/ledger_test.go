@@ -20,8 +20,14 @@ type reply struct {
 	attempt int
 	part    int  // B2-Part, from 1 (1 for a reply in one part)
 	final   bool // B2-Final (true for a reply in one part)
+	pages   int  // an allPages listing's final part: the B2 calls it counts for the listing
 	code    string
 	at      time.Time
+}
+
+// listTail is what the ledger reads of a reply's result: the pages on a listing's final part.
+type listTail struct {
+	Pages *int `json:"pages" msgpack:"pages"`
 }
 
 // deadLetter is one dead letter of a request, as stored by B2_DLQ.
@@ -65,7 +71,7 @@ func (e *env) newLedger() *ledger {
 // poll reads what was stored since the last poll.
 func (l *ledger) poll(ctx context.Context) error {
 	err := l.replyTail.poll(ctx, func(m jetstream.Msg, at time.Time) {
-		var r schema.Reply[struct{}]
+		var r schema.Reply[listTail]
 		codec, err := schema.CodecFor(m.Headers().Get("Content-Type"))
 		if err != nil || codec.Unmarshal(m.Data(), &r) != nil {
 			r.ID = "(undecodable reply) " + string(m.Data())
@@ -77,6 +83,9 @@ func (l *ledger) poll(ctx context.Context) error {
 		}
 		if r.Error != nil {
 			rec.code = r.Error.Code
+		}
+		if r.Result != nil && r.Result.Pages != nil {
+			rec.pages = *r.Result.Pages
 		}
 		if !r.OK {
 			l.errorReplies++

@@ -38,6 +38,8 @@ type request struct {
 	// core publishes without JetStream (no PubAck, so no reply subject on the PUB line): a
 	// subject just under the server's control-line limit fits only so.
 	core bool
+	// big marks an allPages listing of many pages (see withBigListings).
+	big bool
 	// refusable requests may be refused by a full request stream: the refusal is counted (see
 	// env.refused) instead of retried, and the scenario publishes the request again later.
 	refusable bool
