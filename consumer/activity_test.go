@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/b2jet/b2jet/internal/syncbuf"
 	"github.com/b2jet/b2jet/schema"
 )
 
@@ -50,7 +51,7 @@ func TestHandledRequestsLogAtDebugAndAddUpAtInfo(t *testing.T) {
 		}
 		return nil
 	}}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cfg := testConfig(t)
 	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil)) // info
 	r := startWorker(t, e.nc, cfg, func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })
@@ -80,7 +81,7 @@ func TestActivityLineEveryInterval(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	h := &fakeHandler{}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cfg := testConfig(t)
 	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	startWorker(t, e.nc, cfg, func(w *Worker) {

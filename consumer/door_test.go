@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/b2jet/b2jet/internal/syncbuf"
 	"github.com/b2jet/b2jet/schema"
 )
 
@@ -156,7 +157,7 @@ func TestLogLinesBounded(t *testing.T) {
 			return rejection{RequestID: huge, Code: schema.CodeInvalidRequest, Message: f.Err.Error()}, nil
 		},
 	}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cfg := testConfig(t)
 	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	startWorker(t, e.nc, cfg, func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/b2jet/b2jet/consumer/natstest"
+	"github.com/b2jet/b2jet/internal/syncbuf"
 	"github.com/b2jet/b2jet/schema"
 )
 
@@ -472,7 +473,7 @@ func TestPerMessageLogLines(t *testing.T) {
 		m.RequestID = "from-the-body"
 		return nil
 	}}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cfg := testConfig(t)
 	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	startWorker(t, e.nc, cfg, func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/b2jet/b2jet/consumer/natstest"
+	"github.com/b2jet/b2jet/internal/syncbuf"
 	"github.com/b2jet/b2jet/schema"
 )
 
@@ -217,7 +218,7 @@ func TestLowerLimitsKeepStoredRequests(t *testing.T) {
 	}
 	cfg := testConfig(t)
 	cfg.RequestsMaxMsgs = 3
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	w, err := New(e.nc, cfg)
 	require.NoError(t, err)

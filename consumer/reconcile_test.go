@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/b2jet/b2jet/consumer/natstest"
+	"github.com/b2jet/b2jet/internal/syncbuf"
 	"github.com/b2jet/b2jet/schema"
 )
 
@@ -199,7 +200,7 @@ func TestUpdateConsumerSettingsAdoptedByOthers(t *testing.T) {
 	})
 	assert.Equal(t, 5, a.w.ConsumerSettings()[schema.OpAuthorize].Adopted.MaxAttempts)
 
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	upd := testConfig(t)
 	upd.MaxAttempts, upd.AckWait, upd.UpdateConsumerSettings = 2, 1500*time.Millisecond, true
 	upd.Logger = slog.New(slog.NewTextHandler(&logs, nil))
@@ -439,7 +440,7 @@ func TestStopWithPendingDeadLetterLogsIt(t *testing.T) {
 			h := &fakeHandler{handle: func(ctx context.Context, m *Message, w ReplyWriter) error {
 				return Permanent(errors.New("bad request"))
 			}}
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			var lost atomic.Int32
 			cfg := testConfig(t)
 			cfg.MaxAttempts = 1

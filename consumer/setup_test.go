@@ -1,11 +1,9 @@
 package consumer
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/b2jet/b2jet/internal/syncbuf"
 	"github.com/b2jet/b2jet/schema"
 )
 
@@ -27,7 +26,7 @@ func TestSetupIdempotent(t *testing.T) {
 		w.Handle(schema.OpListFileNames, &fakeHandler{}, nil)
 		return w
 	}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	w := newWorker(Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	require.NoError(t, w.Setup(ctx))
 	require.NoError(t, w.Setup(ctx))
@@ -96,7 +95,7 @@ func TestSetupIdempotent(t *testing.T) {
 	require.NoError(t, err)
 
 	// A worker started with fewer attempts and a different ack wait adopts the consumer's.
-	var changes syncBuffer
+	var changes syncbuf.Buffer
 	w2 := newWorker(Config{MaxAttempts: 3, AckWait: 10 * time.Second, Logger: slog.New(slog.NewTextHandler(&changes, nil))})
 	require.NoError(t, w2.Setup(ctx))
 	require.NoError(t, w2.Setup(ctx))
@@ -128,7 +127,7 @@ func TestSetupIdempotent(t *testing.T) {
 	assert.Equal(t, 30*time.Second, cc.AckWait)
 
 	// With UpdateConsumerSettings the worker writes its own, and says so.
-	var updates syncBuffer
+	var updates syncbuf.Buffer
 	w3 := newWorker(Config{MaxAttempts: 3, AckWait: 10 * time.Second, UpdateConsumerSettings: true,
 		Logger: slog.New(slog.NewTextHandler(&updates, nil))})
 	require.NoError(t, w3.Setup(ctx))
@@ -207,22 +206,4 @@ func TestDeadLetterDeduplicated(t *testing.T) {
 	d.Seq = 43
 	require.NoError(t, w.publishDeadLetterTries(ctx, buildDeadLetter(w.cfg.Subjects, d), d.msgID(), 2))
 	assert.Equal(t, uint64(2), e.dlqCount())
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

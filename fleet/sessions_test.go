@@ -17,6 +17,7 @@ import (
 	"github.com/b2jet/b2jet/b2/b2test"
 	"github.com/b2jet/b2jet/consumer/natstest"
 	"github.com/b2jet/b2jet/fleet"
+	"github.com/b2jet/b2jet/internal/syncbuf"
 )
 
 // attached is a Sessions of cfg attached to srv on a connection of its own, as one worker's.
@@ -227,7 +228,7 @@ func TestFallbackWhenTheBucketIsGone(t *testing.T) {
 	t.Parallel()
 	srv := natstest.RunServer(t)
 	ctx := context.Background()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	js, err := jetstream.New(natstest.Connect(t, srv))
 	require.NoError(t, err)

@@ -1,7 +1,6 @@
 package fleet_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"github.com/b2jet/b2jet/b2/b2test"
 	"github.com/b2jet/b2jet/consumer/natstest"
 	"github.com/b2jet/b2jet/fleet"
+	"github.com/b2jet/b2jet/internal/syncbuf"
 )
 
 // member is one worker of the fleet: its own NATS connection, fleet state and B2 client of the
@@ -211,28 +211,10 @@ func TestTransactionsAreCountedForTheFleet(t *testing.T) {
 	assert.Equal(t, "5", string(e.Value()))
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestBucketRemovedUnderAWorker(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	m := c.join(t, fleet.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Tick: 50 * time.Millisecond, Retry: time.Hour,
 		Accounts: map[string]fleet.AccountConfig{"default": {DailyTransactionBudget: 1000}}}, nil)
 	ctx := context.Background()

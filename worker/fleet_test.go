@@ -14,6 +14,7 @@ import (
 	"github.com/b2jet/b2jet/b2/b2test"
 	"github.com/b2jet/b2jet/client"
 	"github.com/b2jet/b2jet/fleet"
+	"github.com/b2jet/b2jet/internal/syncbuf"
 	"github.com/b2jet/b2jet/schema"
 	"github.com/b2jet/b2jet/worker"
 )
@@ -64,7 +65,7 @@ func TestFleetBucketRemovedUnderARunningWorker(t *testing.T) {
 	t.Parallel()
 	wd := newWorld(t)
 	cfg := wd.config()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	cfg.FleetRetry = time.Hour
 	w, err := worker.New(cfg)

@@ -18,6 +18,7 @@ import (
 	"github.com/b2jet/b2jet/b2/b2test"
 	"github.com/b2jet/b2jet/consumer/natstest"
 	"github.com/b2jet/b2jet/fleet"
+	"github.com/b2jet/b2jet/internal/syncbuf"
 	"github.com/b2jet/b2jet/schema"
 	"github.com/b2jet/b2jet/worker"
 )
@@ -196,7 +197,7 @@ func TestFleetSessionOfAnotherKeyIsNeitherReadNorReplaced(t *testing.T) {
 func TestFleetBucketRemovedFallsBackToProcessLocal(t *testing.T) {
 	t.Parallel()
 	wd := newWorld(t)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cfg := wd.config()
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	w := startFleet(t, wd, 1, cfg)[0]
@@ -232,22 +233,4 @@ func TestFleetBucketRemovedFallsBackToProcessLocal(t *testing.T) {
 		}
 	}
 	assert.True(t, degraded)
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
