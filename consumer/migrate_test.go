@@ -55,7 +55,7 @@ func TestUpgradeFrom10Layout(t *testing.T) {
 
 	h := &fakeHandler{}
 	startWorker(t, e.nc, cfg, func(w *Worker) { w.Handle(schema.OpAuthorize, h, nil) })
-	calls := waitCalls(t, h, 2) // 5 and 6, from the old consumer
+	waitCalls(t, h, 2) // 5 and 6, from the old consumer
 	time.Sleep(500 * time.Millisecond)
 	_, err = e.js.Consumer(ctx, schema.StreamRequests, "b2-authorize-acme")
 	require.ErrorIs(t, err, jetstream.ErrConsumerNotFound, "no move while a request is in flight")
@@ -76,9 +76,9 @@ func TestUpgradeFrom10Layout(t *testing.T) {
 	for _, subj := range []string{"b2.req.authorize.acme", "b2.req.authorize.globex", "b2.req.authorize"} { // 7..9
 		e.publish(subj, []byte(`{}`), nil)
 	}
-	calls = waitCalls(t, h, 5)
+	waitCalls(t, h, 5)
 	time.Sleep(300 * time.Millisecond)
-	calls = h.handledCalls()
+	calls := h.handledCalls()
 	var seqs []uint64
 	for _, c := range calls {
 		seqs = append(seqs, c.Msg.Sequence)

@@ -94,7 +94,10 @@ func (p Parsed) AccountOrDefault() string {
 // Parse takes a subject under the prefix apart. It accepts any op token; callers check the op.
 func (s Subjects) Parse(subject string) (Parsed, error) {
 	rest, ok := strings.CutPrefix(subject, s.prefix())
-	if rest, ok = strings.CutPrefix(rest, "."); !ok {
+	if ok {
+		rest, ok = strings.CutPrefix(rest, ".")
+	}
+	if !ok {
 		return Parsed{}, fmt.Errorf("schema: subject %q is not under prefix %q", subject, s.prefix())
 	}
 	// Split into at most 3 tokens without allocating: every delivery is parsed.

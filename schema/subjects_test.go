@@ -89,6 +89,7 @@ func TestSubjectsParseErrors(t *testing.T) {
 		{"other prefix", "", "b3.req.authorize", `schema: subject "b3.req.authorize" is not under prefix "b2"`},
 		{"prefix only", "", "b2", `schema: subject "b2" is not under prefix "b2"`},
 		{"prefix as token prefix", "", "b2x.req.authorize", `schema: subject "b2x.req.authorize" is not under prefix "b2"`},
+		{"no prefix, a leading dot", "", ".req.authorize", `schema: subject ".req.authorize" is not under prefix "b2"`},
 		{"default subject under custom prefix", "acme.b2", "b2.req.authorize", `schema: subject "b2.req.authorize" is not under prefix "acme.b2"`},
 		{"too few tokens", "", "b2.req", `schema: subject "b2.req" is not <prefix>.<kind>.<op>[.<account>]`},
 		{"too many tokens", "", "b2.req.authorize.acme.x", `schema: subject "b2.req.authorize.acme.x" is not <prefix>.<kind>.<op>[.<account>]`},
