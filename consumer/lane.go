@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -163,7 +164,7 @@ func (r *opRunner) pull(rs *runState) error {
 			}
 		}
 		r.waitRoom(rs.pull)
-		msg, err := it.Next()
+		msg, err := nextMsg(it)
 		switch {
 		case err == nil:
 			pause = minErrorPause
@@ -190,6 +191,23 @@ func (r *opRunner) pull(rs *runState) error {
 			pause = min(2*pause, maxErrorPause)
 		}
 	}
+}
+
+// refillWait is how long a lane's first wait for a message lasts before it calls Next again.
+const refillWait = 50 * time.Millisecond
+
+// nextMsg waits for the pull's next message. nats.go's iterator decides whether to send the next
+// pull request only when Next starts or a message comes in, and not while its previous request
+// is still being written: a Next that took the last buffered message during that write waits on
+// an empty buffer with no request on the server until missing heartbeats end it (30 s with the
+// default FetchMaxWait). The second call makes the decision again once the write is done; it
+// blocks, so missing heartbeats are still reported.
+func nextMsg(it jetstream.MessagesContext) (jetstream.Msg, error) {
+	msg, err := it.Next(jetstream.NextMaxWait(refillWait))
+	if errors.Is(err, nats.ErrTimeout) {
+		return it.Next()
+	}
+	return msg, err
 }
 
 // mayRun reports whether the lane's gate lets its held messages run now.
