@@ -28,7 +28,7 @@ func TestSecrets(t *testing.T) {
 	pub := e.publish(context.Background(), reqs, size(150.0, 150.0))
 	for range 3 {
 		time.Sleep(size(500*time.Millisecond, 2*time.Second))
-		e.fake.do(t, "POST", "/expire-tokens", nil)
+		e.fake.expireTokens(t)
 	}
 	<-pub.done
 	if pub.err != nil {
