@@ -41,11 +41,12 @@ type sizes struct {
 	ScaleRequests    int
 	ScaleLatency     time.Duration
 
-	// ExpiryRequests list requests at ExpiryConcurrency while every token expires each
-	// ExpiryEvery list calls (scenario 6).
+	// ExpiryRequests list requests drained by ExpiryProcs worker processes, ExpiryConcurrency in
+	// all, while every token expires each ExpiryEvery list calls (scenario 6).
 	ExpiryRequests    int
 	ExpiryEvery       int
 	ExpiryConcurrency int
+	ExpiryProcs       int
 
 	// ResumePages pages of ResumePage names are listed with allPages; the worker is killed once
 	// B2 was asked for page ResumeKillAt (scenario 7).
@@ -102,6 +103,7 @@ func fullSizes() sizes {
 		ExpiryRequests:    100_000,
 		ExpiryEvery:       10_000,
 		ExpiryConcurrency: 256,
+		ExpiryProcs:       4,
 		ResumePages:       100,
 		ResumePage:        1000,
 		ResumeKillAt:      50,
@@ -161,6 +163,7 @@ func smokeSizes() sizes {
 		ExpiryRequests:    300,
 		ExpiryEvery:       100,
 		ExpiryConcurrency: 8,
+		ExpiryProcs:       4,
 		ResumePages:       20,
 		ResumePage:        100,
 		ResumeKillAt:      10,

@@ -5,7 +5,8 @@
 // user would write with nats.go's jetstream Consume() (cmd/b2jet-bench/rawloop), live latency,
 // latency hiding behind 200 ms B2 calls against Little's law, a million-name listing against the
 // b2.Client page loop alone (cmd/b2jet-bench/pageloop) and a listing of 300 ms pages, scale-out
-// over worker processes, the session cache under token expiry, a listing whose worker is killed
+// over worker processes, the session cache under token expiry (four worker processes sharing one
+// session: authorize calls per expiry for the fleet), a listing whose worker is killed
 // half-way and resumed by another, fairness between a flooding account and a quiet one, and the
 // idle cost of many accounts on several workers. Each is repeated and interleaved with its
 // baseline, reported as medians with ranges and as ratios against a bound measured or derived in

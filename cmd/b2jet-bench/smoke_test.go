@@ -103,8 +103,9 @@ func TestSmoke(t *testing.T) {
 		for i := range sz.Reps {
 			assert.Equal(t, r.ListCalls[i]/sz.ExpiryEvery, r.Expiries[i])
 			assert.GreaterOrEqual(t, r.Expiries[i], sz.ExpiryRequests/sz.ExpiryEvery)
-			assert.Equal(t, 1+r.Expiries[i], r.AuthCalls[i], "one authorize call to start, then one per expiry")
+			assert.Equal(t, 1+r.Expiries[i], r.AuthCalls[i], "one authorize call to start, then one per expiry, for the fleet")
 		}
+		require.Greater(t, sz.ExpiryProcs, 1, "the expiry scenario runs a fleet of worker processes")
 		assert.Len(t, r.section(sz, b.hiding).Targets, 1)
 	})
 

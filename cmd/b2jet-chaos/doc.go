@@ -8,7 +8,9 @@
 //
 // The scenarios, one file each: 1 kill -9 workers (big listings among the requests, whose B2
 // list calls must stay near their pages: a killed listing resumes), 2 restart NATS, 3 kill cluster leaders, 4 B2
-// outage, 5 429 storm, 6 slow B2, 7 poison input, 8 secrets, 10 hostile publisher, 11 full store
+// outage, 5 429 storm, 6 slow B2, 7 poison input, 8 secrets, 9 the fleet as one B2 client (four
+// workers under a 429 storm and token expiries at once: no call inside a pause, one authorize
+// per expiry), 10 hostile publisher, 11 full store
 // (the request and dead-letter streams at their max bytes: refused publishes are counted and
 // published again once the stream was purged, refused dead letters wait unterminated through a
 // worker's kill -9 until the dead-letter stream is purged).

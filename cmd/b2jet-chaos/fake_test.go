@@ -97,12 +97,16 @@ type fault struct {
 }
 
 const (
-	epAuthorize = "b2_authorize_account"
-	epList      = "b2_list_file_names"
+	epAuthorize   = "b2_authorize_account"
+	epList        = "b2_list_file_names"
+	epListBuckets = "b2_list_buckets"
 )
 
 func (f *fakeB2) inject(t *testing.T, spec fault) { f.do(t, "POST", "/faults", spec) }
 func (f *fakeB2) clearFaults(t *testing.T)        { f.do(t, "DELETE", "/faults", nil) }
+
+// expireTokens makes every token issued so far answer 401 expired_auth_token.
+func (f *fakeB2) expireTokens(t *testing.T) { f.do(t, "POST", "/expire-tokens", nil) }
 
 func (f *fakeB2) stats(t *testing.T) fakeStats {
 	t.Helper()

@@ -68,6 +68,7 @@ func testMain(m *testing.M) int {
 	started := time.Now()
 	code := m.Run()
 	took := time.Since(started)
+	noteScans()
 	if err := printSummary(); err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 		return 1

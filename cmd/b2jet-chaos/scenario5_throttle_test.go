@@ -9,8 +9,8 @@ import (
 
 // Scenario 5: a 429 storm with Retry-After: 3. The fake records every call it receives inside a
 // pause it asked for (after a 200 ms grace for calls already on the wire); there must be none,
-// and nothing may be dead-lettered. One worker: a Retry-After pause is shared by every call of a
-// worker process, not across processes (each worker learns of its own 429s).
+// and nothing may be dead-lettered. One worker: the pause among its own calls; scenario 9 has
+// four workers share it.
 func TestThrottleStorm(t *testing.T) {
 	e := newEnv(t, "5 429 storm", 1)
 	e.startWorkers(1)

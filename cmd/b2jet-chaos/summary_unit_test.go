@@ -76,3 +76,25 @@ func TestRecordedInScenarioOrder(t *testing.T) {
 	}
 	assert.Equal(t, []string{"1 kill -9 workers", "2 restart NATS twice", "11 full store"}, names)
 }
+
+// The secrets row sums up the scans of every scenario of the run, those that ran after it too.
+func TestSecretsRowCountsLaterScans(t *testing.T) {
+	summary.mu.Lock()
+	savedRows := summary.rows
+	summary.rows = []row{{scenario: secretsRow, note: "old"}}
+	summary.mu.Unlock()
+	scans.mu.Lock()
+	savedScans := scans.all
+	scans.all = []scan{{scenario: secretsRow, logLines: 10, tokens: 3}, {scenario: "9 fleet", logLines: 5, tokens: 2}}
+	scans.mu.Unlock()
+	defer func() {
+		summary.mu.Lock()
+		summary.rows = savedRows
+		summary.mu.Unlock()
+		scans.mu.Lock()
+		scans.all = savedScans
+		scans.mu.Unlock()
+	}()
+	noteScans()
+	assert.Equal(t, "scenarios 8,9: 15 log lines, 0 error replies, 0 dead letters, key + 5 tokens: 0 found", recorded()[0].note)
+}
