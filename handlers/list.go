@@ -155,13 +155,18 @@ func (l *listing) all(ctx context.Context, lr b2.ListRequest) error {
 		files, after, limited := selectFiles(page, l.match, l.req.Limit-count, l.req.Delimiter)
 		final := after == nil || limited
 		lr.BucketID, cp.at.BucketID = page.BucketID, page.BucketID
-		ahead := func() {
-			if !final {
-				lr.StartFileName = *after
-				next = startFetch(ctx, lr, l.fetch) // one page ahead
+		if !final {
+			// One page ahead, from the moment this one is here: B2's time for the next page
+			// runs while this one is encoded, checkpointed and sent. The checkpoint is brought
+			// to this page's start first, so that a delivery that dies meanwhile has asked B2
+			// for no more than this page and the next beyond it.
+			if err := cp.commit(ctx); err != nil {
+				return err
 			}
+			lr.StartFileName = *after
+			next = startFetch(ctx, lr, l.fetch)
 		}
-		if err := l.sendPage(ctx, cp, page.BucketID, files, final, after, &count, pages, cut, ahead); err != nil {
+		if err := l.sendPage(ctx, cp, page.BucketID, files, final, after, &count, pages, cut); err != nil {
 			cp.flush(ctx)
 			return err
 		}
@@ -175,11 +180,9 @@ func (l *listing) all(ctx context.Context, lr b2.ListRequest) error {
 
 // sendPage sends one page's files as parts, each but a final one checkpointed before it is sent.
 // after is where the listing goes on after the page (nil at its end). With cut, the page's first
-// part ends before cut (see all). ahead is called once the first part's checkpoint is stored (so
-// that a delivery that cannot store it does not start a B2 call for nothing), before any part
-// is sent.
+// part ends before cut (see all).
 func (l *listing) sendPage(ctx context.Context, cp *checkpointer, bucketID string, files []b2.File, final bool, after *string,
-	count *int, pages int, cut *string, ahead func()) error {
+	count *int, pages int, cut *string) error {
 	// Groups of files that end at a known start name: the files before cut, then the others.
 	type group struct {
 		files []b2.File
@@ -204,9 +207,6 @@ func (l *listing) sendPage(ctx context.Context, cp *checkpointer, bucketID strin
 		for ci, chunk := range chunks {
 			isFinal := final && gi == len(groups)-1 && ci == len(chunks)-1
 			if isFinal {
-				if ahead != nil {
-					ahead() // starts nothing: there is no page after a final one
-				}
 				return l.parts.part(ctx, bucketID, chunk, true, after, total, pages)
 			}
 			p := pendingPart{}
@@ -218,10 +218,6 @@ func (l *listing) sendPage(ctx context.Context, cp *checkpointer, bucketID strin
 			}
 			if err := cp.before(ctx, p); err != nil {
 				return err
-			}
-			if ahead != nil {
-				ahead()
-				ahead = nil
 			}
 			if err := l.parts.part(ctx, bucketID, chunk, false, nil, 0, 0); err != nil {
 				return err

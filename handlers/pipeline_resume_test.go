@@ -180,10 +180,13 @@ func TestPipelineListingResumesOnAnotherWorker(t *testing.T) {
 	assert.Equal(t, 2, final.Attempt)
 	assert.GreaterOrEqual(t, pub.firstOf[2], 6, "the second delivery resumed instead of starting over")
 	assert.LessOrEqual(t, len(pub.repeats), 1, "at most the part after the checkpoint comes twice")
-	calls := listCalls(w1, w2)
+	calls, started := p.fake.Calls(b2test.EndpointListFileNames), listCalls(w1, w2)
 	assert.LessOrEqual(t, calls, 21+2, "B2 list calls")
-	assert.Equal(t, calls, p.fake.Calls(b2test.EndpointListFileNames))
-	t.Logf("first part of attempt 2: %d, repeats %v, B2 calls %d for 21 pages", pub.firstOf[2], pub.repeats, calls)
+	// The kill may cut short a call w1 had just started (the next page's, asked for as soon as
+	// a page arrives), before it reached B2.
+	assert.GreaterOrEqual(t, started, calls)
+	assert.LessOrEqual(t, started, calls+1, "calls started that never reached B2")
+	t.Logf("first part of attempt 2: %d, repeats %v, B2 calls %d (%d started) for 21 pages", pub.firstOf[2], pub.repeats, calls, started)
 	require.Eventually(t, func() bool { return !p.hasCheckpoint(t, c.seq) }, 5*time.Second, 20*time.Millisecond,
 		"the checkpoint is removed once the listing ends")
 }
