@@ -199,31 +199,45 @@ func (l *listing) sendPage(ctx context.Context, cp *checkpointer, bucketID strin
 		}
 	}
 	total := *count + len(files)
-	for gi, g := range groups {
-		chunks, err := l.parts.chunks(g.files)
-		if err != nil {
+	// sendPart sends the part built so far, files[first:end] of group g, the group's last part
+	// when last is true.
+	sendPart := func(g group, gi, first, end int, last bool) error {
+		if final && last && gi == len(groups)-1 {
+			return l.parts.part(ctx, bucketID, true, after, total, pages)
+		}
+		p := pendingPart{}
+		if last {
+			p.Next = *g.end
+		} else {
+			f := g.files[end-1]
+			p.Next = successor(f.FileName, f.Action, l.req.Delimiter)
+		}
+		if err := cp.before(ctx, p); err != nil {
 			return err
 		}
-		for ci, chunk := range chunks {
-			isFinal := final && gi == len(groups)-1 && ci == len(chunks)-1
-			if isFinal {
-				return l.parts.part(ctx, bucketID, chunk, true, after, total, pages)
-			}
-			p := pendingPart{}
-			if ci < len(chunks)-1 {
-				f := chunk[len(chunk)-1]
-				p.Next = successor(f.FileName, f.Action, l.req.Delimiter)
-			} else {
-				p.Next = *g.end
-			}
-			if err := cp.before(ctx, p); err != nil {
+		if err := l.parts.part(ctx, bucketID, false, nil, 0, 0); err != nil {
+			return err
+		}
+		*count += end - first
+		cp.sent(p, *count, pages)
+		return nil
+	}
+	for gi, g := range groups {
+		first := 0
+		for i := range g.files {
+			full, err := l.parts.add(&g.files[i])
+			if err != nil {
 				return err
 			}
-			if err := l.parts.part(ctx, bucketID, chunk, false, nil, 0, 0); err != nil {
-				return err
+			if full {
+				if err := sendPart(g, gi, first, i, false); err != nil {
+					return err
+				}
+				first = i
 			}
-			*count += len(chunk)
-			cp.sent(p, *count, pages)
+		}
+		if err := sendPart(g, gi, first, len(g.files), true); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -277,6 +291,20 @@ func listProbe(acct Account, lr b2.ListRequest) func(context.Context) error {
 // last kept name, and limited is true.
 func selectFiles(page *b2.Page, match *glob.Glob, room int, delimiter string) (files []b2.File, next *string, limited bool) {
 	limitSet := room > 0
+	if match == nil {
+		// The page's own files, not a copy of them: a page of 10,000 was 1.5 MB more per page.
+		files = page.Files
+		if !limitSet || len(files) < room {
+			return files, page.NextFileName, false
+		}
+		files = files[:room]
+		if room == len(page.Files) {
+			return files, page.NextFileName, true
+		}
+		f := files[room-1]
+		after := successor(f.FileName, f.Action, delimiter)
+		return files, &after, true
+	}
 	for i, f := range page.Files {
 		if match != nil && !match.Match(f.FileName) {
 			continue
