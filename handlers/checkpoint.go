@@ -119,6 +119,20 @@ func (c *checkpointer) sent(p pendingPart, count, pages int) {
 	c.dirty = true
 }
 
+// commit stores where the listing stands if it advanced since the last write, like flush, but
+// a failure is returned: the listing stops before asking B2 for a page its redelivery would ask
+// for again.
+func (c *checkpointer) commit(ctx context.Context) error {
+	if !c.dirty {
+		return nil
+	}
+	if err := c.store(ctx, c.at); err != nil {
+		return err
+	}
+	c.dirty = false
+	return nil
+}
+
 // flush stores where the listing stands if it advanced since the last write: before it waits on
 // B2 and when it stops early, so that its redelivery does not send the last part again. It is
 // best effort: the stored checkpoint, which describes the last part as pending, stays true.

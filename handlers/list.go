@@ -155,13 +155,18 @@ func (l *listing) all(ctx context.Context, lr b2.ListRequest) error {
 		files, after, limited := selectFiles(page, l.match, l.req.Limit-count, l.req.Delimiter)
 		final := after == nil || limited
 		lr.BucketID, cp.at.BucketID = page.BucketID, page.BucketID
-		ahead := func() {
-			if !final {
-				lr.StartFileName = *after
-				next = startFetch(ctx, lr, l.fetch) // one page ahead
+		if !final {
+			// One page ahead, from the moment this one is here: B2's time for the next page
+			// runs while this one is encoded, checkpointed and sent. The checkpoint is brought
+			// to this page's start first, so that a delivery that dies meanwhile has asked B2
+			// for no more than this page and the next beyond it.
+			if err := cp.commit(ctx); err != nil {
+				return err
 			}
+			lr.StartFileName = *after
+			next = startFetch(ctx, lr, l.fetch)
 		}
-		if err := l.sendPage(ctx, cp, page.BucketID, files, final, after, &count, pages, cut, ahead); err != nil {
+		if err := l.sendPage(ctx, cp, page.BucketID, files, final, after, &count, pages, cut); err != nil {
 			cp.flush(ctx)
 			return err
 		}
@@ -175,11 +180,9 @@ func (l *listing) all(ctx context.Context, lr b2.ListRequest) error {
 
 // sendPage sends one page's files as parts, each but a final one checkpointed before it is sent.
 // after is where the listing goes on after the page (nil at its end). With cut, the page's first
-// part ends before cut (see all). ahead is called once the first part's checkpoint is stored (so
-// that a delivery that cannot store it does not start a B2 call for nothing), before any part
-// is sent.
+// part ends before cut (see all).
 func (l *listing) sendPage(ctx context.Context, cp *checkpointer, bucketID string, files []b2.File, final bool, after *string,
-	count *int, pages int, cut *string, ahead func()) error {
+	count *int, pages int, cut *string) error {
 	// Groups of files that end at a known start name: the files before cut, then the others.
 	type group struct {
 		files []b2.File
@@ -196,38 +199,45 @@ func (l *listing) sendPage(ctx context.Context, cp *checkpointer, bucketID strin
 		}
 	}
 	total := *count + len(files)
-	for gi, g := range groups {
-		chunks, err := l.parts.chunks(g.files)
-		if err != nil {
+	// sendPart sends the part built so far, files[first:end] of group g, the group's last part
+	// when last is true.
+	sendPart := func(g group, gi, first, end int, last bool) error {
+		if final && last && gi == len(groups)-1 {
+			return l.parts.part(ctx, bucketID, true, after, total, pages)
+		}
+		p := pendingPart{}
+		if last {
+			p.Next = *g.end
+		} else {
+			f := g.files[end-1]
+			p.Next = successor(f.FileName, f.Action, l.req.Delimiter)
+		}
+		if err := cp.before(ctx, p); err != nil {
 			return err
 		}
-		for ci, chunk := range chunks {
-			isFinal := final && gi == len(groups)-1 && ci == len(chunks)-1
-			if isFinal {
-				if ahead != nil {
-					ahead() // starts nothing: there is no page after a final one
+		if err := l.parts.part(ctx, bucketID, false, nil, 0, 0); err != nil {
+			return err
+		}
+		*count += end - first
+		cp.sent(p, *count, pages)
+		return nil
+	}
+	for gi, g := range groups {
+		first := 0
+		for i := range g.files {
+			full, err := l.parts.add(&g.files[i])
+			if err != nil {
+				return err
+			}
+			if full {
+				if err := sendPart(g, gi, first, i, false); err != nil {
+					return err
 				}
-				return l.parts.part(ctx, bucketID, chunk, true, after, total, pages)
+				first = i
 			}
-			p := pendingPart{}
-			if ci < len(chunks)-1 {
-				f := chunk[len(chunk)-1]
-				p.Next = successor(f.FileName, f.Action, l.req.Delimiter)
-			} else {
-				p.Next = *g.end
-			}
-			if err := cp.before(ctx, p); err != nil {
-				return err
-			}
-			if ahead != nil {
-				ahead()
-				ahead = nil
-			}
-			if err := l.parts.part(ctx, bucketID, chunk, false, nil, 0, 0); err != nil {
-				return err
-			}
-			*count += len(chunk)
-			cp.sent(p, *count, pages)
+		}
+		if err := sendPart(g, gi, first, len(g.files), true); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -281,6 +291,20 @@ func listProbe(acct Account, lr b2.ListRequest) func(context.Context) error {
 // last kept name, and limited is true.
 func selectFiles(page *b2.Page, match *glob.Glob, room int, delimiter string) (files []b2.File, next *string, limited bool) {
 	limitSet := room > 0
+	if match == nil {
+		// The page's own files, not a copy of them: a page of 10,000 was 1.5 MB more per page.
+		files = page.Files
+		if !limitSet || len(files) < room {
+			return files, page.NextFileName, false
+		}
+		files = files[:room]
+		if room == len(page.Files) {
+			return files, page.NextFileName, true
+		}
+		f := files[room-1]
+		after := successor(f.FileName, f.Action, delimiter)
+		return files, &after, true
+	}
 	for i, f := range page.Files {
 		if match != nil && !match.Match(f.FileName) {
 			continue

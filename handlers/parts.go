@@ -19,7 +19,8 @@ const headerAllowance = 1024
 // partWriter streams a listing as numbered reply parts, none larger than the connection's max
 // payload. Each B2 page is sent as soon as it arrives, as one part or several, and parts never
 // join pages: a page that match filtered away still sends an empty part, so the publisher hears
-// from a listing once per page however sparse its matches. It holds no page itself.
+// from a listing once per page however sparse its matches. It holds no page itself, only the
+// encoded files of the part it is building.
 //
 // A partWriter is used by the handler's goroutine only (consumer.ReplyWriter.Send is not safe for
 // concurrent use).
@@ -33,6 +34,8 @@ type partWriter struct {
 	n        int // the number of the last part sent
 	// lastSent is when the last part was sent (when the listing started, before the first).
 	lastSent time.Time
+	// enc holds the part being built.
+	enc *schema.ListPartEncoder
 }
 
 func newPartWriter(w consumer.ReplyWriter, r request, m *consumer.Message, allPages bool) (*partWriter, error) {
@@ -47,6 +50,9 @@ func newPartWriter(w consumer.ReplyWriter, r request, m *consumer.Message, allPa
 	if err != nil {
 		return nil, fmt.Errorf("sizing reply parts: %w", err)
 	}
+	if p.enc, err = schema.NewListPartEncoder(p.codec); err != nil {
+		return nil, err
+	}
 	p.budget = w.MaxPayload() - headerAllowance - overhead
 	if p.budget < 4096 {
 		return nil, fmt.Errorf("the connection's max payload (%d bytes) is too small for list replies", w.MaxPayload())
@@ -58,40 +64,44 @@ func newPartWriter(w consumer.ReplyWriter, r request, m *consumer.Message, allPa
 // with final, the last part is marked final and carries nextFileName (and, for allPages, count
 // and pages).
 func (p *partWriter) page(ctx context.Context, bucketID string, files []b2.File, final bool, next *string, count, pages int) error {
-	chunks, err := p.chunks(files)
-	if err != nil {
-		return err
-	}
-	last := len(chunks) - 1
-	for i, chunk := range chunks {
-		if err := p.part(ctx, bucketID, chunk, final && i == last, next, count, pages); err != nil {
+	for i := range files {
+		full, err := p.add(&files[i])
+		if err != nil {
 			return err
 		}
+		if full {
+			if err := p.part(ctx, bucketID, false, nil, 0, 0); err != nil {
+				return err
+			}
+		}
 	}
-	return nil
+	return p.part(ctx, bucketID, final, next, count, pages)
 }
 
-// chunks converts files to their wire form and splits them into the files of parts, at least
-// one (empty when files is).
-func (p *partWriter) chunks(files []b2.File) ([][]schema.File, error) {
-	all := make([]schema.File, len(files))
-	for i, f := range files {
-		all[i] = wireFile(f)
-	}
-	return schema.PartitionFiles(p.codec, all, p.budget)
+// add encodes f into the part being built. full says that the part is full without f: send it
+// (part), and f starts the next one.
+func (p *partWriter) add(f *b2.File) (full bool, err error) {
+	wf := wireFile(f)
+	fits, err := p.enc.Add(&wf, p.budget)
+	return !fits, err
 }
 
-// part sends one part with files; a final one carries nextFileName (and, for allPages, count
-// and pages).
-func (p *partWriter) part(ctx context.Context, bucketID string, files []schema.File, final bool, next *string, count, pages int) error {
-	res := &schema.ListResult{BucketID: bucketID, Files: files}
+// part sends the part built so far (the files added since the last part); a final one carries
+// nextFileName (and, for allPages, count and pages).
+func (p *partWriter) part(ctx context.Context, bucketID string, final bool, next *string, count, pages int) error {
+	res := &schema.ListResult{BucketID: bucketID, Part: p.n + 1, Final: final}
 	if final {
 		res.NextFileName = next
 		if p.allPages {
 			res.Count, res.Pages = schema.IntPtr(count), schema.IntPtr(pages)
 		}
 	}
-	return p.send(ctx, res, final)
+	env := p.envelope(res)
+	data, err := p.enc.Encode(env)
+	if err != nil {
+		return fmt.Errorf("encoding reply: %w", err)
+	}
+	return p.sent(sendEncoded(ctx, p.w, p.codec, data, true, partHeader(res.Part, final)))
 }
 
 // resume continues the numbering of a listing that an earlier delivery sent parts 1..sent of.
@@ -110,10 +120,20 @@ func (p *partWriter) sinceLastPart() time.Duration { return time.Since(p.lastSen
 
 func (p *partWriter) send(ctx context.Context, res *schema.ListResult, final bool) error {
 	res.Part, res.Final = p.n+1, final
+	return p.sent(send(ctx, p.w, p.codec, p.envelope(res), partHeader(res.Part, final)))
+}
+
+// envelope is the reply of part res, as of now.
+func (p *partWriter) envelope(res *schema.ListResult) schema.Reply[schema.ListResult] {
 	env := p.env
 	env.Result = res
 	env.DurationMs = time.Since(p.started).Milliseconds()
-	if err := send(ctx, p.w, p.codec, env, partHeader(res.Part, final)); err != nil {
+	return env
+}
+
+// sent counts a part whose send returned err, when it is nil.
+func (p *partWriter) sent(err error) error {
+	if err != nil {
 		return err
 	}
 	p.n++
@@ -128,13 +148,18 @@ func partHeader(part int, final bool) consumer.Header {
 	}
 }
 
-func wireFile(f b2.File) schema.File {
-	if f.FileInfo == nil {
-		f.FileInfo = map[string]string{} // B2 sends {}: a reply never has null here
+// noFileInfo is the fileInfo of a file B2 sent without one: B2 sends {}, and a reply never has
+// null there. It is never written to.
+var noFileInfo = map[string]string{}
+
+func wireFile(f *b2.File) schema.File {
+	info := f.FileInfo
+	if info == nil {
+		info = noFileInfo
 	}
 	return schema.File{
 		FileName: f.FileName, FileID: f.FileID, Action: f.Action, ContentLength: f.ContentLength,
 		ContentType: f.ContentType, ContentSha1: f.ContentSHA1, ContentMd5: f.ContentMD5,
-		UploadTimestamp: f.UploadTimestamp, FileInfo: f.FileInfo,
+		UploadTimestamp: f.UploadTimestamp, FileInfo: info,
 	}
 }

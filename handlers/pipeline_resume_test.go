@@ -160,7 +160,9 @@ func allPages(prefix string, pageSize int) map[string]any {
 func TestPipelineListingResumesOnAnotherWorker(t *testing.T) {
 	t.Parallel()
 	p := newPipe(t)
-	p.cfg.AckWait = 2 * time.Second
+	// Redelivered soon after the kill, yet not while the first worker lives on a loaded machine
+	// (a 2 s ack wait once let a second delivery start beside it).
+	p.cfg.AckWait = 5 * time.Second
 	want := addNames(p, "r/", 200)
 	p.fake.SetLatency(b2test.EndpointListFileNames, 20*time.Millisecond)
 	w1 := p.startWorker(t)
@@ -171,7 +173,7 @@ func TestPipelineListingResumesOnAnotherWorker(t *testing.T) {
 	require.True(t, p.hasCheckpoint(t, c.seq), "a listing in progress has a checkpoint")
 	w1.kill()
 	w2 := p.startWorker(t)
-	final := pub.finish(t, 15*time.Second)
+	final := pub.finish(t, 30*time.Second)
 
 	require.True(t, final.OK, "%+v", final.Error)
 	assert.Equal(t, want, pub.names, "every name once, in order")
@@ -180,10 +182,13 @@ func TestPipelineListingResumesOnAnotherWorker(t *testing.T) {
 	assert.Equal(t, 2, final.Attempt)
 	assert.GreaterOrEqual(t, pub.firstOf[2], 6, "the second delivery resumed instead of starting over")
 	assert.LessOrEqual(t, len(pub.repeats), 1, "at most the part after the checkpoint comes twice")
-	calls := listCalls(w1, w2)
+	calls, started := p.fake.Calls(b2test.EndpointListFileNames), listCalls(w1, w2)
 	assert.LessOrEqual(t, calls, 21+2, "B2 list calls")
-	assert.Equal(t, calls, p.fake.Calls(b2test.EndpointListFileNames))
-	t.Logf("first part of attempt 2: %d, repeats %v, B2 calls %d for 21 pages", pub.firstOf[2], pub.repeats, calls)
+	// The kill may cut short a call w1 had just started (the next page's, asked for as soon as
+	// a page arrives), before it reached B2.
+	assert.GreaterOrEqual(t, started, calls)
+	assert.LessOrEqual(t, started, calls+1, "calls started that never reached B2")
+	t.Logf("first part of attempt 2: %d, repeats %v, B2 calls %d (%d started) for 21 pages", pub.firstOf[2], pub.repeats, calls, started)
 	require.Eventually(t, func() bool { return !p.hasCheckpoint(t, c.seq) }, 5*time.Second, 20*time.Millisecond,
 		"the checkpoint is removed once the listing ends")
 }

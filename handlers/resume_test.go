@@ -362,3 +362,57 @@ func TestListFetchesOnePageAhead(t *testing.T) {
 	assert.Eventually(t, func() bool { return runtime.NumGoroutine() <= baseline }, 10*time.Second, 20*time.Millisecond,
 		"goroutines left behind: %d, before %d", runtime.NumGoroutine(), baseline)
 }
+
+// gatedCheckpoint is a memCheckpoint whose saves each wait for one value on release.
+type gatedCheckpoint struct {
+	*memCheckpoint
+	saving  chan struct{} // one value when a save starts
+	release chan struct{}
+}
+
+func (c *gatedCheckpoint) Save(ctx context.Context, v []byte) error {
+	c.saving <- struct{}{}
+	<-c.release
+	return c.memCheckpoint.Save(ctx, v)
+}
+
+// The next page is asked of B2 as soon as a page arrives: before the page's first checkpoint
+// is stored and before any of its parts is sent, so that B2's time for it runs while this page
+// is encoded, checkpointed and sent.
+func TestListFetchesNextPageBeforeSendingThisOne(t *testing.T) {
+	f := newFixture(t, handlers.BreakerSettings{})
+	names := addFixtureNames(f, "early-bucket", "e/", 25) // pages of 10, 10 and 5
+	body := map[string]any{"bucketName": "early-bucket", "allPages": true, "maxFileCount": 10}
+	calls := func() int { return f.fake.Calls(b2test.EndpointListFileNames) }
+	before := calls()
+
+	m, mcp := delivery(t, body, 1, &memStore{}, 1)
+	cp := &gatedCheckpoint{memCheckpoint: mcp, saving: make(chan struct{}, 100), release: make(chan struct{})}
+	m.Checkpoint = cp
+	w := newRecorder()
+	done := make(chan error, 1)
+	go func() { done <- f.set.ListFileNames.Handle(context.Background(), m, w) }()
+
+	<-cp.saving // part 1's checkpoint, held
+	require.Eventually(t, func() bool { return calls() == before+2 }, 5*time.Second, 5*time.Millisecond,
+		"page 2 is asked for while page 1's first checkpoint is not stored yet")
+	assert.Zero(t, w.Sent(), "no part of page 1 is sent yet")
+
+	go func() {
+		for range cp.saving {
+			cp.release <- struct{}{}
+		}
+	}()
+	cp.release <- struct{}{}
+	require.NoError(t, <-done)
+	close(cp.saving)
+	out := listOutcome{replies: decodeReplies[schema.ListResult](t, w)}
+	var got []string
+	for _, env := range out.replies {
+		for _, file := range env.Result.Files {
+			got = append(got, file.FileName)
+		}
+	}
+	assert.Equal(t, names, got)
+	assert.Equal(t, before+3, calls(), "one call per page")
+}

@@ -68,11 +68,18 @@ func (b *bench) startB2jet(ctx context.Context, url string, fake *b2test.Server,
 	if conc > 0 {
 		extra = []string{"--concurrency", fmt.Sprint(conc)}
 	}
-	if b.profileDir != "" {
-		b.profiles++
-		extra = append(extra, "--cpu-profile", filepath.Join(b.profileDir, fmt.Sprintf("b2jet-%d.pprof", b.profiles)))
-	}
+	extra = append(extra, b.profileArgs("b2jet")...)
 	return startWorkers(ctx, 1, bin, url, fake, "", extra...)
+}
+
+// profileArgs are the worker flags that profile it into the bench's profile directory
+// (<kind>-<n>.pprof, n counting every profiled worker); none without one.
+func (b *bench) profileArgs(kind string) []string {
+	if b.profileDir == "" {
+		return nil
+	}
+	b.profiles++
+	return []string{"--cpu-profile", filepath.Join(b.profileDir, fmt.Sprintf("%s-%d.pprof", kind, b.profiles))}
 }
 
 func (b *bench) startRawLoop(ctx context.Context, url, op string) (*workerproc.Proc, error) {

@@ -180,7 +180,7 @@ func (b *bench) listOnce(ctx context.Context, bin string, fake *b2test.Server, n
 		return run, err
 	}
 	defer env.close()
-	ws, err := startWorkers(ctx, 1, bin, env.url, fake, "")
+	ws, err := startWorkers(ctx, 1, bin, env.url, fake, "", b.profileArgs("listing")...)
 	if err != nil {
 		return run, err
 	}

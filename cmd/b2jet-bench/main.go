@@ -31,7 +31,7 @@ type bench struct {
 	// hiding holds scenario 3's msgs/s by run, for scenario 6's ratio.
 	hiding map[hidingKey]sample
 	// profileDir, if set, receives a CPU profile of each b2jet worker of scenarios 1 and 2
-	// (b2jet-<n>.pprof, n counting them).
+	// (b2jet-<n>.pprof) and of scenario 4's listings (listing-<n>.pprof), n counting them.
 	profileDir string
 	profiles   int
 }
@@ -99,7 +99,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	only := fs.String("scenarios", "1,2,3,4,5,6,7,8,9", "comma-separated scenario numbers to run")
 	bin := fs.String("b2jet", "", "b2jet binary (default: built from this module)")
 	encoding := fs.String("encoding", "", "request encoding: json (default) or msgpack")
-	profile := fs.String("cpu-profile", "", "directory for a CPU profile of each b2jet worker of scenarios 1 and 2 (b2jet-<n>.pprof; go tool pprof)")
+	profile := fs.String("cpu-profile", "", "directory for a CPU profile of each b2jet worker of scenarios 1 and 2 (b2jet-<n>.pprof) and of scenario 4's listings (listing-<n>.pprof; go tool pprof)")
 	conc := fs.Int("concurrency", 0, "b2jet's --concurrency in scenarios 1 and 2 (default: the worker's own default)")
 	if err := fs.Parse(args); err != nil {
 		return 2
