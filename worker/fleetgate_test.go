@@ -69,6 +69,9 @@ func TestFleetPauseClosesTheAccountsGate(t *testing.T) {
 		"the fleet's pause closes this worker's gate of the account")
 	assert.True(t, gate.Open("other"), "another account's gate stays open")
 	assert.Greater(t, w.accounts["paused"].(*b2.Client).Blocked(), 30*time.Minute, "its client waits out the fleet's pause")
+	st := w.Status()
+	assert.Contains(t, st.Paused, "paused", "status shows the fleet's pause")
+	assert.NotContains(t, st.Paused, "other")
 
 	nc := natstest.Connect(t, srv)
 	pausedClient, err := client.New(nc, client.Options{Account: "paused", Timeout: 10 * time.Second})

@@ -32,6 +32,14 @@ func (w *Worker) Status() ops.WorkerStatus {
 	st.FleetStateFallback = w.fleetFallback()
 	st.Fleet = fleetStatus(w.fleet.Status())
 	for name, acct := range w.accounts {
+		if p, ok := acct.(interface{ PauseRemaining() time.Duration }); ok {
+			if d := p.PauseRemaining(); d > 0 {
+				if st.Paused == nil {
+					st.Paused = map[string]string{}
+				}
+				st.Paused[name] = d.Round(100 * time.Millisecond).String()
+			}
+		}
 		if aged, ok := acct.(interface{ SessionAge() (time.Duration, bool) }); ok {
 			if age, ok := aged.SessionAge(); ok {
 				st.SessionAge[name] = age.Round(time.Second).String()

@@ -146,6 +146,9 @@ func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) e
 			for _, account := range slices.Sorted(maps.Keys(ws.Breakers)) {
 				tw.row("    breakers %s\t%s", printable(account), joinStates(ws.Breakers[account]))
 			}
+			for _, account := range slices.Sorted(maps.Keys(ws.Paused)) {
+				tw.row("    paused %s\tRetry-After, %s more", printable(account), printable(ws.Paused[account]))
+			}
 			for _, account := range slices.Sorted(maps.Keys(ws.SessionAge)) {
 				tw.row("    session %s\t%s old", printable(account), printable(ws.SessionAge[account]))
 			}
@@ -166,7 +169,7 @@ func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) e
 					tw.row("    fleet state\tshared in %s, %d live workers", printable(f.Bucket), f.Workers)
 				}
 				for _, account := range slices.Sorted(maps.Keys(f.Transactions)) {
-					tw.row("    transactions %s\t%s", printable(account), transactionsLine(f.Transactions[account], f.Budgets[account], f.Day))
+					tw.row("    transactions %s\t%s", printable(account), transactionsLine(f, account))
 				}
 			}
 			_ = tw.writeTo(bw)
@@ -183,19 +186,8 @@ func printStatus(w io.Writer, st ops.Status, askedWorkers bool, now time.Time) e
 
 // transactionsLine formats an account's B2 transactions of the day: "C 1234 of 5000 today
 // (2026-05-01 UTC)".
-func transactionsLine(byClass map[string]int64, budget int64, day string) string {
-	var parts []string
-	for _, class := range slices.Sorted(maps.Keys(byClass)) {
-		part := fmt.Sprintf("%s %d", printable(class), byClass[class])
-		if class == "C" && budget > 0 {
-			part += fmt.Sprintf(" of %d", budget)
-			if byClass[class] >= budget {
-				part += " (budget spent)"
-			}
-		}
-		parts = append(parts, part)
-	}
-	return strings.Join(parts, ", ") + fmt.Sprintf(" today (%s UTC)", printable(day))
+func transactionsLine(f *ops.WorkerFleet, account string) string {
+	return printable(f.TransactionsSummary(account)) + fmt.Sprintf(" today (%s UTC)", printable(f.Day))
 }
 
 // consumerLine formats a worker's consumer settings: "ack wait 30s, max deliver 7, attempts 5",

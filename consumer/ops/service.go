@@ -3,7 +3,9 @@ package ops
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -49,6 +51,9 @@ type WorkerStatus struct {
 	Breakers map[string]map[string]string `json:"breakers,omitempty"`
 	// SessionAge is the age of the cached B2 session, per account (e.g. "3h2m0s").
 	SessionAge map[string]string `json:"sessionAge,omitempty"`
+	// Paused is how much longer each paused account's Retry-After pause lasts (e.g. "2.5s"): the
+	// fleet's, as this worker sees it. Accounts without a pause are absent.
+	Paused map[string]string `json:"paused,omitempty"`
 	// Consumers are, per operation, the shared consumer settings the worker runs by and whether
 	// they differ from its flags (see WorkerConsumer).
 	Consumers map[string]WorkerConsumer `json:"consumers,omitempty"`
@@ -82,6 +87,25 @@ type WorkerFleet struct {
 	Day          string                      `json:"day,omitempty"`
 	Transactions map[string]map[string]int64 `json:"transactions,omitempty"`
 	Budgets      map[string]int64            `json:"budgets,omitempty"`
+}
+
+// TransactionsSummary says account's B2 transactions of f.Day by class: "C 1234 of 5000", with
+// the budget where one is set, and "(budget spent)" once it is. The values are a remote worker's:
+// sanitize the result before showing it.
+func (f *WorkerFleet) TransactionsSummary(account string) string {
+	byClass, budget := f.Transactions[account], f.Budgets[account]
+	var parts []string
+	for _, class := range slices.Sorted(maps.Keys(byClass)) {
+		part := fmt.Sprintf("%s %d", class, byClass[class])
+		if class == "C" && budget > 0 {
+			part += fmt.Sprintf(" of %d", budget)
+			if byClass[class] >= budget {
+				part += " (budget spent)"
+			}
+		}
+		parts = append(parts, part)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // WorkerTrim is a worker's trim of the request stream (consumer.TrimStatus): when the stream

@@ -40,9 +40,13 @@ func TestOverview(t *testing.T) {
 	require.NoError(t, err)
 	svc, err := ops.RegisterWorker(e.nc, ops.WorkerConfig{Version: "v1.2.3", Snapshot: func() ops.WorkerStatus {
 		return ops.WorkerStatus{
-			InFlight:   map[string]int{schema.OpListFileNames: 3},
-			Breakers:   map[string]map[string]string{"acme": {schema.OpListFileNames: "open"}, "<script>x</script>": {"op": "closed"}},
-			SessionAge: map[string]string{"acme": "1h2m0s"},
+			InFlight:           map[string]int{schema.OpListFileNames: 3},
+			Breakers:           map[string]map[string]string{"acme": {schema.OpListFileNames: "open"}, "<script>x</script>": {"op": "closed"}},
+			SessionAge:         map[string]string{"acme": "1h2m0s"},
+			Paused:             map[string]string{"acme": "2.5s"},
+			FleetStateFallback: map[string]string{"B2_SESSIONS": "bucket B2_SESSIONS unreachable"},
+			Fleet: &ops.WorkerFleet{Bucket: "B2_FLEET", Workers: 2, Day: "2026-12-03",
+				Transactions: map[string]map[string]int64{"acme": {"C": 5000}}, Budgets: map[string]int64{"acme": 5000}},
 		}
 	}})
 	require.NoError(t, err)
@@ -56,6 +60,11 @@ func TestOverview(t *testing.T) {
 	assert.Contains(t, r.body, "acme/list_file_names: <span class=\"state state-open\">open</span>")
 	assert.Contains(t, r.body, "list_file_names: 3")
 	assert.Contains(t, r.body, "acme: 1h2m0s")
+	// The fleet state: the pause, the bucket it runs without, the one it shares, the budget.
+	assert.Contains(t, r.body, `acme: <span class="state state-open">2.5s more</span>`)
+	assert.Contains(t, r.body, "process-local without B2_SESSIONS: bucket B2_SESSIONS unreachable")
+	assert.Contains(t, r.body, "shared in B2_FLEET, 2 live workers")
+	assert.Contains(t, r.body, "acme: C 5000 of 5000 (budget spent) (2026-12-03 UTC)")
 	assert.Contains(t, r.body, "&lt;script&gt;x&lt;/script&gt;/op")
 	assert.Contains(t, r.body, "b2-authorize")
 	assert.Contains(t, r.body, `<a href="/dead-letters?account=acme&amp;op=authorize">2</a>`)

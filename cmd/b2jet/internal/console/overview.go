@@ -2,6 +2,7 @@ package console
 
 import (
 	"cmp"
+	"fmt"
 	"html/template"
 	"maps"
 	"net/http"
@@ -23,6 +24,12 @@ type workerView struct {
 	InFlight            []kv
 	SessionAge          []kv
 	DeadLettersPending  int
+	// Paused are the accounts in a Retry-After pause, with what is left of it; Fleet says how
+	// the worker shares the fleet state (or which buckets it runs without), Transactions the
+	// fleet's B2 transactions of the day per account.
+	Paused       []kv
+	Fleet        []string
+	Transactions []kv
 }
 
 // dlqCount is the dead-letter count of one operation and account.
@@ -66,6 +73,18 @@ func workerOf(ws ops.WorkerStatus) workerView {
 	}
 	v.InFlight = sortedKV(ws.InFlight, strconv.Itoa)
 	v.SessionAge = sortedKV(ws.SessionAge, func(s string) string { return s })
+	v.Paused = sortedKV(ws.Paused, func(s string) string { return s })
+	for _, bucket := range slices.Sorted(maps.Keys(ws.FleetStateFallback)) {
+		v.Fleet = append(v.Fleet, visible("process-local without "+bucket+": "+ws.FleetStateFallback[bucket]))
+	}
+	if f := ws.Fleet; f != nil {
+		if _, local := ws.FleetStateFallback[f.Bucket]; !local {
+			v.Fleet = append(v.Fleet, visible(fmt.Sprintf("shared in %s, %d live workers", f.Bucket, f.Workers)))
+		}
+		for _, a := range slices.Sorted(maps.Keys(f.Transactions)) {
+			v.Transactions = append(v.Transactions, kv{Key: visible(a), Value: visible(f.TransactionsSummary(a) + " (" + f.Day + " UTC)")})
+		}
+	}
 	return v
 }
 
