@@ -51,12 +51,18 @@ func (r EncodedResult) Reply(id, op string, attempt int, durationMs int64) ([]by
 
 func (r EncodedResult) jsonReply(id, op string, attempt int, durationMs int64) []byte {
 	b := make([]byte, 0, len(r.data)+len(id)+len(op)+80)
+	return appendJSONOK(b, id, op, attempt, durationMs, func(b []byte) []byte { return append(b, r.data...) })
+}
+
+// appendJSONOK appends a successful reply as the JSON codec writes Reply (its fields in order,
+// Error omitted), with the result that result appends.
+func appendJSONOK(b []byte, id, op string, attempt int, durationMs int64, result func([]byte) []byte) []byte {
 	b = append(b, `{"id":`...)
 	b = appendJSONString(b, id)
 	b = append(b, `,"op":`...)
 	b = appendJSONString(b, op)
 	b = append(b, `,"ok":true,"result":`...)
-	b = append(b, r.data...)
+	b = result(b)
 	b = append(b, `,"attempt":`...)
 	b = strconv.AppendInt(b, int64(attempt), 10)
 	b = append(b, `,"durationMs":`...)
@@ -85,14 +91,22 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 func (r EncodedResult) msgpackReply(id, op string, attempt int, durationMs int64) []byte {
+	return msgpackOK(id, op, attempt, durationMs, len(r.data), func(_ *msgpack.Encoder, buf *bytes.Buffer) {
+		_, _ = buf.Write(r.data)
+	})
+}
+
+// msgpackOK writes a successful reply as the msgpack codec writes Reply (its fields in order,
+// Error omitted), with the result that result writes through enc or into buf; size is about
+// the result's length.
+func msgpackOK(id, op string, attempt int, durationMs int64, size int, result func(enc *msgpack.Encoder, buf *bytes.Buffer)) []byte {
 	var buf bytes.Buffer
-	buf.Grow(len(r.data) + len(id) + len(op) + 48)
+	buf.Grow(size + len(id) + len(op) + 48)
 	enc := msgpack.GetEncoder()
 	defer msgpack.PutEncoder(enc)
 	enc.Reset(&buf)
 	configureEncoder(enc)
-	// The fields Reply encodes for a successful reply (Error is omitted), in its order. Writes
-	// to a bytes.Buffer cannot fail.
+	// Writes to a bytes.Buffer cannot fail.
 	_ = enc.EncodeMapLen(6)
 	_ = enc.EncodeString("id")
 	_ = enc.EncodeString(id)
@@ -101,7 +115,7 @@ func (r EncodedResult) msgpackReply(id, op string, attempt int, durationMs int64
 	_ = enc.EncodeString("ok")
 	_ = enc.EncodeBool(true)
 	_ = enc.EncodeString("result")
-	_, _ = buf.Write(r.data)
+	result(enc, &buf)
 	_ = enc.EncodeString("attempt")
 	_ = enc.EncodeInt(int64(attempt))
 	_ = enc.EncodeString("durationMs")

@@ -120,99 +120,76 @@ func (e *ListPartEncoder) Encode(env Reply[ListResult]) ([]byte, error) {
 func (e *ListPartEncoder) jsonReply(env Reply[ListResult], files []byte) []byte {
 	r := env.Result
 	b := make([]byte, 0, len(files)+len(env.ID)+len(env.Op)+len(r.BucketID)+256)
-	b = append(b, `{"id":`...)
-	b = appendJSONString(b, env.ID)
-	b = append(b, `,"op":`...)
-	b = appendJSONString(b, env.Op)
-	b = append(b, `,"ok":true,"result":{"bucketId":`...)
-	b = appendJSONString(b, r.BucketID)
-	b = append(b, `,"files":[`...)
-	b = append(b, files...)
-	b = append(b, ']')
-	if r.Final || r.NextFileName != nil {
-		b = append(b, `,"nextFileName":`...)
-		if r.NextFileName == nil {
-			b = append(b, "null"...)
-		} else {
-			b = appendJSONString(b, *r.NextFileName)
+	return appendJSONOK(b, env.ID, env.Op, env.Attempt, env.DurationMs, func(b []byte) []byte {
+		b = append(b, `{"bucketId":`...)
+		b = appendJSONString(b, r.BucketID)
+		b = append(b, `,"files":[`...)
+		b = append(b, files...)
+		b = append(b, ']')
+		if r.Final || r.NextFileName != nil {
+			b = append(b, `,"nextFileName":`...)
+			if r.NextFileName == nil {
+				b = append(b, "null"...)
+			} else {
+				b = appendJSONString(b, *r.NextFileName)
+			}
 		}
-	}
-	b = append(b, `,"part":`...)
-	b = strconv.AppendInt(b, int64(r.Part), 10)
-	b = append(b, `,"final":`...)
-	b = strconv.AppendBool(b, r.Final)
-	if r.Count != nil {
-		b = append(b, `,"count":`...)
-		b = strconv.AppendInt(b, int64(*r.Count), 10)
-	}
-	if r.Pages != nil {
-		b = append(b, `,"pages":`...)
-		b = strconv.AppendInt(b, int64(*r.Pages), 10)
-	}
-	b = append(b, `},"attempt":`...)
-	b = strconv.AppendInt(b, int64(env.Attempt), 10)
-	b = append(b, `,"durationMs":`...)
-	b = strconv.AppendInt(b, env.DurationMs, 10)
-	return append(b, '}')
+		b = append(b, `,"part":`...)
+		b = strconv.AppendInt(b, int64(r.Part), 10)
+		b = append(b, `,"final":`...)
+		b = strconv.AppendBool(b, r.Final)
+		if r.Count != nil {
+			b = append(b, `,"count":`...)
+			b = strconv.AppendInt(b, int64(*r.Count), 10)
+		}
+		if r.Pages != nil {
+			b = append(b, `,"pages":`...)
+			b = strconv.AppendInt(b, int64(*r.Pages), 10)
+		}
+		return append(b, '}')
+	})
 }
 
 // msgpackReply writes what the msgpack encoder writes for Reply and ListResult's wire form:
 // maps of their non-omitted fields, in field order.
 func (e *ListPartEncoder) msgpackReply(env Reply[ListResult], files []byte) []byte {
 	r := env.Result
-	var buf bytes.Buffer
-	buf.Grow(len(files) + len(env.ID) + len(env.Op) + len(r.BucketID) + 256)
-	enc := msgpack.GetEncoder()
-	defer msgpack.PutEncoder(enc)
-	enc.Reset(&buf)
-	configureEncoder(enc)
-	// Writes to a bytes.Buffer cannot fail.
-	_ = enc.EncodeMapLen(6)
-	_ = enc.EncodeString("id")
-	_ = enc.EncodeString(env.ID)
-	_ = enc.EncodeString("op")
-	_ = enc.EncodeString(env.Op)
-	_ = enc.EncodeString("ok")
-	_ = enc.EncodeBool(true)
-	_ = enc.EncodeString("result")
-	next := r.Final || r.NextFileName != nil
-	fields := 4
-	for _, present := range []bool{next, r.Count != nil, r.Pages != nil} {
-		if present {
-			fields++
+	size := len(files) + len(r.BucketID) + 208
+	return msgpackOK(env.ID, env.Op, env.Attempt, env.DurationMs, size, func(enc *msgpack.Encoder, buf *bytes.Buffer) {
+		next := r.Final || r.NextFileName != nil
+		fields := 4
+		for _, present := range []bool{next, r.Count != nil, r.Pages != nil} {
+			if present {
+				fields++
+			}
 		}
-	}
-	_ = enc.EncodeMapLen(fields)
-	_ = enc.EncodeString("bucketId")
-	_ = enc.EncodeString(r.BucketID)
-	_ = enc.EncodeString("files")
-	_ = enc.EncodeArrayLen(e.n)
-	_, _ = buf.Write(files)
-	if next {
-		_ = enc.EncodeString("nextFileName")
-		if r.NextFileName == nil {
-			_ = enc.EncodeNil()
-		} else {
-			_ = enc.EncodeString(*r.NextFileName)
+		_ = enc.EncodeMapLen(fields)
+		_ = enc.EncodeString("bucketId")
+		_ = enc.EncodeString(r.BucketID)
+		_ = enc.EncodeString("files")
+		_ = enc.EncodeArrayLen(e.n)
+		_, _ = buf.Write(files)
+		if next {
+			_ = enc.EncodeString("nextFileName")
+			if r.NextFileName == nil {
+				_ = enc.EncodeNil()
+			} else {
+				_ = enc.EncodeString(*r.NextFileName)
+			}
 		}
-	}
-	_ = enc.EncodeString("part")
-	_ = enc.EncodeInt(int64(r.Part))
-	_ = enc.EncodeString("final")
-	_ = enc.EncodeBool(r.Final)
-	if r.Count != nil {
-		_ = enc.EncodeString("count")
-		_ = enc.EncodeInt(int64(*r.Count))
-	}
-	if r.Pages != nil {
-		_ = enc.EncodeString("pages")
-		_ = enc.EncodeInt(int64(*r.Pages))
-	}
-	_ = enc.EncodeString("attempt")
-	_ = enc.EncodeInt(int64(env.Attempt))
-	_ = enc.EncodeString("durationMs")
-	_ = enc.EncodeInt(env.DurationMs)
-	return buf.Bytes()
+		_ = enc.EncodeString("part")
+		_ = enc.EncodeInt(int64(r.Part))
+		_ = enc.EncodeString("final")
+		_ = enc.EncodeBool(r.Final)
+		if r.Count != nil {
+			_ = enc.EncodeString("count")
+			_ = enc.EncodeInt(int64(*r.Count))
+		}
+		if r.Pages != nil {
+			_ = enc.EncodeString("pages")
+			_ = enc.EncodeInt(int64(*r.Pages))
+		}
+	})
 }
 
 // appendJSONFile appends f as the JSON codec encodes a File.
