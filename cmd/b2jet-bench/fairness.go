@@ -145,10 +145,7 @@ func (b *bench) warm(ctx context.Context, newAccountLoad func(string, int) (*loa
 		return err
 	}
 	defer ld.close()
-	if err := ld.backlog(ctx, 0, 1); err != nil {
-		return err
-	}
-	if err := ld.wait(ctx, idleLimit); err != nil {
+	if err := ld.one(ctx); err != nil {
 		return fmt.Errorf("warming account %s: %w", account, err)
 	}
 	return nil

@@ -163,10 +163,7 @@ func (b *bench) warmWorker(ctx context.Context, url string) error {
 		return err
 	}
 	defer ld.close()
-	if err := ld.backlog(ctx, 0, 1); err != nil {
-		return err
-	}
-	if err := ld.wait(ctx, idleLimit); err != nil {
+	if err := ld.one(ctx); err != nil {
 		return fmt.Errorf("warm-up request: %w", err)
 	}
 	return nil
@@ -222,10 +219,7 @@ func (b *bench) listOnce(ctx context.Context, bin string, fake *b2test.Server, n
 	if err != nil {
 		return run, err
 	}
-	if err := ld.backlog(ctx, 0, 1); err != nil {
-		return run, err
-	}
-	if err := ld.wait(ctx, idleLimit); err != nil {
+	if err := ld.one(ctx); err != nil {
 		return run, err
 	}
 	cpu1, err := w.CPUTime()

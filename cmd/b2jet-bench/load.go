@@ -160,6 +160,14 @@ func (l *load) receive(r client.Reply) {
 	}
 }
 
+// one publishes the load's single request and waits for its answer.
+func (l *load) one(ctx context.Context) error {
+	if err := l.backlog(ctx, 0, 1); err != nil {
+		return err
+	}
+	return l.wait(ctx, idleLimit)
+}
+
 // wait waits until every request is answered. It gives up when no reply arrived for idle, or
 // ctx ends. Any error reply or stray reply is an error: the benchmark measures working runs only.
 func (l *load) wait(ctx context.Context, idle time.Duration) error {
